@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+// Ponder: GRPO reasoning trainer. Layers follow ../shared/DESIGN.md; dependencies point one way only:
+// COpenBLAS → Autograd → Model → Training → ponder, with Tasks beside Model and Runs below the CLI.
+import PackageDescription
+
+let package = Package(
+    name: "Ponder",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ponder", targets: ["ponder"]),
+        .library(name: "Autograd", targets: ["Autograd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Only cblas.h is used at compile time. The library itself is opened with dlopen at first
+        // use (Autograd/BLAS.swift), after the kernel has been chosen: OpenBLAS fixes its kernel in a
+        // load-time constructor, so linking it would fix the kernel before main runs. That is also
+        // why there is no `pkgConfig:` here: SwiftPM would add pkg-config's `-lopenblas` to every link.
+        .systemLibrary(
+            name: "COpenBLAS",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "Autograd",
+            dependencies: ["COpenBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"])],
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+        .executableTarget(
+            name: "ponder",
+            dependencies: [
+                "Autograd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,143 @@
+// The one file that calls BLAS (STYLE.md §10).
+//
+// OpenBLAS chooses its compute kernel once, in a constructor that runs when the shared library is
+// loaded. Debian's 0.3.21 does not recognise recent AVX-512 Xeons and falls back to a generic kernel
+// about 5x slower. So Ponder never links OpenBLAS: on first use it sets OPENBLAS_CORETYPE from the
+// CPU's features (unless the user set it), then dlopens the library and resolves the entry points.
+// This works the same for the CLI and for the test binary.
+
+import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// How OpenBLAS was loaded: which kernel runs, and why it was chosen.
+public struct BLASInfo: Sendable {
+    /// The kernel OpenBLAS reports (`openblas_get_corename`), e.g. "SkylakeX".
+    public var kernel: String
+    /// The core type Ponder asked for, or nil when it left the choice to OpenBLAS.
+    public var requested: String?
+    /// Why: "cpu features: avx512f+avx512bw+avx512vl+avx512dq", "OPENBLAS_CORETYPE set by user", …
+    public var reason: String
+    /// Threads OpenBLAS will use.
+    public var threads: Int
+    /// The library path that was opened.
+    public var library: String
+    /// OpenBLAS's build description (`openblas_get_config`).
+    public var config: String
+}
+
+/// The OpenBLAS core type to request for a CPU with these `/proc/cpuinfo` flags, or nil to leave
+/// OpenBLAS's own detection alone.
+public func chooseOpenBLASCoreType(cpuFlags: Set<String>) -> (coreType: String?, reason: String) {
+    let avx512 = ["avx512f", "avx512bw", "avx512vl", "avx512dq"]
+    if avx512.allSatisfy(cpuFlags.contains) {
+        return ("SkylakeX", "cpu features: " + avx512.joined(separator: "+"))
+    }
+    if cpuFlags.contains("avx2") && cpuFlags.contains("fma") {
+        return ("Haswell", "cpu features: avx2+fma")
+    }
+    return (nil, "no AVX2/AVX-512: OpenBLAS's own detection")
+}
+
+/// The CPU feature flags of this machine (empty where /proc/cpuinfo is unreadable).
+public func cpuFeatureFlags() -> Set<String> {
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
+    for line in text.split(separator: "\n") where line.hasPrefix("flags") {
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+    }
+    return []
+}
+
+public enum BLAS {
+    typealias SgemmFn = @convention(c) (
+        CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, Int32, Int32, Int32,
+        Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
+        Float, UnsafeMutablePointer<Float>?, Int32
+    ) -> Void
+    typealias CharFn = @convention(c) () -> UnsafeMutablePointer<CChar>?
+    typealias IntFn = @convention(c) () -> Int32
+    typealias SetIntFn = @convention(c) (Int32) -> Void
+
+    struct Library {
+        let sgemm: SgemmFn
+        let setThreads: SetIntFn
+        let info: BLASInfo
+    }
+
+    static let candidates = [
+        "libopenblas.so.0", "libopenblas.so",
+        "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+        "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
+        "libopenblas.dylib", "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+    ]
+
+    nonisolated(unsafe) static let library: Library = load()
+
+    static func load() -> Library {
+        let env = ProcessInfo.processInfo.environment
+        var requested: String?
+        var reason: String
+        if let user = env["OPENBLAS_CORETYPE"], !user.isEmpty {
+            reason = "OPENBLAS_CORETYPE=\(user) set by user"
+        } else {
+            let choice = chooseOpenBLASCoreType(cpuFlags: cpuFeatureFlags())
+            requested = choice.coreType
+            reason = choice.reason
+            if let core = choice.coreType { setenv("OPENBLAS_CORETYPE", core, 1) }
+        }
+        var handle: UnsafeMutableRawPointer?
+        var opened = ""
+        for path in candidates {
+            if let h = dlopen(path, RTLD_NOW | RTLD_GLOBAL) {
+                handle = h
+                opened = path
+                break
+            }
+        }
+        guard let handle else {
+            fatalError("""
+                Ponder could not open OpenBLAS (tried \(candidates.joined(separator: ", "))).
+                Install it with: apt-get install -y libopenblas-dev
+                """)
+        }
+        func symbol<T>(_ name: String, as type: T.Type) -> T {
+            guard let p = dlsym(handle, name) else {
+                fatalError("OpenBLAS at \(opened) lacks the symbol \(name); install libopenblas-dev 0.3.x")
+            }
+            return unsafeBitCast(p, to: type)
+        }
+        let sgemm = symbol("cblas_sgemm", as: SgemmFn.self)
+        let corename = symbol("openblas_get_corename", as: CharFn.self)
+        let config = symbol("openblas_get_config", as: CharFn.self)
+        let getThreads = symbol("openblas_get_num_threads", as: IntFn.self)
+        let setThreads = symbol("openblas_set_num_threads", as: SetIntFn.self)
+        let info = BLASInfo(
+            kernel: corename().map { String(cString: $0) } ?? "unknown",
+            requested: requested, reason: reason, threads: Int(getThreads()),
+            library: opened, config: config().map { String(cString: $0) } ?? "")
+        return Library(sgemm: sgemm, setThreads: setThreads, info: info)
+    }
+
+    /// Loads OpenBLAS if needed and tells which kernel it runs.
+    public static var info: BLASInfo { library.info }
+
+    /// Sets the number of OpenBLAS threads (the user's OPENBLAS_NUM_THREADS is read at load time).
+    public static func setThreads(_ n: Int) { library.setThreads(Int32(n)) }
+
+    /// C = alpha * op(A) * op(B) + beta * C, all row-major.
+    /// op(A) is (M, K), op(B) is (K, N), C is (M, N); lda/ldb/ldc are row strides.
+    @inline(__always)
+    public static func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        library.sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+import Autograd
+
+@main
+struct Ponder: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ponder",
+        abstract: "Train small language models to reason with GRPO, natively on CPUs.",
+        subcommands: [Bench.self]
+    )
+}
