@@ -25,17 +25,25 @@ let package = Package(
         .target(
             name: "Autograd",
             dependencies: ["COpenBLAS"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"])],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
             linkerSettings: [.linkedLibrary("dl")]
         ),
+        .target(
+            name: "Model",
+            dependencies: ["Autograd"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(name: "Tasks"),
         .executableTarget(
             name: "ponder",
             dependencies: [
-                "Autograd",
+                "Autograd", "Model", "Tasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model"]),
+        .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,2 @@
+// Model: tokenizer, policy, sampler, safetensors I/O.
+import Autograd

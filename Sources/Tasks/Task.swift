@@ -1,0 +1,1 @@
+// Tasks: verifiable problem families, datasets and rule-based rewards. Plain Swift: never imports Autograd.
