@@ -1,0 +1,164 @@
+// Rotary position embedding and causal softmax attention.
+//
+// B batch, H heads, T time, D head size.
+
+import Foundation
+
+/// Precomputed RoPE angles (Su et al. 2021) in Hugging Face Llama's "rotate_half" layout: dimension
+/// i < D/2 pairs with i + D/2, and θ_i = pos · base^(−2i/D).
+public final class RoPETable {
+    public let headDim: Int
+    public let base: Double
+    public let maxPositions: Int
+    let cos: [Float]  // (maxPositions, D/2)
+    let sin: [Float]
+
+    public init(headDim: Int, base: Double = 10_000, maxPositions: Int) {
+        precondition(headDim % 2 == 0, "RoPE needs an even head size, got \(headDim)")
+        self.headDim = headDim
+        self.base = base
+        self.maxPositions = maxPositions
+        let h = headDim / 2
+        var c = [Float](repeating: 0, count: maxPositions * h), s = c
+        for p in 0..<maxPositions {
+            for i in 0..<h {
+                // As transformers: inv_freq in float32, then the product in float32.
+                let invFreq = Float(1.0 / Foundation.pow(base, Double(2 * i) / Double(headDim)))
+                let angle = Float(p) * invFreq
+                c[p * h + i] = Foundation.cos(angle)
+                s[p * h + i] = Foundation.sin(angle)
+            }
+        }
+        cos = c
+        sin = s
+    }
+}
+
+extension Tensor {
+    /// Rotates x (B, T, H, D) by the angles of each token's position; `positions` has B·T entries
+    /// (so left-padded rows and KV-cache offsets get their true positions).
+    /// Fused: a rotation of pairs is one read and one write, where a composition would take six ops.
+    public static func rope(_ x: Tensor, positions: [Int32], table: RoPETable) -> Tensor {
+        precondition(x.rank == 4 && x.dim(-1) == table.headDim, "rope needs (B, T, H, \(table.headDim)), got \(x.shape)")
+        let bt = x.shape[0] * x.shape[1], hd = x.shape[2] * x.shape[3], d = table.headDim, h = d / 2
+        precondition(positions.count == bt, "rope needs \(bt) positions, got \(positions.count)")
+        let out = Tensor(uninitialized: x.shape)
+        let px = x.data, po = out.data, heads = x.shape[2]
+        let rotate = { (src: UnsafeMutablePointer<Float>, dst: UnsafeMutablePointer<Float>, sign: Float, accumulate: Bool) in
+            table.cos.withUnsafeBufferPointer { cs in
+                table.sin.withUnsafeBufferPointer { sn in
+                    Parallel.forRanges(bt, cost: hd * 2) { r in
+                        for t in r {
+                            let p = Int(positions[t])
+                            precondition(p >= 0 && p < table.maxPositions, "position \(p) outside the RoPE table (\(table.maxPositions))")
+                            let c = cs.baseAddress! + p * h, s = sn.baseAddress! + p * h
+                            for hh in 0..<heads {
+                                let xi = src + t * hd + hh * d, yi = dst + t * hd + hh * d
+                                for i in 0..<h {
+                                    let a = xi[i], b = xi[i + h], si = sign * s[i]
+                                    let ya = a * c[i] - b * si, yb = b * c[i] + a * si
+                                    if accumulate { yi[i] += ya; yi[i + h] += yb } else { yi[i] = ya; yi[i + h] = yb }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        rotate(px, po, 1, false)
+        if Autograd.needsGrad(out, x) {
+            Autograd.record {
+                guard let g = outGrad(out) else { return }
+                rotate(g, x.grad, -1, true)  // the transpose of a rotation is the rotation back
+            }
+        }
+        return out
+    }
+
+    /// Causal softmax attention: softmax(q·kᵀ/√D + mask)·v for q, k, v (B, H, T, D) → (B, H, T, D).
+    /// `keyStart[b]` masks the first keys of batch row b (left padding); query rows before it give 0.
+    /// Fused so that the (T, T) scores are made once per head and only the probabilities are saved.
+    public static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyStart: [Int]? = nil) -> Tensor {
+        precondition(q.rank == 4 && q.shape == k.shape && k.shape == v.shape, "attention needs equal (B, H, T, D) shapes, got \(q.shape) \(k.shape) \(v.shape)")
+        let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        if let keyStart { precondition(keyStart.count == b, "keyStart needs \(b) entries") }
+        let scale = 1 / Float(d).squareRoot()
+        let out = Tensor(uninitialized: q.shape)
+        let probs = UnsafeMutablePointer<Float>.allocate(capacity: b * h * t * t)  // (B, H, T, T), saved
+        let tt = t * t, td = t * d
+        for bh in 0..<(b * h) {
+            let p = probs + bh * tt
+            BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: d, alpha: scale,
+                       a: q.data + bh * td, lda: d, b: k.data + bh * td, ldb: d, beta: 0, c: p, ldc: t)
+            let start = keyStart?[bh / h] ?? 0
+            Parallel.forRanges(t, cost: t * 4) { r in
+                for i in r {
+                    let row = p + i * t
+                    if start > i {
+                        row.update(repeating: 0, count: t)
+                        continue
+                    }
+                    var mx = -Float.infinity
+                    for j in start...i { mx = Swift.max(mx, row[j]) }
+                    var s: Float = 0
+                    for j in start...i {
+                        let e = Foundation.exp(row[j] - mx)
+                        row[j] = e
+                        s += e
+                    }
+                    let inv = 1 / s
+                    for j in 0..<start { row[j] = 0 }
+                    for j in start...i { row[j] *= inv }
+                    for j in (i + 1)..<t { row[j] = 0 }
+                }
+            }
+            BLAS.sgemm(transA: false, transB: false, m: t, n: d, k: t,
+                       a: p, lda: t, b: v.data + bh * td, ldb: d, beta: 0, c: out.data + bh * td, ldc: d)
+        }
+        let saved = ProbsBuffer(probs)
+        if Autograd.needsGrad(out, q, k, v) {
+            Autograd.record {
+                guard let g = outGrad(out) else { return }
+                let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
+                defer { dp.deallocate() }
+                for bh in 0..<(b * h) {
+                    let p = saved.pointer + bh * tt, go = g + bh * td
+                    let qd = q.data + bh * td, kd = k.data + bh * td, vd = v.data + bh * td
+                    if v.requiresGrad {  // dV += Pᵀ · dO
+                        BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
+                                   a: p, lda: t, b: go, ldb: d, beta: 1, c: v.grad + bh * td, ldc: d)
+                    }
+                    guard q.requiresGrad || k.requiresGrad else { continue }
+                    // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
+                    BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: d,
+                               a: go, lda: d, b: vd, ldb: d, beta: 0, c: dp, ldc: t)
+                    Parallel.forRanges(t, cost: t * 3) { r in
+                        for i in r {
+                            let pr = p + i * t, dr = dp + i * t
+                            var dot: Float = 0
+                            for j in 0...i { dot += pr[j] * dr[j] }
+                            for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                            for j in (i + 1)..<t { dr[j] = 0 }
+                        }
+                    }
+                    if q.requiresGrad {  // dQ += dS · K
+                        BLAS.sgemm(transA: false, transB: false, m: t, n: d, k: t,
+                                   a: dp, lda: t, b: kd, ldb: d, beta: 1, c: q.grad + bh * td, ldc: d)
+                    }
+                    if k.requiresGrad {  // dK += dSᵀ · Q
+                        BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
+                                   a: dp, lda: t, b: qd, ldb: d, beta: 1, c: k.grad + bh * td, ldc: d)
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Owns the saved attention probabilities until the backward closure that reads them is released.
+final class ProbsBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
+    deinit { pointer.deallocate() }
+}

@@ -1,0 +1,70 @@
+// Matrix multiply through cblas_sgemm. Backward writes straight into the gradients with beta = 1,
+// so accumulation (+=) costs nothing extra.
+
+extension Tensor {
+    /// op(a) · op(b), where op transposes the last two dimensions when asked.
+    ///
+    /// - a: (…, M, K), or (…, K, M) with `transposeA`.
+    /// - b: (K, N) or (N, K) with `transposeB`, shared across a's batch (a linear layer: the batch
+    ///   folds into M and one sgemm runs), or with the same leading dimensions as `a` (batched).
+    /// Returns (…, M, N).
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        precondition(a.rank >= 2 && b.rank >= 2, "matmul needs matrices, got \(a.shape) and \(b.shape)")
+        let aRows = a.dim(-2), aCols = a.dim(-1)
+        let (m, k) = transposeA ? (aCols, aRows) : (aRows, aCols)
+        let (bk, n) = transposeB ? (b.dim(-1), b.dim(-2)) : (b.dim(-2), b.dim(-1))
+        precondition(k == bk, "matmul inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+        let batch = a.count / (aRows * aCols)
+        let shared = b.rank == 2
+        if !shared {
+            precondition(Array(a.shape.dropLast(2)) == Array(b.shape.dropLast(2)),
+                         "batched matmul needs equal batch dimensions, got \(a.shape) and \(b.shape)")
+        }
+        var outShape = Array(a.shape.dropLast(2))
+        outShape += [m, n]
+        let out = Tensor(uninitialized: outShape)
+        let lda = aCols, ldb = b.dim(-1)
+        // A shared right operand with an untransposed left one: fold the batch into M.
+        let fold = shared && !transposeA
+        if fold {
+            BLAS.sgemm(transA: false, transB: transposeB, m: batch * m, n: n, k: k,
+                       a: a.data, lda: lda, b: b.data, ldb: ldb, beta: 0, c: out.data, ldc: n)
+        } else {
+            for i in 0..<batch {
+                BLAS.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                           a: a.data + i * m * k, lda: lda, b: b.data + (shared ? 0 : i * k * n), ldb: ldb,
+                           beta: 0, c: out.data + i * m * n, ldc: n)
+            }
+        }
+        if Autograd.needsGrad(out, a, b) {
+            Autograd.record {
+                guard let g = outGrad(out) else { return }
+                let (mm, nb) = fold ? (batch * m, 1) : (m, batch)
+                for i in 0..<nb {
+                    let ga = a.requiresGrad ? a.grad + i * m * k : nil
+                    let gb = b.requiresGrad ? b.grad + (shared ? 0 : i * k * n) : nil
+                    let pa = a.data + i * m * k, pb = b.data + (shared ? 0 : i * k * n), gc = g + i * m * n
+                    if let ga {
+                        if transposeA {  // A is (K, M): dA = op(B) · dCᵀ
+                            BLAS.sgemm(transA: transposeB, transB: true, m: k, n: mm, k: n,
+                                       a: pb, lda: ldb, b: gc, ldb: n, beta: 1, c: ga, ldc: mm)
+                        } else {  // A is (M, K): dA = dC · op(B)ᵀ
+                            BLAS.sgemm(transA: false, transB: !transposeB, m: mm, n: k, k: n,
+                                       a: gc, lda: n, b: pb, ldb: ldb, beta: 1, c: ga, ldc: k)
+                        }
+                    }
+                    if let gb {
+                        if transposeB {  // B is (N, K): dB = dCᵀ · op(A)
+                            BLAS.sgemm(transA: true, transB: transposeA, m: n, n: k, k: mm,
+                                       a: gc, lda: n, b: pa, ldb: lda, beta: 1, c: gb, ldc: k)
+                        } else {  // B is (K, N): dB = op(A)ᵀ · dC
+                            BLAS.sgemm(transA: !transposeA, transB: false, m: k, n: n, k: mm,
+                                       a: pa, lda: lda, b: gc, ldb: n, beta: 1, c: gb, ldc: n)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

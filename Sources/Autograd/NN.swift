@@ -1,0 +1,199 @@
+// Fused neural-network ops. Each is fused for a stated reason; each has a test against its unfused
+// composition.
+//
+// Dimensions: N rows (tokens), C channels, V vocabulary, B batch, H heads, T time, D head size.
+
+import Foundation
+
+extension Tensor {
+    // MARK: - Embedding
+
+    /// Rows of `table` (V, C) picked by `ids` (any count N) → (N, C), reshaped to `shape` + [C] when given.
+    /// Backward scatter-adds into the picked rows.
+    public static func embedding(_ table: Tensor, ids: [Int32]) -> Tensor {
+        precondition(table.rank == 2, "embedding table must be (V, C), got \(table.shape)")
+        let v = table.shape[0], c = table.shape[1], n = ids.count
+        let out = Tensor(uninitialized: [n, c])
+        let pt = table.data, po = out.data
+        for (i, id) in ids.enumerated() {
+            precondition(id >= 0 && Int(id) < v, "token id \(id) out of range 0..<\(v)")
+            (po + i * c).update(from: pt + Int(id) * c, count: c)
+        }
+        if Autograd.needsGrad(out, table) {
+            Autograd.record {
+                guard let g = outGrad(out) else { return }
+                let gt = table.grad
+                for (i, id) in ids.enumerated() {
+                    let dst = gt + Int(id) * c, src = g + i * c
+                    for j in 0..<c { dst[j] += src[j] }
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: - RMSNorm
+
+    /// y = x / sqrt(mean(x²) + eps) · w over the last dimension; x (…, C), w (C).
+    /// Fused: one pass per row, and backward needs only the saved `rstd` (one float per row).
+    public static func rmsNorm(_ x: Tensor, weight w: Tensor, eps: Float) -> Tensor {
+        let c = x.dim(-1), rows = x.count / c
+        precondition(w.count == c, "rmsNorm weight has \(w.count) values for \(c) channels")
+        let out = Tensor(uninitialized: x.shape)
+        var rstd = [Float](repeating: 0, count: rows)
+        let px = x.data, pw = w.data, py = out.data
+        rstd.withUnsafeMutableBufferPointer { rs in
+            Parallel.forRanges(rows, cost: c * 3) { r in
+                for i in r {
+                    let xi = px + i * c, yi = py + i * c
+                    var ss: Float = 0
+                    for j in 0..<c { ss += xi[j] * xi[j] }
+                    let s = 1 / (ss / Float(c) + eps).squareRoot()
+                    rs[i] = s
+                    for j in 0..<c { yi[j] = xi[j] * s * pw[j] }
+                }
+            }
+        }
+        if Autograd.needsGrad(out, x, w) {
+            Autograd.record {
+                guard let g = outGrad(out) else { return }
+                rstd.withUnsafeBufferPointer { rs in
+                    if x.requiresGrad {
+                        // dx = rstd · (g·w − x · rstd² · mean(g·w·x))
+                        let gx = x.grad
+                        Parallel.forRanges(rows, cost: c * 4) { r in
+                            for i in r {
+                                let xi = px + i * c, gi = g + i * c, dxi = gx + i * c
+                                var dot: Float = 0
+                                for j in 0..<c { dot += gi[j] * pw[j] * xi[j] }
+                                let s = rs[i], k = s * s * s * dot / Float(c)
+                                for j in 0..<c { dxi[j] += s * gi[j] * pw[j] - k * xi[j] }
+                            }
+                        }
+                    }
+                    if w.requiresGrad {
+                        // dw = Σ_rows g · x · rstd, summed in fixed chunks (thread-count independent).
+                        let chunks = Swift.max(1, Swift.min(16, rows / 64))
+                        var partial = [Float](repeating: 0, count: chunks * c)
+                        partial.withUnsafeMutableBufferPointer { part in
+                            Parallel.forFixedChunks(rows, chunks: chunks, cost: c * 2) { ch, r in
+                                let acc = part.baseAddress! + ch * c
+                                for i in r {
+                                    let xi = px + i * c, gi = g + i * c, s = rs[i]
+                                    for j in 0..<c { acc[j] += gi[j] * xi[j] * s }
+                                }
+                            }
+                        }
+                        let gw = w.grad
+                        for ch in 0..<chunks { for j in 0..<c { gw[j] += partial[ch * c + j] } }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: - SwiGLU
+
+    /// silu(gate) ⊙ up (Shazeer 2020). Fused so the MLP's widest activation is made once, not thrice.
+    public static func swiglu(gate: Tensor, up: Tensor) -> Tensor {
+        precondition(gate.shape == up.shape, "swiglu needs equal shapes, got \(gate.shape) and \(up.shape)")
+        let out = Tensor(uninitialized: gate.shape)
+        let pg = gate.data, pu = up.data, po = out.data, n = out.count
+        Parallel.forRanges(n, cost: 8) { r in
+            for i in r {
+                let x = pg[i]
+                po[i] = x / (1 + Foundation.exp(-x)) * pu[i]
+            }
+        }
+        if Autograd.needsGrad(out, gate, up) {
+            Autograd.record {
+                guard let g = outGrad(out) else { return }
+                let gg = gate.requiresGrad ? gate.grad : nil, gu = up.requiresGrad ? up.grad : nil
+                Parallel.forRanges(n, cost: 10) { r in
+                    for i in r {
+                        let x = pg[i], s = 1 / (1 + Foundation.exp(-x))
+                        if let gg { gg[i] += g[i] * pu[i] * s * (1 + x * (1 - s)) }
+                        if let gu { gu[i] += g[i] * x * s }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: - Log-softmax with target gather
+
+    /// log softmax(logits)[target] per row: logits (N, V), targets N ids → (N).
+    /// A target < 0 is ignored (its output is 0 and gets no gradient).
+    /// Fused: the policy-gradient loss needs one logprob per token, and the (N, V) log-softmax
+    /// would be written and read back for nothing. Saves the row's log-sum-exp only.
+    public static func logSoftmaxGather(_ logits: Tensor, targets: [Int32]) -> Tensor {
+        let v = logits.dim(-1), n = logits.count / v
+        precondition(targets.count == n, "\(targets.count) targets for \(n) rows")
+        let out = Tensor(uninitialized: [n])
+        var lse = [Float](repeating: 0, count: n)
+        let pl = logits.data, po = out.data
+        lse.withUnsafeMutableBufferPointer { ls in
+            targets.withUnsafeBufferPointer { tg in
+                Parallel.forRanges(n, cost: v * 3) { r in
+                    for i in r {
+                        let row = pl + i * v
+                        var mx = -Float.infinity
+                        for j in 0..<v { mx = Swift.max(mx, row[j]) }
+                        var s: Float = 0
+                        for j in 0..<v { s += Foundation.exp(row[j] - mx) }
+                        let l = mx + Foundation.log(s)
+                        ls[i] = l
+                        let t = Int(tg[i])
+                        precondition(t < v, "target \(t) out of range 0..<\(v)")
+                        po[i] = t >= 0 ? row[t] - l : 0
+                    }
+                }
+            }
+        }
+        if Autograd.needsGrad(out, logits) {
+            Autograd.record {
+                guard let g = outGrad(out) else { return }
+                let gl = logits.grad
+                lse.withUnsafeBufferPointer { ls in
+                    targets.withUnsafeBufferPointer { tg in
+                        Parallel.forRanges(n, cost: v * 3) { r in
+                            for i in r {
+                                let t = Int(tg[i])
+                                if t < 0 { continue }
+                                let row = pl + i * v, grow = gl + i * v, gi = g[i], l = ls[i]
+                                for j in 0..<v { grow[j] -= gi * Foundation.exp(row[j] - l) }
+                                grow[t] += gi
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Entropy of softmax(logits) per row, (N, V) → (N). A metric: not recorded.
+    public static func softmaxEntropy(_ logits: Tensor) -> [Float] {
+        let v = logits.dim(-1), n = logits.count / v, pl = logits.data
+        var out = [Float](repeating: 0, count: n)
+        out.withUnsafeMutableBufferPointer { po in
+            Parallel.forRanges(n, cost: v * 4) { r in
+                for i in r {
+                    let row = pl + i * v
+                    var mx = -Float.infinity
+                    for j in 0..<v { mx = Swift.max(mx, row[j]) }
+                    var s: Float = 0, sx: Float = 0
+                    for j in 0..<v {
+                        let e = Foundation.exp(row[j] - mx)
+                        s += e
+                        sx += e * (row[j] - mx)
+                    }
+                    po[i] = Foundation.log(s) - sx / s
+                }
+            }
+        }
+        return out
+    }
+}

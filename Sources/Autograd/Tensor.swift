@@ -1,0 +1,142 @@
+// Tensor: Float32, row-major, contiguous, up to 4-D.
+//
+// A tensor is a shape over a Storage. Reshape makes a new tensor over the same storage, so a view and
+// its base share both values and gradient: reshape needs no backward at all.
+// Gradients are lazily allocated, zero-filled buffers on the storage; ops add (+=) into them, and
+// `zeroGrad()` clears them (STYLE.md §1).
+
+import Foundation
+
+/// Owned memory for a tensor's values and, once needed, its gradient.
+public final class Storage {
+    public let count: Int
+    public let data: UnsafeMutablePointer<Float>
+    fileprivate(set) var gradBuffer: UnsafeMutablePointer<Float>?
+
+    init(count: Int) {
+        self.count = count
+        data = .allocate(capacity: Swift.max(count, 1))
+    }
+
+    deinit {
+        data.deallocate()
+        gradBuffer?.deallocate()
+    }
+
+    /// The gradient buffer, allocated and zeroed on first use.
+    var grad: UnsafeMutablePointer<Float> {
+        if let g = gradBuffer { return g }
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(count, 1))
+        g.initialize(repeating: 0, count: count)
+        gradBuffer = g
+        return g
+    }
+}
+
+public final class Tensor {
+    /// Dimensions, outermost first. A scalar has shape [1].
+    public let shape: [Int]
+    public let storage: Storage
+    /// Whether backward computes a gradient for this tensor (true for parameters and for the
+    /// outputs of recorded ops that read one).
+    public var requiresGrad: Bool
+
+    public var count: Int { storage.count }
+    public var rank: Int { shape.count }
+    /// Values, `count` floats, row-major.
+    @inline(__always) public var data: UnsafeMutablePointer<Float> { storage.data }
+    /// The gradient buffer (allocated and zeroed on first access).
+    @inline(__always) public var grad: UnsafeMutablePointer<Float> { storage.grad }
+    /// Whether a gradient buffer exists, i.e. something flowed into it since creation.
+    public var hasGrad: Bool { storage.gradBuffer != nil }
+
+    /// A new, uninitialised tensor. Callers must write every element.
+    public init(uninitialized shape: [Int], requiresGrad: Bool = false) {
+        precondition(!shape.isEmpty && shape.count <= 4, "tensors have 1 to 4 dimensions, got \(shape)")
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.storage = Storage(count: shape.reduce(1, *))
+        self.requiresGrad = requiresGrad
+    }
+
+    init(shape: [Int], storage: Storage, requiresGrad: Bool) {
+        precondition(shape.reduce(1, *) == storage.count, "shape \(shape) does not fit \(storage.count) values")
+        precondition(!shape.isEmpty && shape.count <= 4, "tensors have 1 to 4 dimensions, got \(shape)")
+        self.shape = shape
+        self.storage = storage
+        self.requiresGrad = requiresGrad
+    }
+
+    /// A tensor filled with `value`.
+    public convenience init(shape: [Int], repeating value: Float, requiresGrad: Bool = false) {
+        self.init(uninitialized: shape, requiresGrad: requiresGrad)
+        data.initialize(repeating: value, count: count)
+    }
+
+    public static func zeros(_ shape: [Int], requiresGrad: Bool = false) -> Tensor {
+        Tensor(shape: shape, repeating: 0, requiresGrad: requiresGrad)
+    }
+
+    /// A tensor holding `values` (whose count must match the shape).
+    public convenience init(shape: [Int], _ values: [Float], requiresGrad: Bool = false) {
+        self.init(uninitialized: shape, requiresGrad: requiresGrad)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+    }
+
+    /// A one-element tensor.
+    public static func scalar(_ value: Float, requiresGrad: Bool = false) -> Tensor {
+        Tensor(shape: [1], [value], requiresGrad: requiresGrad)
+    }
+
+    /// Values drawn from N(0, std²) with the given generator.
+    public static func randn(_ shape: [Int], std: Float = 1, rng: inout RNG, requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(uninitialized: shape, requiresGrad: requiresGrad)
+        for i in 0..<t.count { t.data[i] = Float(rng.normal()) * std }
+        return t
+    }
+
+    /// Values drawn uniformly from [lo, hi).
+    public static func uniform(_ shape: [Int], _ lo: Float, _ hi: Float, rng: inout RNG, requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(uninitialized: shape, requiresGrad: requiresGrad)
+        for i in 0..<t.count { t.data[i] = lo + (hi - lo) * Float(rng.uniform()) }
+        return t
+    }
+
+    /// The values as an array (copies).
+    public var array: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+    /// The gradient as an array (zeros where none has flowed).
+    public var gradArray: [Float] {
+        hasGrad ? Array(UnsafeBufferPointer(start: storage.gradBuffer!, count: count)) : [Float](repeating: 0, count: count)
+    }
+    /// The single value of a one-element tensor.
+    public var item: Float {
+        precondition(count == 1, "item() needs one element, shape is \(shape)")
+        return data[0]
+    }
+
+    /// Sets the gradient to zero (keeps the buffer).
+    public func zeroGrad() {
+        if let g = storage.gradBuffer { g.update(repeating: 0, count: count) }
+    }
+
+    /// A tensor over the same values that never records gradients.
+    public func detached() -> Tensor { Tensor(shape: shape, storage: storage, requiresGrad: false) }
+
+    /// A deep copy of the values (no gradient, not recorded).
+    public func copy() -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        t.data.update(from: data, count: count)
+        return t
+    }
+
+    /// Size of dimension `d`; negative counts from the end.
+    @inline(__always) public func dim(_ d: Int) -> Int { shape[d < 0 ? shape.count + d : d] }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let shown = array.prefix(8).map { String(format: "%.4g", $0) }.joined(separator: ", ")
+        return "Tensor(\(shape), [\(shown)\(count > 8 ? ", …" : "")])"
+    }
+}

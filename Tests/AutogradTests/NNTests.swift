@@ -1,0 +1,139 @@
+import Autograd
+import XCTest
+
+final class NNTests: XCTestCase {
+    func testEmbeddingGatherWithRepeatedIds() {
+        let table = param([6, 4], seed: 50)
+        let ids: [Int32] = [3, 0, 3, 5, 1]
+        GradCheck.check([table]) { Tensor.embedding($0[0], ids: ids) }
+        let e = Autograd.noGrad { Tensor.embedding(table, ids: ids) }
+        XCTAssertEqual(Array(e.array[0..<4]), Array(table.array[12..<16]))
+    }
+
+    func testRMSNorm() {
+        let x = param([3, 7], seed: 51), w = param([7], seed: 52, lo: 0.5, hi: 1.5)
+        GradCheck.check([x, w]) { Tensor.rmsNorm($0[0], weight: $0[1], eps: 1e-5) }
+        let x3 = param([2, 2, 5], seed: 53), w3 = param([5], seed: 54)
+        GradCheck.check([x3, w3]) { Tensor.rmsNorm($0[0], weight: $0[1], eps: 1e-6) }
+        GradCheck.sameAs([x, w], fused: { Tensor.rmsNorm($0[0], weight: $0[1], eps: 1e-5) }) { t in
+            let ms = (t[0] * t[0]).mean(axis: -1, keepDim: true)  // (N, 1)
+            return t[0] / ms.shifted(by: 1e-5).sqrt() * t[1]
+        }
+    }
+
+    func testSwiGLU() {
+        let g = param([4, 6], seed: 55, lo: -3, hi: 3), u = param([4, 6], seed: 56)
+        GradCheck.check([g, u]) { Tensor.swiglu(gate: $0[0], up: $0[1]) }
+        GradCheck.sameAs([g, u], fused: { Tensor.swiglu(gate: $0[0], up: $0[1]) }) { $0[0].silu() * $0[1] }
+    }
+
+    func testLogSoftmaxGather() {
+        let logits = param([5, 7], seed: 57, lo: -3, hi: 3)
+        let targets: [Int32] = [0, 6, 3, -1, 2]
+        GradCheck.check([logits]) { Tensor.logSoftmaxGather($0[0], targets: targets) }
+        // Unfused: log-softmax by composition, then pick the target with a one-hot mask.
+        var onehot = [Float](repeating: 0, count: 35)
+        for (i, t) in targets.enumerated() where t >= 0 { onehot[i * 7 + Int(t)] = 1 }
+        let hot = Tensor(shape: [5, 7], onehot)
+        GradCheck.sameAs([logits], fused: { Tensor.logSoftmaxGather($0[0], targets: targets) }) { t in
+            let shiftBy = Autograd.noGrad { t[0].copy() }  // a constant row max keeps exp in range
+            var mx = [Float](repeating: 0, count: 5)
+            for i in 0..<5 { mx[i] = (0..<7).map { shiftBy.data[i * 7 + $0] }.max()! }
+            let z = t[0] - Tensor(shape: [5, 1], mx)
+            let logp = z - z.exp().sum(axis: 1, keepDim: true).log()
+            return (logp * hot).sum(axis: 1)
+        }
+        // Ignored targets give exactly 0 and no gradient.
+        logits.zeroGrad()
+        let lp = Tensor.logSoftmaxGather(logits, targets: targets)
+        XCTAssertEqual(lp.data[3], 0)
+        lp.sum().backward()
+        XCTAssertTrue(logits.gradArray[21..<28].allSatisfy { $0 == 0 })
+        // Each valid row's gradient sums to 0 (softmax minus one-hot).
+        XCTAssertEqual(logits.gradArray[0..<7].reduce(0, +), 0, accuracy: 1e-6)
+    }
+
+    func testEntropyOfUniformAndPeakedRows() {
+        let t = Tensor(shape: [2, 4], [0, 0, 0, 0, 50, 0, 0, 0])
+        let h = Tensor.softmaxEntropy(t)
+        XCTAssertEqual(h[0], Float(log(4.0)), accuracy: 1e-6)
+        XCTAssertEqual(h[1], 0, accuracy: 1e-6)
+    }
+
+    func testRoPE() {
+        let table = RoPETable(headDim: 4, base: 10_000, maxPositions: 16)
+        let x = param([2, 3, 2, 4], seed: 58)
+        let positions: [Int32] = [0, 1, 2, 5, 6, 7]
+        GradCheck.check([x]) { Tensor.rope($0[0], positions: positions, table: table) }
+        // Position 0 is the identity; rotation keeps each pair's norm.
+        let y = Autograd.noGrad { Tensor.rope(x, positions: positions, table: table) }
+        XCTAssertEqual(Array(y.array[0..<8]), Array(x.array[0..<8]))
+        let n0 = x.data[8] * x.data[8] + x.data[10] * x.data[10]
+        let n1 = y.data[8] * y.data[8] + y.data[10] * y.data[10]
+        XCTAssertEqual(n0, n1, accuracy: 1e-5)
+        // Unfused composition in rotate_half form: x·cos + rotate_half(x)·sin.
+        var cosv = [Float](), sinv = [Float]()
+        for p in positions {
+            for _ in 0..<2 {
+                for i in 0..<4 {
+                    let freq = 1 / pow(10_000, Double(2 * (i % 2)) / 4)
+                    cosv.append(Float(cos(Double(p) * freq)))
+                    sinv.append(Float(sin(Double(p) * freq)))
+                }
+            }
+        }
+        let c = Tensor(shape: [2, 3, 2, 4], cosv), s = Tensor(shape: [2, 3, 2, 4], sinv)
+        GradCheck.sameAs([x], fused: { Tensor.rope($0[0], positions: positions, table: table) }) { t in
+            let x1 = t[0].slice(axis: 3, 0..<2), x2 = t[0].slice(axis: 3, 2..<4)
+            return t[0] * c + Tensor.concat([-x2, x1], axis: 3) * s
+        }
+    }
+
+    /// Attention by composition: scores, an additive mask, softmax by ops, then values.
+    func referenceAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyStart: [Int]?) -> Tensor {
+        let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let scores = Tensor.matmul(q, k, transposeB: true) * (1 / Float(d).squareRoot())
+        var allowed = [Float](repeating: 0, count: b * h * t * t)
+        for bb in 0..<b {
+            for hh in 0..<h {
+                for i in 0..<t {
+                    for j in 0..<t where j <= i && j >= (keyStart?[bb] ?? 0) {
+                        allowed[((bb * h + hh) * t + i) * t + j] = 1
+                    }
+                }
+            }
+        }
+        let mask = Tensor(shape: [b, h, t, t], allowed)
+        let e = Tensor.where_(mask, scores, Tensor.zeros(scores.shape)).exp() * mask
+        let denom = e.sum(axis: 3, keepDim: true) + Tensor(shape: [1], [1e-30])
+        return Tensor.matmul(e / denom, v)
+    }
+
+    func testCausalAttention() {
+        let q = param([2, 2, 5, 3], seed: 60), k = param([2, 2, 5, 3], seed: 61), v = param([2, 2, 5, 3], seed: 62)
+        GradCheck.check([q, k, v]) { Tensor.causalAttention($0[0], $0[1], $0[2]) }
+        GradCheck.sameAs([q, k, v], fused: { Tensor.causalAttention($0[0], $0[1], $0[2]) }) {
+            self.referenceAttention($0[0], $0[1], $0[2], keyStart: nil)
+        }
+        // The first query attends only to itself.
+        let out = Autograd.noGrad { Tensor.causalAttention(q, k, v) }
+        XCTAssertEqual(Array(out.array[0..<3]), Array(v.array[0..<3]))
+    }
+
+    func testCausalAttentionWithLeftPadding() {
+        let q = param([2, 1, 6, 4], seed: 63), k = param([2, 1, 6, 4], seed: 64), v = param([2, 1, 6, 4], seed: 65)
+        let start = [2, 0]
+        GradCheck.check([q, k, v]) { Tensor.causalAttention($0[0], $0[1], $0[2], keyStart: start) }
+        GradCheck.sameAs([q, k, v], fused: { Tensor.causalAttention($0[0], $0[1], $0[2], keyStart: start) }) {
+            self.referenceAttention($0[0], $0[1], $0[2], keyStart: start)
+        }
+        // A padded row gives the same output as the unpadded sequence on its own.
+        let qs = q.slice(axis: 0, 0..<1).slice(axis: 2, 2..<6), ks = k.slice(axis: 0, 0..<1).slice(axis: 2, 2..<6)
+        let vs = v.slice(axis: 0, 0..<1).slice(axis: 2, 2..<6)
+        Autograd.clearTape()
+        let alone = Autograd.noGrad { Tensor.causalAttention(qs, ks, vs) }
+        let padded = Autograd.noGrad { Tensor.causalAttention(q, k, v, keyStart: start) }
+        for i in 0..<16 { XCTAssertEqual(padded.data[8 + i], alone.data[i], accuracy: 1e-6) }
+        XCTAssertTrue(padded.array[0..<8].allSatisfy { $0 == 0 })
+    }
+}

@@ -1,0 +1,57 @@
+import Autograd
+import XCTest
+
+final class TapeTests: XCTestCase {
+    func testGradientsAccumulateAcrossBackwardCallsUntilZeroed() {
+        let w = param([3], seed: 70)
+        let x = Tensor(shape: [3], [1, 2, 3])
+        (w * x).sum().backward()
+        XCTAssertEqual(w.gradArray, [1, 2, 3])
+        (w * x).sum().backward()
+        XCTAssertEqual(w.gradArray, [2, 4, 6])
+        w.zeroGrad()
+        XCTAssertEqual(w.gradArray, [0, 0, 0])
+    }
+
+    func testNoGradRecordsNothing() {
+        let w = param([4], seed: 71)
+        Autograd.clearTape()
+        let y = Autograd.noGrad { (w * w).exp().sum() }
+        XCTAssertEqual(Autograd.pendingOps, 0)
+        XCTAssertFalse(y.requiresGrad)
+        let z = (w * w).sum()
+        XCTAssertEqual(Autograd.pendingOps, 2)
+        XCTAssertTrue(z.requiresGrad)
+        z.backward()
+        XCTAssertEqual(Autograd.pendingOps, 0)
+    }
+
+    func testConstantsGetNoGradient() {
+        let w = param([2], seed: 72)
+        let c = Tensor(shape: [2], [5, 6])
+        (w * c).sum().backward()
+        XCTAssertFalse(c.hasGrad)
+        XCTAssertEqual(w.gradArray, [5, 6])
+    }
+
+    func testSharedInputAddsBothPaths() {
+        // y = x·x + x: dy/dx = 2x + 1
+        let x = Tensor(shape: [2], [3, -1], requiresGrad: true)
+        (x * x + x).sum().backward()
+        XCTAssertEqual(x.gradArray, [7, -1])
+    }
+
+    func testRNGIsDeterministicAndStreamsDiffer() {
+        var a = RNG(seed: 42, stream: "init"), b = RNG(seed: 42, stream: "init"), c = RNG(seed: 42, stream: "sampling")
+        let xa = (0..<5).map { _ in a.next() }, xb = (0..<5).map { _ in b.next() }, xc = (0..<5).map { _ in c.next() }
+        XCTAssertEqual(xa, xb)
+        XCTAssertNotEqual(xa, xc)
+        var r = RNG(seed: 1)
+        let normals = (0..<20_000).map { _ in r.normal() }
+        let mean = normals.reduce(0, +) / 20_000
+        let variance = normals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 20_000
+        XCTAssertEqual(mean, 0, accuracy: 0.03)
+        XCTAssertEqual(variance, 1, accuracy: 0.05)
+        XCTAssertTrue((0..<1000).allSatisfy { _ in (0..<7).contains(r.int(below: 7)) })
+    }
+}
