@@ -86,13 +86,14 @@ extension Tensor {
         let out = Tensor(uninitialized: q.shape)
         let probs = UnsafeMutablePointer<Float>.allocate(capacity: b * h * t * t)  // (B, H, T, T), saved
         let tt = t * t, td = t * d
-        for bh in 0..<(b * h) {
-            let p = probs + bh * tt
-            BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: d, alpha: scale,
-                       a: q.data + bh * td, lda: d, b: k.data + bh * td, ldb: d, beta: 0, c: p, ldc: t)
-            let start = keyStart?[bh / h] ?? 0
-            Parallel.forRanges(t, cost: t * 4) { r in
-                for i in r {
+        // Heads are independent: each thread takes whole (b, h) pairs, with single-threaded sgemms.
+        Parallel.forRanges(b * h, cost: 4 * tt * d) { range in
+            for bh in range {
+                let p = probs + bh * tt
+                BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: d, alpha: scale,
+                           a: q.data + bh * td, lda: d, b: k.data + bh * td, ldb: d, beta: 0, c: p, ldc: t)
+                let start = keyStart?[bh / h] ?? 0
+                for i in 0..<t {
                     let row = p + i * t
                     if start > i {
                         row.update(repeating: 0, count: t)
@@ -111,43 +112,45 @@ extension Tensor {
                     for j in start...i { row[j] *= inv }
                     for j in (i + 1)..<t { row[j] = 0 }
                 }
+                BLAS.sgemm(transA: false, transB: false, m: t, n: d, k: t,
+                           a: p, lda: t, b: v.data + bh * td, ldb: d, beta: 0, c: out.data + bh * td, ldc: d)
             }
-            BLAS.sgemm(transA: false, transB: false, m: t, n: d, k: t,
-                       a: p, lda: t, b: v.data + bh * td, ldb: d, beta: 0, c: out.data + bh * td, ldc: d)
         }
         let saved = ProbsBuffer(probs)
         if Autograd.needsGrad(out, q, k, v) {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
-                let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
-                defer { dp.deallocate() }
-                for bh in 0..<(b * h) {
-                    let p = saved.pointer + bh * tt, go = g + bh * td
-                    let qd = q.data + bh * td, kd = k.data + bh * td, vd = v.data + bh * td
-                    if v.requiresGrad {  // dV += Pᵀ · dO
-                        BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
-                                   a: p, lda: t, b: go, ldb: d, beta: 1, c: v.grad + bh * td, ldc: d)
-                    }
-                    guard q.requiresGrad || k.requiresGrad else { continue }
-                    // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-                    BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: d,
-                               a: go, lda: d, b: vd, ldb: d, beta: 0, c: dp, ldc: t)
-                    Parallel.forRanges(t, cost: t * 3) { r in
-                        for i in r {
+                let gq = q.requiresGrad ? q.grad : nil, gk = k.requiresGrad ? k.grad : nil
+                let gv = v.requiresGrad ? v.grad : nil
+                Parallel.forRanges(b * h, cost: 8 * tt * d) { range in
+                    let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
+                    defer { dp.deallocate() }
+                    for bh in range {
+                        let p = saved.pointer + bh * tt, go = g + bh * td
+                        let qd = q.data + bh * td, kd = k.data + bh * td, vd = v.data + bh * td
+                        if let gv {  // dV += Pᵀ · dO
+                            BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
+                                       a: p, lda: t, b: go, ldb: d, beta: 1, c: gv + bh * td, ldc: d)
+                        }
+                        guard gq != nil || gk != nil else { continue }
+                        // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
+                        BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: d,
+                                   a: go, lda: d, b: vd, ldb: d, beta: 0, c: dp, ldc: t)
+                        for i in 0..<t {
                             let pr = p + i * t, dr = dp + i * t
                             var dot: Float = 0
                             for j in 0...i { dot += pr[j] * dr[j] }
                             for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
                             for j in (i + 1)..<t { dr[j] = 0 }
                         }
-                    }
-                    if q.requiresGrad {  // dQ += dS · K
-                        BLAS.sgemm(transA: false, transB: false, m: t, n: d, k: t,
-                                   a: dp, lda: t, b: kd, ldb: d, beta: 1, c: q.grad + bh * td, ldc: d)
-                    }
-                    if k.requiresGrad {  // dK += dSᵀ · Q
-                        BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
-                                   a: dp, lda: t, b: qd, ldb: d, beta: 1, c: k.grad + bh * td, ldc: d)
+                        if let gq {  // dQ += dS · K
+                            BLAS.sgemm(transA: false, transB: false, m: t, n: d, k: t,
+                                       a: dp, lda: t, b: kd, ldb: d, beta: 1, c: gq + bh * td, ldc: d)
+                        }
+                        if let gk {  // dK += dSᵀ · Q
+                            BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
+                                       a: dp, lda: t, b: qd, ldb: d, beta: 1, c: gk + bh * td, ldc: d)
+                        }
                     }
                 }
             }

@@ -10,6 +10,7 @@ import COpenBLAS
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import Foundation
 
 /// How OpenBLAS was loaded: which kernel runs, and why it was chosen.
@@ -20,7 +21,8 @@ public struct BLASInfo: Sendable {
     public var requested: String?
     /// Why: "cpu features: avx512f+avx512bw+avx512vl+avx512dq", "OPENBLAS_CORETYPE set by user", …
     public var reason: String
-    /// Threads OpenBLAS will use.
+    /// Threads OpenBLAS uses within one call (1 unless the user set OPENBLAS_NUM_THREADS: Ponder
+    /// splits calls across its own threads instead).
     public var threads: Int
     /// The library path that was opened.
     public var library: String
@@ -65,6 +67,8 @@ public enum BLAS {
         let sgemm: SgemmFn
         let setThreads: SetIntFn
         let info: BLASInfo
+        /// Whether `gemm` splits calls across Ponder's threads (not when the user set OpenBLAS's own).
+        let splitsGemm: Bool
     }
 
     static let candidates = [
@@ -80,6 +84,11 @@ public enum BLAS {
         let env = ProcessInfo.processInfo.environment
         var requested: String?
         var reason: String
+        // Ponder splits each GEMM across its own threads (`gemm`), so OpenBLAS runs one thread per
+        // call: its idle workers otherwise spin in sched_yield and take the second core away from
+        // Ponder's elementwise kernels (a third of a training step, measured with perf).
+        let userThreads = env["OPENBLAS_NUM_THREADS"].flatMap { Int($0) }
+        if userThreads == nil { setenv("OPENBLAS_NUM_THREADS", "1", 1) }
         if let user = env["OPENBLAS_CORETYPE"], !user.isEmpty {
             reason = "OPENBLAS_CORETYPE=\(user) set by user"
         } else {
@@ -118,7 +127,44 @@ public enum BLAS {
             kernel: corename().map { String(cString: $0) } ?? "unknown",
             requested: requested, reason: reason, threads: Int(getThreads()),
             library: opened, config: config().map { String(cString: $0) } ?? "")
-        return Library(sgemm: sgemm, setThreads: setThreads, info: info)
+        return Library(sgemm: sgemm, setThreads: setThreads, info: info, splitsGemm: userThreads == nil)
+    }
+
+    /// C = alpha·op(A)·op(B) + beta·C like `sgemm`, split across `Parallel.threads` by rows of C
+    /// (or by columns when C is wide), each part one single-threaded OpenBLAS call. With
+    /// `split: false` it is one call (for callers already running on several threads).
+    public static func gemm(
+        split: Bool = true, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let parts = Parallel.threads
+        let lib = library
+        if !split || !lib.splitsGemm || parts <= 1 || m * n * k < 1 << 18 || (m < 2 * parts && n < 32 * parts) {
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c, ldc: ldc)
+            return
+        }
+        if m >= n || n < 32 * parts {
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let lo = m * p / parts, hi = m * (p + 1) / parts
+                if lo == hi { return }
+                sgemm(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                      a: a + (transA ? lo : lo * lda), lda: lda, b: b, ldb: ldb,
+                      beta: beta, c: c + lo * ldc, ldc: ldc)
+            }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                // column blocks of 16 keep each part's B panel aligned to the kernel's width
+                let blocks = (n + 15) / 16
+                let lo = min(n, 16 * (blocks * p / parts)), hi = min(n, 16 * (blocks * (p + 1) / parts))
+                if lo == hi { return }
+                sgemm(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
+                      a: a, lda: lda, b: b + (transB ? lo * ldb : lo), ldb: ldb,
+                      beta: beta, c: c + lo, ldc: ldc)
+            }
+        }
     }
 
     /// Loads OpenBLAS if needed and tells which kernel it runs.

@@ -27,44 +27,54 @@ extension Tensor {
         // A shared right operand with an untransposed left one: fold the batch into M.
         let fold = shared && !transposeA
         if fold {
-            BLAS.sgemm(transA: false, transB: transposeB, m: batch * m, n: n, k: k,
+            BLAS.gemm(transA: false, transB: transposeB, m: batch * m, n: n, k: k,
                        a: a.data, lda: lda, b: b.data, ldb: ldb, beta: 0, c: out.data, ldc: n)
         } else {
-            for i in 0..<batch {
-                BLAS.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
-                           a: a.data + i * m * k, lda: lda, b: b.data + (shared ? 0 : i * k * n), ldb: ldb,
-                           beta: 0, c: out.data + i * m * n, ldc: n)
+            // Independent products: one single-threaded sgemm each, the batch split across threads.
+            Parallel.forRanges(batch, cost: m * n * k) { r in
+                for i in r {
+                    BLAS.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                               a: a.data + i * m * k, lda: lda, b: b.data + (shared ? 0 : i * k * n), ldb: ldb,
+                               beta: 0, c: out.data + i * m * n, ldc: n)
+                }
             }
         }
         if Autograd.needsGrad(out, a, b) {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
                 let (mm, nb) = fold ? (batch * m, 1) : (m, batch)
-                for i in 0..<nb {
+                // Per-batch products run in parallel unless they all add into one shared dB.
+                let each = { (i: Int, split: Bool) in
                     let ga = a.requiresGrad ? a.grad + i * m * k : nil
                     let gb = b.requiresGrad ? b.grad + (shared ? 0 : i * k * n) : nil
                     let pa = a.data + i * m * k, pb = b.data + (shared ? 0 : i * k * n), gc = g + i * m * n
                     if let ga {
                         if transposeA {  // A is (K, M): dA = op(B) · dCᵀ
-                            BLAS.sgemm(transA: transposeB, transB: true, m: k, n: mm, k: n,
+                            BLAS.gemm(split: split, transA: transposeB, transB: true, m: k, n: mm, k: n,
                                        a: pb, lda: ldb, b: gc, ldb: n, beta: 1, c: ga, ldc: mm)
                         } else {  // A is (M, K): dA = dC · op(B)ᵀ
-                            BLAS.sgemm(transA: false, transB: !transposeB, m: mm, n: k, k: n,
+                            BLAS.gemm(split: split, transA: false, transB: !transposeB, m: mm, n: k, k: n,
                                        a: gc, lda: n, b: pb, ldb: ldb, beta: 1, c: ga, ldc: k)
                         }
                     }
                     if let gb {
                         if transposeB {  // B is (N, K): dB = dCᵀ · op(A)
-                            BLAS.sgemm(transA: true, transB: transposeA, m: n, n: k, k: mm,
+                            BLAS.gemm(split: split, transA: true, transB: transposeA, m: n, n: k, k: mm,
                                        a: gc, lda: n, b: pa, ldb: lda, beta: 1, c: gb, ldc: k)
                         } else {  // B is (K, N): dB = op(A)ᵀ · dC
-                            BLAS.sgemm(transA: !transposeA, transB: false, m: k, n: n, k: mm,
+                            BLAS.gemm(split: split, transA: !transposeA, transB: false, m: k, n: n, k: mm,
                                        a: pa, lda: lda, b: gc, ldb: n, beta: 1, c: gb, ldc: n)
                         }
                     }
+                }
+                if fold || (shared && b.requiresGrad) {
+                    for i in 0..<nb { each(i, true) }
+                } else {
+                    Parallel.forRanges(nb, cost: 2 * m * n * k) { r in for i in r { each(i, false) } }
                 }
             }
         }
         return out
     }
 }
+

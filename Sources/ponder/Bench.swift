@@ -4,27 +4,79 @@ import Foundation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure Ponder against the peer scripts in ../shared/bench.",
-        subcommands: [BenchMatmul.self]
+        abstract: "Measure Ponder on the same work as the peer scripts in ../shared/bench.",
+        subcommands: [BenchMatmul.self, BenchTrain.self, BenchGenerate.self]
     )
+}
+
+/// Flags every benchmark takes.
+struct BenchOutput: ParsableArguments {
+    @Flag(help: "Print one JSON object per measurement.") var json = false
+    @Option(help: "Timed repetitions; the median is reported.") var repeats = 5
+
+    func emit(_ fields: KeyValuePairs<String, Any>, text: String) {
+        if json {
+            var parts: [String] = []
+            for (k, v) in fields {
+                switch v {
+                case let s as String: parts.append("\"\(k)\":\"\(s)\"")
+                case let d as Double: parts.append("\"\(k)\":\(String(format: "%.4g", d))")
+                default: parts.append("\"\(k)\":\(v)")
+                }
+            }
+            print("{" + parts.joined(separator: ",") + "}")
+        } else {
+            print(text)
+        }
+        fflush(stdout)
+    }
+}
+
+/// Seconds taken by `body`, the median over `repeats` runs after one warm-up.
+func medianSeconds(repeats: Int, body: () -> Void) -> Double {
+    body()
+    var times: [Double] = []
+    for _ in 0..<max(1, repeats) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+    }
+    return times.sorted()[times.count / 2]
 }
 
 struct BenchMatmul: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "matmul", abstract: "sgemm GFLOP/s at 2048³ and at transformer shapes, with the kernel in use.")
-    @Flag(help: "Print one JSON object per line.") var json = false
+        commandName: "matmul",
+        abstract: "sgemm GFLOP/s at 2048³ and at transformer shapes, with the OpenBLAS kernel in use.")
+    @OptionGroup var output: BenchOutput
+
+    /// (M, N, K): the square reference, a training step's QKV/out projections and MLP (4096 tokens
+    /// at d=256, ff=768), and one decoding step of a 64-sequence batch.
+    static let shapes = [(2048, 2048, 2048), (4096, 256, 256), (4096, 768, 256), (64, 256, 256)]
 
     func run() throws {
         let info = BLAS.info
-        print("\(info.kernel) \(info.reason) threads=\(info.threads)")
-        let n = 2048
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n); a.initialize(repeating: 0.5, count: n*n)
-        let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
-        for _ in 0..<3 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            BLAS.sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a, lda: n, b: a, ldb: n, beta: 0, c: c, ldc: n)
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            print(2.0 * Double(n*n*n) / dt / 1e9)
+        if !output.json {
+            let why = info.requested == nil ? info.reason : "chosen by Ponder from " + info.reason
+            print("OpenBLAS kernel: \(info.kernel) (\(why)), \(info.threads) threads")
+            print("library: \(info.library)")
+        }
+        for (m, n, k) in Self.shapes {
+            var rng = RNG(seed: 1)
+            let a = Tensor.randn([m, k], rng: &rng), b = Tensor.randn([k, n], rng: &rng)
+            let c = Tensor(uninitialized: [m, n])
+            let flops = 2.0 * Double(m) * Double(n) * Double(k)
+            let inner = max(1, Int(2e9 / flops))  // enough calls per timing to be measurable
+            let s = medianSeconds(repeats: output.repeats, body: {
+                for _ in 0..<inner {
+                    BLAS.gemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k,
+                               b: b.data, ldb: n, beta: 0, c: c.data, ldc: n)
+                }
+            })
+            let gflops = flops * Double(inner) / s / 1e9
+            output.emit(
+                ["bench": "matmul", "m": m, "n": n, "k": k, "gflops": gflops, "kernel": info.kernel],
+                text: String(format: "sgemm %5d x %4d x %4d  %7.1f GFLOP/s", m, n, k, gflops))
         }
     }
 }

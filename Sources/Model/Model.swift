@@ -1,2 +1,0 @@
-// Model: tokenizer, policy, sampler, safetensors I/O.
-import Autograd

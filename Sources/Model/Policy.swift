@@ -1,0 +1,285 @@
+// The policy: a Llama-style decoder (Touvron et al. 2023), read top to bottom.
+// Config, then the block, then the policy with its two forwards: the recorded one for training, and
+// the KV-cached one for sampling. Both run the same ops on the same weights and give the same logits.
+//
+// Dimensions: B batch, T time, C = d_model, H heads, D = C/H head size, F ff size, V vocabulary,
+// S sequences being sampled, L new tokens in a cached step.
+
+import Autograd
+import Foundation
+
+// MARK: - Config
+
+/// Sizes and constants of a policy. Field names follow Hugging Face's LlamaConfig where one exists.
+public struct PolicyConfig: Codable, Equatable, Sendable {
+    /// Vocabulary size V.
+    public var vocabSize: Int
+    /// Model width C.
+    public var dModel: Int
+    /// Number of decoder blocks.
+    public var layers: Int
+    /// Attention heads H (head size is dModel / heads).
+    public var heads: Int
+    /// SwiGLU hidden size F.
+    public var ffDim: Int
+    /// Longest sequence (prompt + completion) the RoPE table covers.
+    public var maxContext: Int
+    /// RoPE base θ.
+    public var ropeTheta: Double = 10_000
+    /// RMSNorm epsilon.
+    public var rmsEps: Float = 1e-5
+    /// Whether the LM head reuses the token embedding.
+    public var tieEmbeddings: Bool = false
+    /// Std of the normal init of every matrix (HF's initializer_range).
+    public var initStd: Float = 0.02
+
+    public init(vocabSize: Int, dModel: Int, layers: Int, heads: Int, ffDim: Int, maxContext: Int,
+                ropeTheta: Double = 10_000, rmsEps: Float = 1e-5, tieEmbeddings: Bool = false, initStd: Float = 0.02) {
+        self.vocabSize = vocabSize
+        self.dModel = dModel
+        self.layers = layers
+        self.heads = heads
+        self.ffDim = ffDim
+        self.maxContext = maxContext
+        self.ropeTheta = ropeTheta
+        self.rmsEps = rmsEps
+        self.tieEmbeddings = tieEmbeddings
+        self.initStd = initStd
+    }
+
+    public var headDim: Int { dModel / heads }
+
+    /// Checks the sizes fit together; the message names the field.
+    public func validate() throws {
+        func need(_ ok: Bool, _ msg: String) throws { if !ok { throw PolicyError.invalidConfig(msg) } }
+        try need(vocabSize > 0, "vocab_size must be positive")
+        try need(dModel > 0 && layers > 0 && heads > 0 && ffDim > 0, "d_model, layers, heads and ff must be positive")
+        try need(dModel % heads == 0, "d_model (\(dModel)) must be a multiple of heads (\(heads))")
+        try need(headDim % 2 == 0, "head size d_model/heads = \(headDim) must be even for RoPE")
+        try need(maxContext > 1, "max_context must be at least 2")
+    }
+
+    /// Parameters, counting a tied head once.
+    public var parameterCount: Int {
+        let block = 2 * dModel + 4 * dModel * dModel + 3 * dModel * ffDim
+        return vocabSize * dModel * (tieEmbeddings ? 1 : 2) + layers * block + dModel
+    }
+}
+
+public enum PolicyError: Error, CustomStringConvertible {
+    case invalidConfig(String)
+    public var description: String {
+        switch self {
+        case .invalidConfig(let m): return "invalid model config: \(m)"
+        }
+    }
+}
+
+// MARK: - Block
+
+/// One decoder block's weights, in Hugging Face layouts (linear weights are (out, in)).
+public final class Block {
+    public let attnNorm: Tensor   // (C)
+    public let wq, wk, wv, wo: Tensor  // (C, C)
+    public let mlpNorm: Tensor    // (C)
+    public let wGate, wUp: Tensor  // (F, C)
+    public let wDown: Tensor      // (C, F)
+
+    init(_ c: PolicyConfig, rng: inout RNG) {
+        func lin(_ out: Int, _ inp: Int) -> Tensor { Tensor.randn([out, inp], std: c.initStd, rng: &rng, requiresGrad: true) }
+        attnNorm = Tensor(shape: [c.dModel], repeating: 1, requiresGrad: true)
+        wq = lin(c.dModel, c.dModel)
+        wk = lin(c.dModel, c.dModel)
+        wv = lin(c.dModel, c.dModel)
+        wo = lin(c.dModel, c.dModel)
+        mlpNorm = Tensor(shape: [c.dModel], repeating: 1, requiresGrad: true)
+        wGate = lin(c.ffDim, c.dModel)
+        wUp = lin(c.ffDim, c.dModel)
+        wDown = lin(c.dModel, c.ffDim)
+    }
+
+    /// (HF name suffix, tensor) pairs.
+    var named: [(String, Tensor)] {
+        [("input_layernorm.weight", attnNorm), ("self_attn.q_proj.weight", wq), ("self_attn.k_proj.weight", wk),
+         ("self_attn.v_proj.weight", wv), ("self_attn.o_proj.weight", wo),
+         ("post_attention_layernorm.weight", mlpNorm), ("mlp.gate_proj.weight", wGate),
+         ("mlp.up_proj.weight", wUp), ("mlp.down_proj.weight", wDown)]
+    }
+
+    /// The SwiGLU MLP on normed input h (N, C) → (N, C).
+    func mlp(_ h: Tensor) -> Tensor {
+        let g = Tensor.matmul(h, wGate, transposeB: true), u = Tensor.matmul(h, wUp, transposeB: true)
+        return Tensor.matmul(Tensor.swiglu(gate: g, up: u), wDown, transposeB: true)
+    }
+}
+
+// MARK: - Policy
+
+public final class Policy {
+    public let config: PolicyConfig
+    public let embed: Tensor      // (V, C)
+    public let blocks: [Block]
+    public let norm: Tensor       // (C)
+    let head: Tensor?             // (V, C), nil when tied
+    let rope: RoPETable
+
+    /// A freshly initialised policy (HF Llama init: N(0, initStd²) matrices, unit norms).
+    public init(config: PolicyConfig, rng: inout RNG) {
+        self.config = config
+        embed = Tensor.randn([config.vocabSize, config.dModel], std: config.initStd, rng: &rng, requiresGrad: true)
+        blocks = (0..<config.layers).map { _ in Block(config, rng: &rng) }
+        norm = Tensor(shape: [config.dModel], repeating: 1, requiresGrad: true)
+        head = config.tieEmbeddings ? nil
+            : Tensor.randn([config.vocabSize, config.dModel], std: config.initStd, rng: &rng, requiresGrad: true)
+        rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxContext)
+    }
+
+    /// The LM head weight (the embedding when tied).
+    public var lmHead: Tensor { head ?? embed }
+
+    /// Every parameter under its Hugging Face Llama name, in a fixed order.
+    public var namedParameters: [(String, Tensor)] {
+        var out = [("model.embed_tokens.weight", embed)]
+        for (i, b) in blocks.enumerated() {
+            out += b.named.map { ("model.layers.\(i).\($0.0)", $0.1) }
+        }
+        out.append(("model.norm.weight", norm))
+        if let head { out.append(("lm_head.weight", head)) }
+        return out
+    }
+
+    public var parameters: [Tensor] { namedParameters.map(\.1) }
+
+    /// Logits (B·T, V) for token ids (B·T, row-major) on the tape.
+    /// `keyStart[b]` is the number of left-pad tokens of row b (masked from attention; its real
+    /// tokens get positions 0, 1, …). Without it, rows are unpadded.
+    public func forward(ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]? = nil) -> Tensor {
+        precondition(ids.count == b * t, "\(ids.count) ids for batch \(b) × time \(t)")
+        precondition(t <= config.maxContext, "sequence of \(t) tokens exceeds max_context \(config.maxContext)")
+        let c = config.dModel, h = config.heads, d = config.headDim
+        var positions = [Int32](repeating: 0, count: b * t)
+        for r in 0..<b {
+            let pad = keyStart?[r] ?? 0
+            for i in 0..<t { positions[r * t + i] = Int32(max(0, i - pad)) }
+        }
+        var x = Tensor.embedding(embed, ids: ids)  // (B·T, C)
+        for blk in blocks {
+            let hn = Tensor.rmsNorm(x, weight: blk.attnNorm, eps: config.rmsEps)
+            func heads(_ w: Tensor, rotate: Bool) -> Tensor {
+                let p = Tensor.matmul(hn, w, transposeB: true).reshaped([b, t, h, d])
+                return (rotate ? Tensor.rope(p, positions: positions, table: rope) : p).transposed(1, 2)  // (B, H, T, D)
+            }
+            let q = heads(blk.wq, rotate: true), k = heads(blk.wk, rotate: true), v = heads(blk.wv, rotate: false)
+            let a = Tensor.causalAttention(q, k, v, keyStart: keyStart).transposed(1, 2).reshaped([b * t, c])
+            x = x + Tensor.matmul(a, blk.wo, transposeB: true)
+            x = x + blk.mlp(Tensor.rmsNorm(x, weight: blk.mlpNorm, eps: config.rmsEps))
+        }
+        let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
+        return Tensor.matmul(xn, lmHead, transposeB: true)  // (B·T, V)
+    }
+}
+
+// MARK: - KV-cached forward (no tape)
+
+/// Keys and values of S left-padded sequences, per layer (S, H, capacity, D), all sequences at the
+/// same length. `keyStart[s]` is sequence s's left padding.
+public final class KVCache {
+    public let seqs: Int, heads: Int, headDim: Int, capacity: Int
+    public let keyStart: [Int]
+    public private(set) var length = 0
+    let k: [UnsafeMutablePointer<Float>]
+    let v: [UnsafeMutablePointer<Float>]
+
+    public init(config: PolicyConfig, seqs: Int, capacity: Int, keyStart: [Int]) {
+        precondition(keyStart.count == seqs)
+        self.seqs = seqs
+        heads = config.heads
+        headDim = config.headDim
+        self.capacity = capacity
+        self.keyStart = keyStart
+        let n = seqs * config.heads * capacity * config.headDim
+        k = (0..<config.layers).map { _ in .allocate(capacity: n) }
+        v = (0..<config.layers).map { _ in .allocate(capacity: n) }
+    }
+
+    deinit {
+        k.forEach { $0.deallocate() }
+        v.forEach { $0.deallocate() }
+    }
+
+    /// Bytes held per sequence per token (K and V over all layers).
+    public var bytesPerToken: Int { 2 * k.count * heads * headDim * 4 }
+    func advance(_ n: Int) { length += n }
+}
+
+extension Policy {
+    /// Feeds `l` new tokens for each of the cache's S sequences (ids (S, L), row-major), appends their
+    /// keys and values, and returns logits for the last position of each sequence (S, V), or for all
+    /// positions (S·L, V) when `allPositions`. Runs without recording.
+    public func step(_ ids: [Int32], tokensPerSeq l: Int, cache: KVCache, allPositions: Bool = false) -> Tensor {
+        Autograd.noGrad {
+            let s = cache.seqs, c = config.dModel, h = config.heads, d = config.headDim
+            let t0 = cache.length
+            precondition(ids.count == s * l && t0 + l <= cache.capacity, "cache overflow: \(t0) + \(l) > \(cache.capacity)")
+            var positions = [Int32](repeating: 0, count: s * l)
+            for r in 0..<s { for i in 0..<l { positions[r * l + i] = Int32(max(0, t0 + i - cache.keyStart[r])) } }
+            var x = Tensor.embedding(embed, ids: ids)  // (S·L, C)
+            let scale = 1 / Float(d).squareRoot()
+            let cap = cache.capacity
+            for (layer, blk) in blocks.enumerated() {
+                let hn = Tensor.rmsNorm(x, weight: blk.attnNorm, eps: config.rmsEps)
+                let q = Tensor.rope(Tensor.matmul(hn, blk.wq, transposeB: true).reshaped([s, l, h, d]), positions: positions, table: rope)
+                let k = Tensor.rope(Tensor.matmul(hn, blk.wk, transposeB: true).reshaped([s, l, h, d]), positions: positions, table: rope)
+                let v = Tensor.matmul(hn, blk.wv, transposeB: true)
+                let kc = cache.k[layer], vc = cache.v[layer]
+                // Append: (S, L, H, D) → cache slots t0..<t0+L of (S, H, cap, D).
+                for r in 0..<s {
+                    for i in 0..<l {
+                        for hh in 0..<h {
+                            let src = (r * l + i) * c + hh * d, dst = ((r * h + hh) * cap + t0 + i) * d
+                            (kc + dst).update(from: k.data + src, count: d)
+                            (vc + dst).update(from: v.data + src, count: d)
+                        }
+                    }
+                }
+                let att = Tensor(uninitialized: [s * l, c])
+                let qd = q.data, od = att.data
+                Parallel.forRanges(s * h, cost: l * (t0 + l) * d * 4) { range in
+                    var p = [Float](repeating: 0, count: t0 + l)
+                    for sh in range {
+                        let r = sh / h, hh = sh % h, start = cache.keyStart[r]
+                        let kb = kc + sh * cap * d, vb = vc + sh * cap * d
+                        for i in 0..<l {
+                            let qi = qd + (r * l + i) * c + hh * d, oi = od + (r * l + i) * c + hh * d
+                            let end = t0 + i  // causal: keys start...end
+                            oi.update(repeating: 0, count: d)
+                            if start > end { continue }
+                            var mx = -Float.infinity
+                            for j in start...end {
+                                p[j] = Kernels.dot(qi, kb + j * d, d) * scale
+                                mx = max(mx, p[j])
+                            }
+                            var sum: Float = 0
+                            for j in start...end {
+                                p[j] = Foundation.exp(p[j] - mx)
+                                sum += p[j]
+                            }
+                            let inv = 1 / sum
+                            for j in start...end { Kernels.axpy(p[j] * inv, vb + j * d, oi, d) }
+                        }
+                    }
+                }
+                x = x + Tensor.matmul(att, blk.wo, transposeB: true)
+                x = x + blk.mlp(Tensor.rmsNorm(x, weight: blk.mlpNorm, eps: config.rmsEps))
+            }
+            cache.advance(l)
+            if !allPositions && l > 1 {
+                let last = Tensor(uninitialized: [s, c])
+                for r in 0..<s { (last.data + r * c).update(from: x.data + (r * l + l - 1) * c, count: c) }
+                x = last
+            }
+            let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
+            return Tensor.matmul(xn, lmHead, transposeB: true)
+        }
+    }
+}

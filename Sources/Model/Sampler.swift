@@ -1,0 +1,149 @@
+// The batched group sampler: P prompts × G samples decoded together, one KV cache, one sgemm per
+// weight per step for the whole batch.
+
+import Autograd
+import Foundation
+
+/// How to pick each next token.
+public struct SamplingOptions: Codable, Equatable, Sendable {
+    /// Softmax temperature (ignored when greedy).
+    public var temperature: Float = 1
+    /// Keep only the k most likely tokens (0: off).
+    public var topK: Int = 0
+    /// Keep the smallest set of tokens whose probability reaches p (1: off).
+    public var topP: Float = 1
+    /// Drop tokens less likely than min_p × the top token's probability (0: off).
+    public var minP: Float = 0
+    /// Most tokens generated per completion.
+    public var maxNewTokens: Int = 64
+    /// Generate at least this many tokens before a stop token ends a sequence (for benchmarks).
+    public var minNewTokens: Int = 0
+    /// Always take the most likely token.
+    public var greedy: Bool = false
+
+    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, minP: Float = 0,
+                maxNewTokens: Int = 64, minNewTokens: Int = 0, greedy: Bool = false) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.maxNewTokens = maxNewTokens
+        self.minNewTokens = minNewTokens
+        self.greedy = greedy
+    }
+}
+
+/// One sampled completion.
+public struct Completion: Sendable {
+    /// Index of the prompt it answers.
+    public var prompt: Int
+    /// Generated token ids, including the stop token when there is one.
+    public var tokens: [Int32]
+    /// log π(token) under softmax(logits / temperature) of the sampling policy, one per token.
+    public var logprobs: [Float]
+    /// Whether it ended at max_new_tokens without a stop token.
+    public var truncated: Bool
+}
+
+public enum Sampler {
+    /// Samples `group` completions for each prompt. Sequences stop at any of `stopTokens` (EOS and
+    /// `</answer>`) or after `options.maxNewTokens`. Results are ordered prompt-major (prompt 0's
+    /// group first) and depend only on the policy, the inputs and `rng`.
+    public static func sample(
+        policy: Policy, prompts: [[Int32]], group: Int, options: SamplingOptions,
+        stopTokens: Set<Int32>, padToken: Int32, rng: inout RNG
+    ) -> [Completion] {
+        precondition(!prompts.isEmpty && group >= 1 && prompts.allSatisfy { !$0.isEmpty })
+        let s = prompts.count * group
+        let tp = prompts.map(\.count).max()!
+        let capacity = tp + options.maxNewTokens
+        precondition(capacity <= policy.config.maxContext,
+                     "prompt (\(tp)) + max_new_tokens (\(options.maxNewTokens)) exceeds max_context \(policy.config.maxContext)")
+        var ids = [Int32](repeating: padToken, count: s * tp)
+        var keyStart = [Int](repeating: 0, count: s)
+        for p in 0..<prompts.count {
+            for g in 0..<group {
+                let r = p * group + g, pad = tp - prompts[p].count
+                keyStart[r] = pad
+                for (i, tok) in prompts[p].enumerated() { ids[r * tp + pad + i] = tok }
+            }
+        }
+        let cache = KVCache(config: policy.config, seqs: s, capacity: capacity, keyStart: keyStart)
+        var logits = policy.step(ids, tokensPerSeq: tp, cache: cache)  // (S, V)
+        var out = (0..<s).map { Completion(prompt: $0 / group, tokens: [], logprobs: [], truncated: true) }
+        var done = [Bool](repeating: false, count: s)
+        let v = policy.config.vocabSize
+        var scratch = [Float](repeating: 0, count: v)
+        var next = [Int32](repeating: padToken, count: s)
+        for step in 0..<options.maxNewTokens {
+            for r in 0..<s where !done[r] {
+                let (tok, lp) = pick(logits.data + r * v, v: v, options: options, rng: &rng, scratch: &scratch)
+                out[r].tokens.append(tok)
+                out[r].logprobs.append(lp)
+                next[r] = tok
+                if stopTokens.contains(tok) && step + 1 >= options.minNewTokens {
+                    done[r] = true
+                    out[r].truncated = false
+                }
+            }
+            if step + 1 == options.maxNewTokens || !done.contains(false) { break }
+            for r in 0..<s where done[r] { next[r] = padToken }  // finished rows idle; their output is unused
+            logits = policy.step(next, tokensPerSeq: 1, cache: cache)
+        }
+        return out
+    }
+
+    /// Chooses a token from one row of logits; returns it with its log-probability under
+    /// softmax(logits / temperature) (before top-k/top-p/min-p filtering, as TRL computes it).
+    static func pick(_ row: UnsafeMutablePointer<Float>, v: Int, options: SamplingOptions, rng: inout RNG,
+                     scratch: inout [Float]) -> (Int32, Float) {
+        let temp = options.greedy ? 1 : max(options.temperature, 1e-6)
+        var mx = -Float.infinity, arg = 0
+        for j in 0..<v where row[j] > mx { mx = row[j]; arg = j }
+        var sum: Float = 0
+        for j in 0..<v {
+            let e = Foundation.exp((row[j] - mx) / temp)
+            scratch[j] = e
+            sum += e
+        }
+        let logZ = Foundation.log(sum)
+        func logprob(_ j: Int) -> Float { (row[j] - mx) / temp - logZ }
+        if options.greedy { return (Int32(arg), logprob(arg)) }
+        // Filters zero out the excluded probabilities in scratch (unnormalised).
+        if options.minP > 0 {
+            let cut = options.minP * scratch[arg]
+            for j in 0..<v where scratch[j] < cut { scratch[j] = 0 }
+        }
+        if options.topK > 0 && options.topK < v {
+            let kth = scratch.sorted(by: >)[options.topK - 1]
+            var kept = 0
+            for j in 0..<v {  // ties at the k-th value: keep the lowest ids, so exactly k remain
+                if scratch[j] > kth { kept += 1 }
+            }
+            var tiesLeft = options.topK - kept
+            for j in 0..<v where scratch[j] <= kth {
+                if scratch[j] == kth && tiesLeft > 0 { tiesLeft -= 1 } else { scratch[j] = 0 }
+            }
+        }
+        if options.topP < 1 {
+            let order = (0..<v).sorted { scratch[$0] > scratch[$1] || (scratch[$0] == scratch[$1] && $0 < $1) }
+            let total = scratch.reduce(0, +)
+            var acc: Float = 0
+            var keep = true
+            for j in order {
+                if !keep { scratch[j] = 0; continue }
+                acc += scratch[j]
+                if acc >= options.topP * total { keep = false }
+            }
+        }
+        let total = scratch.reduce(0, +)
+        var u = Float(rng.uniform()) * total
+        for j in 0..<v where scratch[j] > 0 {
+            u -= scratch[j]
+            if u < 0 { return (Int32(j), logprob(j)) }
+        }
+        // Rounding left u ≥ 0 after the last kept token: take the last kept one.
+        let last = (0..<v).last { scratch[$0] > 0 } ?? arg
+        return (Int32(last), logprob(last))
+    }
+}

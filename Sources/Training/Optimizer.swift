@@ -1,0 +1,88 @@
+// AdamW (Loshchilov & Hutter 2019) with decoupled weight decay, and global-norm gradient clipping.
+
+import Autograd
+import Foundation
+
+public final class AdamW {
+    public var lr: Float
+    public var beta1: Float
+    public var beta2: Float
+    public var eps: Float
+    public var weightDecay: Float
+    /// Number of steps taken (bias correction uses it).
+    public private(set) var step = 0
+    let params: [Tensor]
+    var m: [UnsafeMutablePointer<Float>]
+    var v: [UnsafeMutablePointer<Float>]
+
+    /// PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
+    public init(_ params: [Tensor], lr: Float, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,
+                weightDecay: Float = 0.01) {
+        self.params = params
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weightDecay = weightDecay
+        m = params.map { p in let b = UnsafeMutablePointer<Float>.allocate(capacity: p.count); b.initialize(repeating: 0, count: p.count); return b }
+        v = params.map { p in let b = UnsafeMutablePointer<Float>.allocate(capacity: p.count); b.initialize(repeating: 0, count: p.count); return b }
+    }
+
+    deinit {
+        m.forEach { $0.deallocate() }
+        v.forEach { $0.deallocate() }
+    }
+
+    /// One update from the accumulated gradients (parameters with no gradient are still decayed,
+    /// as in PyTorch only when they have one: here they are skipped entirely).
+    public func update() {
+        step += 1
+        let b1 = beta1, b2 = beta2, lr = lr, eps = eps, decay = 1 - lr * weightDecay
+        let c1 = 1 - Float(Foundation.pow(Double(b1), Double(step)))
+        let c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
+        let stepSize = lr / c1, c2s = c2.squareRoot()
+        for (i, p) in params.enumerated() where p.hasGrad {
+            let w = p.data, g = p.grad, mi = m[i], vi = v[i]
+            Parallel.forRanges(p.count, cost: 8) { r in
+                for j in r {
+                    let gj = g[j]
+                    mi[j] = b1 * mi[j] + (1 - b1) * gj
+                    vi[j] = b2 * vi[j] + (1 - b2) * gj * gj
+                    w[j] = w[j] * decay - stepSize * mi[j] / (vi[j].squareRoot() / c2s + eps)
+                }
+            }
+        }
+    }
+
+    /// Zeroes every parameter's gradient.
+    public func zeroGrad() { params.forEach { $0.zeroGrad() } }
+}
+
+/// The global L2 norm of the parameters' gradients (accumulated in Double).
+public func gradNorm(_ params: [Tensor]) -> Double {
+    var s = 0.0
+    for p in params where p.hasGrad {
+        let g = p.grad
+        var part: Float = 0, acc = 0.0
+        for j in 0..<p.count {
+            part += g[j] * g[j]
+            if j & 255 == 255 { acc += Double(part); part = 0 }
+        }
+        s += acc + Double(part)
+    }
+    return s.squareRoot()
+}
+
+/// Scales gradients so their global norm is at most `maxNorm`; returns the norm before clipping.
+@discardableResult
+public func clipGradNorm(_ params: [Tensor], maxNorm: Double) -> Double {
+    let norm = gradNorm(params)
+    if norm > maxNorm && norm > 0 {
+        let f = Float(maxNorm / (norm + 1e-6))
+        for p in params where p.hasGrad {
+            let g = p.grad
+            for j in 0..<p.count { g[j] *= f }
+        }
+    }
+    return norm
+}

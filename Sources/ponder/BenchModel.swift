@@ -1,0 +1,95 @@
+import ArgumentParser
+import Autograd
+import Foundation
+import Model
+import Training
+
+/// The flags of ../shared/bench/torch_peer.py, with its defaults.
+struct ModelShape: ParsableArguments {
+    @Option(help: "Model width.") var d = 256
+    @Option(help: "Decoder blocks.") var layers = 4
+    @Option(help: "Attention heads.") var heads = 4
+    @Option(help: "SwiGLU hidden size.") var ff = 768
+    @Option(help: "Vocabulary size.") var vocab = 64
+    @Option(help: "Context length of the model.") var ctx = 256
+    @Option(help: "Training batch (sequences).") var batch = 16
+    @Option(help: "Training sequence length.") var seq = 256
+    @Option(name: .customLong("gen-batch"), help: "Sequences generated together.") var genBatch = 64
+    @Option(help: "Prompt tokens per generated sequence.") var prompt = 32
+    @Option(help: "New tokens per generated sequence.") var new = 128
+    @Option(help: "Timed steps.") var steps = 5
+
+    func config() throws -> PolicyConfig {
+        let c = PolicyConfig(vocabSize: vocab, dModel: d, layers: layers, heads: heads, ffDim: ff,
+                             maxContext: max(ctx, seq, prompt + new))
+        try c.validate()
+        return c
+    }
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training step (forward, backward, AdamW) tokens/s, as torch_peer.py --what train.")
+    @OptionGroup var shape: ModelShape
+    @OptionGroup var output: BenchOutput
+
+    func run() throws {
+        let cfg = try shape.config()
+        var rng = RNG(seed: 0, stream: "init")
+        let policy = Policy(config: cfg, rng: &rng)
+        let opt = AdamW(policy.parameters, lr: 1e-4)
+        let (b, t) = (shape.batch, shape.seq)
+        var data = RNG(seed: 0, stream: "data")
+        let ids = (0..<(b * t)).map { _ in Int32(data.int(below: cfg.vocabSize)) }
+        var targets = [Int32](repeating: -1, count: b * t)  // next token; the last position has none
+        for r in 0..<b { for i in 0..<(t - 1) { targets[r * t + i] = ids[r * t + i + 1] } }
+        var loss: Float = 0
+        let s = medianSeconds(repeats: shape.steps, body: {
+            let logits = policy.forward(ids: ids, batch: b, time: t)
+            let l = Tensor.logSoftmaxGather(logits, targets: targets).sum() * (-1 / Float(b * (t - 1)))
+            loss = l.item
+            l.backward()
+            opt.update()
+            opt.zeroGrad()
+        })
+        let tokens = b * t
+        let flops = 6.0 * Double(cfg.parameterCount) * Double(tokens) + 12.0 * Double(cfg.layers * cfg.dModel * t * tokens)
+        output.emit(
+            ["bench": "train", "params": cfg.parameterCount, "d": cfg.dModel, "layers": cfg.layers, "tokens": tokens,
+             "step_s": s, "tokens_per_s": Double(tokens) / s, "gflops": flops / s / 1e9, "loss": Double(loss),
+             "threads": Parallel.threads, "kernel": BLAS.info.kernel],
+            text: String(format: "train step d=%d L=%d, %d×%d tokens: %.3f s, %.0f tokens/s, %.1f GFLOP/s (loss %.3f)",
+                         cfg.dModel, cfg.layers, b, t, s, Double(tokens) / s, flops / s / 1e9, loss))
+    }
+}
+
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Sampling tokens/s with the KV cache, as torch_peer.py --what generate.")
+    @OptionGroup var shape: ModelShape
+    @OptionGroup var output: BenchOutput
+
+    func run() throws {
+        let cfg = try shape.config()
+        var rng = RNG(seed: 0, stream: "init")
+        let policy = Policy(config: cfg, rng: &rng)
+        var data = RNG(seed: 0, stream: "data")
+        let prompts = (0..<shape.genBatch).map { _ in (0..<shape.prompt).map { _ in Int32(data.int(below: cfg.vocabSize)) } }
+        let opts = SamplingOptions(temperature: 1, maxNewTokens: shape.new, minNewTokens: shape.new)
+        var sampling = RNG(seed: 0, stream: "sampling")
+        var produced = 0
+        let s = medianSeconds(repeats: max(1, shape.steps / 2), body: {
+            let out = Sampler.sample(policy: policy, prompts: prompts, group: 1, options: opts,
+                                     stopTokens: [], padToken: 0, rng: &sampling)
+            produced = out.map(\.tokens.count).reduce(0, +)
+        })
+        output.emit(
+            ["bench": "generate", "d": cfg.dModel, "layers": cfg.layers, "batch": shape.genBatch,
+             "new_tokens": shape.new, "gen_s": s, "tokens_per_s": Double(produced) / s,
+             "threads": Parallel.threads, "kernel": BLAS.info.kernel],
+            text: String(format: "generate d=%d L=%d, %d sequences × %d new tokens: %.3f s, %.0f tokens/s",
+                         cfg.dModel, cfg.layers, shape.genBatch, shape.new, s, Double(produced) / s))
+    }
+}
