@@ -88,7 +88,7 @@ public enum BLAS {
         // call: its idle workers otherwise spin in sched_yield and take the second core away from
         // Ponder's elementwise kernels (a third of a training step, measured with perf).
         let userThreads = env["OPENBLAS_NUM_THREADS"].flatMap { Int($0) }
-        if userThreads == nil { setenv("OPENBLAS_NUM_THREADS", "1", 1) }
+        if env["OPENBLAS_THREAD_TIMEOUT"] == nil { setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) }
         if let user = env["OPENBLAS_CORETYPE"], !user.isEmpty {
             reason = "OPENBLAS_CORETYPE=\(user) set by user"
         } else {
@@ -123,6 +123,9 @@ public enum BLAS {
         let config = symbol("openblas_get_config", as: CharFn.self)
         let getThreads = symbol("openblas_get_num_threads", as: IntFn.self)
         let setThreads = symbol("openblas_set_num_threads", as: SetIntFn.self)
+        // OpenBLAS starts its workers at load (for large products, see `gemm`); every other call
+        // runs on one thread.
+        if userThreads == nil { setThreads(1) }
         let info = BLASInfo(
             kernel: corename().map { String(cString: $0) } ?? "unknown",
             requested: requested, reason: reason, threads: Int(getThreads()),
@@ -144,6 +147,15 @@ public enum BLAS {
         if !split || !lib.splitsGemm || parts <= 1 || m * n * k < 1 << 18 || (m < 2 * parts && n < 32 * parts) {
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                   beta: beta, c: c, ldc: ldc)
+            return
+        }
+        if m * n * k >= 1 << 30 {
+            // Large products: OpenBLAS's own threads share packed panels, which a split cannot
+            // (2048³: ~280 against ~220 GFLOP/s). Its workers then sleep at once (THREAD_TIMEOUT).
+            lib.setThreads(Int32(parts))
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                  beta: beta, c: c, ldc: ldc)
+            lib.setThreads(1)
             return
         }
         if m >= n || n < 32 * parts {

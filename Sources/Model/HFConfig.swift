@@ -300,5 +300,11 @@ public struct HFConfigError: Error, Equatable, CustomStringConvertible {
     /// What is wrong and what would be right.
     public var message: String
 
+    public init(file: String, key: String?, message: String) {
+        self.file = file
+        self.key = key
+        self.message = message
+    }
+
     public var description: String { "\(file): " + (key.map { "\($0) " } ?? "") + message }
 }

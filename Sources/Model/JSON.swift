@@ -3,7 +3,7 @@
 import Foundation
 
 /// A JSON string literal for `s`.
-func jsonString(_ s: String) -> String {
+public func jsonString(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
         switch scalar {

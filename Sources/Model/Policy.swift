@@ -85,17 +85,17 @@ public final class Block {
     public let wGate, wUp: Tensor  // (F, C)
     public let wDown: Tensor      // (C, F)
 
-    init(_ c: PolicyConfig, rng: inout RNG) {
-        func lin(_ out: Int, _ inp: Int) -> Tensor { Tensor.randn([out, inp], std: c.initStd, rng: &rng, requiresGrad: true) }
-        attnNorm = Tensor(shape: [c.dModel], repeating: 1, requiresGrad: true)
-        wq = lin(c.dModel, c.dModel)
-        wk = lin(c.dModel, c.dModel)
-        wv = lin(c.dModel, c.dModel)
-        wo = lin(c.dModel, c.dModel)
-        mlpNorm = Tensor(shape: [c.dModel], repeating: 1, requiresGrad: true)
-        wGate = lin(c.ffDim, c.dModel)
-        wUp = lin(c.ffDim, c.dModel)
-        wDown = lin(c.dModel, c.ffDim)
+    /// Weights from `make(HF name suffix, shape)`.
+    init(_ c: PolicyConfig, make: (String, [Int]) throws -> Tensor) rethrows {
+        attnNorm = try make("input_layernorm.weight", [c.dModel])
+        wq = try make("self_attn.q_proj.weight", [c.dModel, c.dModel])
+        wk = try make("self_attn.k_proj.weight", [c.dModel, c.dModel])
+        wv = try make("self_attn.v_proj.weight", [c.dModel, c.dModel])
+        wo = try make("self_attn.o_proj.weight", [c.dModel, c.dModel])
+        mlpNorm = try make("post_attention_layernorm.weight", [c.dModel])
+        wGate = try make("mlp.gate_proj.weight", [c.ffDim, c.dModel])
+        wUp = try make("mlp.up_proj.weight", [c.ffDim, c.dModel])
+        wDown = try make("mlp.down_proj.weight", [c.dModel, c.ffDim])
     }
 
     /// (HF name suffix, tensor) pairs.
@@ -124,13 +124,23 @@ public final class Policy {
     let rope: RoPETable
 
     /// A freshly initialised policy (HF Llama init: N(0, initStd²) matrices, unit norms).
-    public init(config: PolicyConfig, rng: inout RNG) {
+    public convenience init(config: PolicyConfig, rng: inout RNG) {
+        var r = rng
+        self.init(config: config) { name, shape in
+            name.hasSuffix("norm.weight")
+                ? Tensor(shape: shape, repeating: 1, requiresGrad: true)
+                : Tensor.randn(shape, std: config.initStd, rng: &r, requiresGrad: true)
+        }
+        rng = r
+    }
+
+    /// A policy whose every weight comes from `make(HF name, shape)`, in `namedParameters` order.
+    public init(config: PolicyConfig, make: (String, [Int]) throws -> Tensor) rethrows {
         self.config = config
-        embed = Tensor.randn([config.vocabSize, config.dModel], std: config.initStd, rng: &rng, requiresGrad: true)
-        blocks = (0..<config.layers).map { _ in Block(config, rng: &rng) }
-        norm = Tensor(shape: [config.dModel], repeating: 1, requiresGrad: true)
-        head = config.tieEmbeddings ? nil
-            : Tensor.randn([config.vocabSize, config.dModel], std: config.initStd, rng: &rng, requiresGrad: true)
+        embed = try make("model.embed_tokens.weight", [config.vocabSize, config.dModel])
+        blocks = try (0..<config.layers).map { i in try Block(config) { try make("model.layers.\(i).\($0)", $1) } }
+        norm = try make("model.norm.weight", [config.dModel])
+        head = config.tieEmbeddings ? nil : try make("lm_head.weight", [config.vocabSize, config.dModel])
         rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxContext)
     }
 

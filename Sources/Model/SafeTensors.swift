@@ -314,7 +314,7 @@ private func decode(_ raw: UnsafeRawBufferPointer, from offset: Int, count: Int,
 }
 
 /// IEEE binary16 bits to Float, exactly (every half is representable), keeping NaN payloads.
-func floatFromHalf(_ h: UInt16) -> Float {
+public func floatFromHalf(_ h: UInt16) -> Float {
     let sign = UInt32(h >> 15) << 31
     let exponent = UInt32(h >> 10) & 0x1F
     let mantissa = UInt32(h) & 0x3FF

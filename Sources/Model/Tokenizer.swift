@@ -45,6 +45,13 @@ public struct ReasoningTags: Equatable, Sendable {
     public var answerStart: Int
     /// `</answer>`: the sampler stops after it.
     public var answerEnd: Int
+
+    public init(thinkStart: Int, thinkEnd: Int, answerStart: Int, answerEnd: Int) {
+        self.thinkStart = thinkStart
+        self.thinkEnd = thinkEnd
+        self.answerStart = answerStart
+        self.answerEnd = answerEnd
+    }
 }
 
 /// A character-level tokenizer over a fixed alphabet, plus seven added tokens.
@@ -244,4 +251,12 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
             return "\(path): \(reason)"
         }
     }
+}
+
+extension Tokenizer {
+    /// Token ids of a prompt in Ponder's layout (DESIGN.md): BOS + problem text + "\n".
+    public func encodePrompt(_ text: String) throws -> [Int] { [bos] + (try encode(text + "\n")) }
+
+    /// The tokens that end a completion: EOS, and `</answer>` (the R1 template is complete there).
+    public var stopTokens: Set<Int32> { [Int32(eos), Int32(tags.answerEnd)] }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Model
+import Model
 
 final class HFConfigTests: XCTestCase {
     static let tiny = LlamaConfigJSON(

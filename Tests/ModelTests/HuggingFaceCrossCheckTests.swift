@@ -8,7 +8,8 @@
 import Foundation
 import XCTest
 
-@testable import Model
+import Autograd
+import Model
 
 final class HuggingFaceCrossCheckTests: XCTestCase {
     func testTokenizersLibraryEncodesAndDecodesTheSame() throws {
@@ -101,7 +102,7 @@ final class HuggingFaceCrossCheckTests: XCTestCase {
             vocabSize: tokenizer.vocabSize, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2,
             numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 64, tieWordEmbeddings: true,
             bosTokenId: tokenizer.bos, eosTokenId: tokenizer.eos, padTokenId: tokenizer.pad)
-        var rng = SplitMix64(seed: 11)
+        var rng = RNG(seed: 11)
         var weights = SafeTensorsFile(metadata: ["format": "pt"])
         for spec in config.tensorSpecs() {
             let count = spec.shape.reduce(1, *)
@@ -137,6 +138,34 @@ final class HuggingFaceCrossCheckTests: XCTestCase {
                 """, arguments: [dir.path, text])
         let expected = "[1, 2, 0, \(try tokenizer.encode(text)), \(jsonString(text))]\n"
         XCTAssertEqual(auto, expected, "transformers.AutoTokenizer agrees on specials, ids and decoding")
+    }
+
+    /// A policy saved by `Checkpoint.save` loads as a LlamaForCausalLM and generates, greedily, the
+    /// very tokens Ponder's KV-cached sampler generates.
+    func testTransformersGreedyGenerationMatchesPondersSampler() throws {
+        let python = try Python.require(["torch", "transformers", "tokenizers"])
+        let dir = try temporaryDirectory()
+        let tokenizer = CharTokenizer()
+        for tied in [false, true] {
+            var config = PolicyConfig(vocabSize: tokenizer.vocabSize, dModel: 32, layers: 2, heads: 4, ffDim: 48,
+                                      maxContext: 64, tieEmbeddings: tied)
+            config.initStd = 0.25  // wide logits, so argmax ties cannot decide the comparison
+            var rng = RNG(seed: tied ? 5 : 6, stream: "init")
+            let policy = Policy(config: config, rng: &rng)
+            try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: dir)
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("scripts/hf_check.py")
+            let output = try python.run(arguments: [script.path, dir.path, "--prompt", "What is 12+30?", "--max-new", "24"])
+            let answer = try JSONDecoder().decode(CheckAnswer.self, from: Data(output.utf8))
+            let prompt = try tokenizer.encodePrompt("What is 12+30?")
+            XCTAssertEqual(answer.prompt_ids, prompt)
+            var sampling = RNG(seed: 0)
+            let ours = Sampler.sample(
+                policy: policy, prompts: [prompt.map(Int32.init)], group: 1,
+                options: SamplingOptions(maxNewTokens: 24, greedy: true), stopTokens: tokenizer.stopTokens,
+                padToken: Int32(tokenizer.pad), rng: &sampling)
+            XCTAssertEqual(ours[0].tokens.map(Int.init), answer.new_ids, "tied=\(tied)")
+        }
     }
 
     private struct TokenizerAnswer: Decodable {

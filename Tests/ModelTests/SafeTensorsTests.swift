@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
 
-@testable import Model
+import Autograd
+import Model
 
 final class SafeTensorsTests: XCTestCase {
     /// Values whose bit patterns a careless writer or reader would change.
@@ -209,7 +210,7 @@ final class SafeTensorsTests: XCTestCase {
             }
         }
         for length in 0..<valid.count { check(valid.prefix(length)) }
-        var rng = SplitMix64(seed: 3)
+        var rng = RNG(seed: 3)
         for _ in 0..<3000 {
             var bytes = valid
             for _ in 0...(rng.next() % 3) {

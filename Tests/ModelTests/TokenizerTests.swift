@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Model
+import Model
 
 final class TokenizerTests: XCTestCase {
     let tokenizer = CharTokenizer()

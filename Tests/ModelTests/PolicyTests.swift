@@ -1,0 +1,189 @@
+import Autograd
+import Foundation
+import Model
+import XCTest
+
+final class PolicyTests: XCTestCase {
+    static let tiny = PolicyConfig(vocabSize: 23, dModel: 16, layers: 2, heads: 2, ffDim: 24, maxContext: 40)
+
+    func makePolicy(_ config: PolicyConfig = tiny, seed: UInt64 = 1, std: Float = 0.3) -> Policy {
+        var c = config
+        c.initStd = std  // larger than Llama's 0.02 so logits vary and mistakes show
+        var rng = RNG(seed: seed, stream: "init")
+        return Policy(config: c, rng: &rng)
+    }
+
+    func tokens(_ n: Int, seed: UInt64) -> [Int32] {
+        var rng = RNG(seed: seed)
+        return (0..<n).map { _ in Int32(3 + rng.int(below: 20)) }
+    }
+
+    /// KV-cached decoding, prefill then one token at a time, gives the full forward's logits at
+    /// every real position, for left-padded rows as for unpadded ones.
+    func testCachedDecodingMatchesFullForward() {
+        let policy = makePolicy()
+        let lengths = [9, 6, 4]  // padded to 9 on the left
+        let t = 9, b = lengths.count, v = Self.tiny.vocabSize
+        var ids = [Int32](repeating: 0, count: b * t)
+        let keyStart = lengths.map { t - $0 }
+        for (r, len) in lengths.enumerated() {
+            let seq = tokens(len, seed: UInt64(r + 10))
+            for i in 0..<len { ids[r * t + keyStart[r] + i] = seq[i] }
+        }
+        let full = Autograd.noGrad { policy.forward(ids: ids, batch: b, time: t, keyStart: keyStart) }
+        let cache = KVCache(config: policy.config, seqs: b, capacity: t, keyStart: keyStart)
+        let prefill = 5
+        var cached = [Float](repeating: 0, count: b * t * v)
+        var chunk = [Int32]()
+        for r in 0..<b { chunk += ids[(r * t)..<(r * t + prefill)] }
+        let first = policy.step(chunk, tokensPerSeq: prefill, cache: cache, allPositions: true)
+        for r in 0..<b { for i in 0..<prefill { for j in 0..<v { cached[(r * t + i) * v + j] = first.data[(r * prefill + i) * v + j] } } }
+        for i in prefill..<t {
+            let step = policy.step((0..<b).map { ids[$0 * t + i] }, tokensPerSeq: 1, cache: cache)
+            for r in 0..<b { for j in 0..<v { cached[(r * t + i) * v + j] = step.data[r * v + j] } }
+        }
+        for r in 0..<b {
+            for i in keyStart[r]..<t {
+                for j in 0..<v {
+                    let a = full.data[(r * t + i) * v + j], c = cached[(r * t + i) * v + j]
+                    XCTAssertEqual(a, c, accuracy: 1e-5, "row \(r) position \(i) token \(j)")
+                }
+            }
+        }
+        // A padded row gives the logits of the same sequence alone, unpadded.
+        let alone = Autograd.noGrad { policy.forward(ids: Array(ids[(2 * t + 5)..<(3 * t)]), batch: 1, time: 4) }
+        for i in 0..<4 { for j in 0..<v { XCTAssertEqual(alone.data[i * v + j], full.data[(2 * t + 5 + i) * v + j], accuracy: 1e-5) } }
+    }
+
+    /// Central differences through the whole model, on a sample of every parameter tensor.
+    func testGradientThroughWholeModel() {
+        var cfg = Self.tiny
+        cfg.tieEmbeddings = true
+        let policy = makePolicy(cfg, std: 0.5)
+        let (b, t) = (2, 5)
+        let ids = tokens(b * t, seed: 3)
+        let targets: [Int32] = (0..<(b * t)).map { i in i % t == t - 1 ? -1 : ids[i + 1] }
+        func loss() -> Tensor {
+            Tensor.logSoftmaxGather(policy.forward(ids: ids, batch: b, time: t, keyStart: [1, 0]), targets: targets).sum()
+        }
+        loss().backward()
+        var rng = RNG(seed: 5)
+        let h: Float = 1e-2
+        for (name, p) in policy.namedParameters {
+            let analytic = p.gradArray
+            for _ in 0..<4 {
+                let i = rng.int(below: p.count)
+                let saved = p.data[i]
+                p.data[i] = saved + h
+                let lp = Autograd.noGrad { Double(loss().item) }
+                p.data[i] = saved - h
+                let lm = Autograd.noGrad { Double(loss().item) }
+                p.data[i] = saved
+                let numeric = (lp - lm) / Double(2 * h)
+                // Same reasoning as GradCheck: Float32 forward, h = 1e-2, smooth O(1) functions.
+                XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 3e-3 + 2e-2 * abs(numeric), "\(name)[\(i)]")
+            }
+        }
+    }
+
+    func testSamplerIsDeterministicAndItsLogprobsMatchTheTrainingForward() {
+        let policy = makePolicy()
+        let prompts = [tokens(5, seed: 1), tokens(3, seed: 2)]
+        let opts = SamplingOptions(temperature: 0.8, maxNewTokens: 7)
+        var r1 = RNG(seed: 9, stream: "sampling"), r2 = RNG(seed: 9, stream: "sampling"), r3 = RNG(seed: 10, stream: "sampling")
+        let a = Sampler.sample(policy: policy, prompts: prompts, group: 3, options: opts, stopTokens: [2], padToken: 0, rng: &r1)
+        let b = Sampler.sample(policy: policy, prompts: prompts, group: 3, options: opts, stopTokens: [2], padToken: 0, rng: &r2)
+        let c = Sampler.sample(policy: policy, prompts: prompts, group: 3, options: opts, stopTokens: [2], padToken: 0, rng: &r3)
+        XCTAssertEqual(a.map(\.tokens), b.map(\.tokens))
+        XCTAssertEqual(a.map(\.logprobs), b.map(\.logprobs))
+        XCTAssertNotEqual(a.map(\.tokens), c.map(\.tokens))
+        XCTAssertEqual(a.map(\.prompt), [0, 0, 0, 1, 1, 1])
+        // Recompute each completion's logprobs with the recorded forward at temperature 0.8.
+        for comp in a {
+            let seq = prompts[comp.prompt] + comp.tokens
+            let logits = Autograd.noGrad { policy.forward(ids: seq, batch: 1, time: seq.count) * (1 / Float(0.8)) }
+            let n = prompts[comp.prompt].count
+            let targets: [Int32] = (0..<seq.count).map { $0 >= n - 1 && $0 < seq.count - 1 ? seq[$0 + 1] : -1 }
+            let lp = Autograd.noGrad { Tensor.logSoftmaxGather(logits, targets: targets) }
+            for (k, x) in comp.logprobs.enumerated() { XCTAssertEqual(x, lp.data[n - 1 + k], accuracy: 1e-4) }
+        }
+    }
+
+    func testGreedyFollowsTheArgmaxAndStopsAtStopTokens() {
+        let policy = makePolicy()
+        let prompt = tokens(4, seed: 7)
+        var rng = RNG(seed: 1)
+        let greedy = Sampler.sample(policy: policy, prompts: [prompt], group: 2,
+                                    options: SamplingOptions(maxNewTokens: 6, greedy: true), stopTokens: [], padToken: 0, rng: &rng)
+        XCTAssertEqual(greedy[0].tokens, greedy[1].tokens)
+        XCTAssertTrue(greedy[0].truncated)
+        var seq = prompt
+        for _ in 0..<6 {
+            let logits = Autograd.noGrad { policy.forward(ids: seq, batch: 1, time: seq.count) }
+            let row = Array(logits.array.suffix(Self.tiny.vocabSize))
+            seq.append(Int32(row.indices.max { row[$0] < row[$1] }!))
+        }
+        XCTAssertEqual(greedy[0].tokens, Array(seq.suffix(6)))
+        // top-k = 1 and a tiny top-p both reduce sampling to the argmax.
+        for opts in [SamplingOptions(topK: 1, maxNewTokens: 6), SamplingOptions(topP: 1e-6, maxNewTokens: 6)] {
+            var o = opts
+            o.temperature = 1
+            let s = Sampler.sample(policy: policy, prompts: [prompt], group: 1, options: o, stopTokens: [], padToken: 0, rng: &rng)
+            XCTAssertEqual(s[0].tokens, greedy[0].tokens)
+        }
+        // Stopping at the third greedy token.
+        let stop = greedy[0].tokens[2]
+        let firstStop = greedy[0].tokens.firstIndex(of: stop)!
+        let stopped = Sampler.sample(policy: policy, prompts: [prompt], group: 1,
+                                     options: SamplingOptions(maxNewTokens: 6, greedy: true), stopTokens: [stop], padToken: 0, rng: &rng)
+        XCTAssertEqual(stopped[0].tokens, Array(greedy[0].tokens[...firstStop]))
+        XCTAssertFalse(stopped[0].truncated)
+    }
+
+    func testCheckpointRoundTripIsBitExact() throws {
+        let tok = CharTokenizer()
+        var cfg = PolicyConfig(vocabSize: tok.vocabSize, dModel: 16, layers: 2, heads: 2, ffDim: 24, maxContext: 32)
+        cfg.initStd = 0.3
+        for tied in [false, true] {
+            cfg.tieEmbeddings = tied
+            var rng = RNG(seed: 4)
+            let policy = Policy(config: cfg, rng: &rng)
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-ckpt-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            try Checkpoint.save(policy: policy, tokenizer: tok, to: dir, metadata: ["step": "3"])
+            let (loaded, ltok, meta) = try Checkpoint.load(from: dir)
+            XCTAssertEqual(loaded.config, Self.withoutInitStd(cfg))
+            XCTAssertEqual(ltok, tok)
+            XCTAssertEqual(meta["step"], "3")
+            XCTAssertEqual(loaded.namedParameters.map(\.0), policy.namedParameters.map(\.0))
+            for ((name, a), (_, b)) in zip(policy.namedParameters, loaded.namedParameters) {
+                XCTAssertEqual(a.array.map(\.bitPattern), b.array.map(\.bitPattern), name)
+            }
+        }
+    }
+
+    static func withoutInitStd(_ c: PolicyConfig) -> PolicyConfig {
+        var c = c
+        c.initStd = 0.02
+        return c
+    }
+
+    func testLoadingAFolderWithAMissingTensorNamesIt() throws {
+        let tok = CharTokenizer()
+        let cfg = PolicyConfig(vocabSize: tok.vocabSize, dModel: 8, layers: 1, heads: 2, ffDim: 8, maxContext: 16)
+        var rng = RNG(seed: 4)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-ckpt-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Checkpoint.save(policy: Policy(config: cfg, rng: &rng), tokenizer: tok, to: dir)
+        let url = dir.appendingPathComponent("model.safetensors")
+        var file = try SafeTensorsFile.read(from: url)
+        file.tensors["model.layers.0.mlp.up_proj.weight"] = nil
+        try file.write(to: url)
+        XCTAssertThrowsError(try Checkpoint.load(from: dir)) { error in
+            XCTAssertTrue("\(error)".contains("model.layers.0.mlp.up_proj.weight"), "\(error)")
+        }
+        XCTAssertThrowsError(try Checkpoint.load(from: dir.appendingPathComponent("nope"))) { error in
+            XCTAssertTrue("\(error)".contains("not a checkpoint"), "\(error)")
+        }
+    }
+}
