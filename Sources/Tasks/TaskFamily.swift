@@ -76,7 +76,7 @@ public enum TaskRegistry {
 public enum TaskAlphabet {
     /// Newline, space, digits, letters, and the punctuation the families and the R1 tags use.
     public static let characters: [Character] = Array(
-        "\n !\"%()*+,-./:;<=>?[]{}" + "0123456789" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz")
+        "\n !\"%&()*+,-./:;<=>?[]^{|}" + "0123456789" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz")
 
     /// Whether every character of `text` is in the alphabet.
     public static func covers(_ text: String) -> Bool {
