@@ -44,8 +44,9 @@ public struct Curriculum: Codable, Sendable, Equatable {
         public var level: Int
         /// Rewards recorded at `level` since the last move, oldest first, at most `window` of them.
         public var recent: [Double]
-        /// Moves so far, for logging.
+        /// Moves up so far, for logging.
         public var promotions: Int
+        /// Moves down so far, for logging.
         public var demotions: Int
     }
 
@@ -175,8 +176,9 @@ public struct TrainingSampler: Sendable {
         public var skipped: Int
     }
 
-    /// The families drawn from, with their relative weights.
+    /// The families drawn from.
     public let families: [any TaskFamily]
+    /// The families' relative weights, in the same order.
     public let weights: [Double]
     /// The seed of the problem stream.
     public let seed: UInt64
@@ -255,9 +257,13 @@ public struct TrainingSampler: Sendable {
 
 /// Why a training sampler cannot be built or cannot continue.
 public enum SamplerError: Error, Equatable, CustomStringConvertible {
+    /// A family name that is not in the registry, with the nearest known name.
     case unknownFamily(String, suggestion: String?)
+    /// An empty family list.
     case noFamilies
+    /// Weights that do not match the families or are not usable.
     case badWeights(count: Int)
+    /// Every draw at a level was held out.
     case exhausted(family: String, level: Int)
 
     public var description: String {

@@ -109,6 +109,9 @@ public enum Datasets {
     /// Loads a JSONL dataset: Ponder's own test files or a user's. Blank lines are skipped; any other
     /// malformed line throws a `DatasetError` with its file and line number.
     public static func load(_ url: URL) throws -> [Problem] {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw DatasetError(file: url.path, line: nil, key: nil, message: "no such file; check the path")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: url)

@@ -4,11 +4,17 @@
 
 /// A JSON value with ordered object keys.
 public indirect enum JSONValue: Equatable, Sendable {
+    /// A string, escaped as JSON requires; non-ASCII is written as UTF-8.
     case string(String)
+    /// An integer.
     case int(Int)
+    /// A floating-point number; non-finite values are written as null.
     case double(Double)
+    /// true or false.
     case bool(Bool)
+    /// null.
     case null
+    /// A list.
     case array([JSONValue])
     /// Keys are written in the order given.
     case object([(String, JSONValue)])

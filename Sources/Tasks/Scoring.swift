@@ -73,6 +73,9 @@ public enum Scoring {
     /// file and line of anything malformed.
     public static func score(completions: URL, dataset: URL?, rewards: RewardSet) throws -> ScoreReport {
         let problems = try dataset.map { try Datasets.load($0) } ?? []
+        guard FileManager.default.fileExists(atPath: completions.path) else {
+            throw DatasetError(file: completions.path, line: nil, key: nil, message: "no such file; check the --completions path")
+        }
         let text: String
         do {
             text = try String(contentsOf: completions, encoding: .utf8)
