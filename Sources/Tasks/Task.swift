@@ -1,1 +1,0 @@
-// Tasks: verifiable problem families, datasets and rule-based rewards. Plain Swift: never imports Autograd.

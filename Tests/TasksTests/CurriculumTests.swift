@@ -1,0 +1,111 @@
+import Foundation
+import Tasks
+import XCTest
+
+/// The curriculum's moves, its saved state, and the training sampler's exclusion of held-out problems.
+final class CurriculumTests: XCTestCase {
+    let add = TaskRegistry.family(named: "add")!
+
+    func config(window: Int = 4) -> Curriculum.Config {
+        var config = Curriculum.Config()
+        config.window = window
+        config.promoteAbove = 0.75
+        config.demoteBelow = 0.25
+        config.lowerLevelFraction = 0.3
+        return config
+    }
+
+    func testMovesUpWhenRewardIsHighAndDownWhenLow() throws {
+        var curriculum = try Curriculum(families: [add], config: config())
+        XCTAssertEqual(curriculum.level(of: "add"), 1)
+        for _ in 0..<3 { XCTAssertNil(curriculum.record(family: "add", level: 1, reward: 1)) }
+        XCTAssertEqual(curriculum.record(family: "add", level: 1, reward: 1), 2, "a full window of high reward promotes")
+        XCTAssertEqual(curriculum.level(of: "add"), 2)
+        // Rewards from lower levels do not count toward the current level's window.
+        for _ in 0..<10 { XCTAssertNil(curriculum.record(family: "add", level: 1, reward: 0)) }
+        XCTAssertEqual(curriculum.level(of: "add"), 2)
+        for _ in 0..<4 { curriculum.record(family: "add", level: 2, reward: 0) }
+        XCTAssertEqual(curriculum.level(of: "add"), 1, "a full window of low reward demotes")
+        for _ in 0..<4 { curriculum.record(family: "add", level: 1, reward: 0) }
+        XCTAssertEqual(curriculum.level(of: "add"), 1, "never below the lowest level")
+        // Middling reward keeps the level.
+        for i in 0..<20 { curriculum.record(family: "add", level: 1, reward: i % 2 == 0 ? 1 : 0) }
+        XCTAssertEqual(curriculum.level(of: "add"), 1)
+    }
+
+    func testNeverLeavesTheTrainingLevels() throws {
+        var curriculum = try Curriculum(families: [add], config: config(window: 1))
+        for _ in 0..<20 { curriculum.record(family: "add", level: curriculum.level(of: "add"), reward: 1) }
+        XCTAssertEqual(curriculum.level(of: "add"), add.trainingLevels.upperBound, "the beyond tier is never trained on")
+    }
+
+    func testKeepsSomeLowerLevelMass() throws {
+        var curriculum = try Curriculum(families: [add], config: config(window: 1))
+        for _ in 0..<3 { curriculum.record(family: "add", level: curriculum.level(of: "add"), reward: 1) }
+        XCTAssertEqual(curriculum.level(of: "add"), 4)
+        var rng = SplitMix64(seed: 1)
+        var counts = [Int: Int]()
+        for _ in 0..<10_000 { counts[curriculum.sampleLevel(family: "add", rng: &rng), default: 0] += 1 }
+        XCTAssertEqual(Double(counts[4]!) / 10_000, 0.7, accuracy: 0.03)
+        for level in 1...3 { XCTAssertEqual(Double(counts[level]!) / 10_000, 0.1, accuracy: 0.02, "level \(level)") }
+        XCTAssertNil(counts[5])
+    }
+
+    func testStateRoundTripsThroughCodable() throws {
+        var curriculum = try Curriculum(families: TaskRegistry.all, config: config())
+        for _ in 0..<6 { curriculum.record(family: "mul", level: curriculum.level(of: "mul"), reward: 1) }
+        let data = try JSONEncoder().encode(curriculum)
+        XCTAssertEqual(try JSONDecoder().decode(Curriculum.self, from: data), curriculum)
+        XCTAssertEqual(try JSONDecoder().decode(Curriculum.self, from: data).level(of: "mul"), 2)
+    }
+
+    func testInvalidConfigIsATypedError() {
+        var bad = Curriculum.Config()
+        bad.demoteBelow = 0.9
+        XCTAssertThrowsError(try Curriculum(families: [add], config: bad)) { error in
+            XCTAssertEqual((error as? CurriculumConfigError)?.key, "demoteBelow")
+        }
+        XCTAssertThrowsError(try TrainingSampler(families: ["ad"], seed: 1, heldOut: HeldOutSet())) { error in
+            XCTAssertTrue("\(error)".contains("did you mean 'add'"), "\(error)")
+        }
+    }
+
+    func testSamplerNeverServesAHeldOutProblem() throws {
+        // Hold out exactly the first 300 problems an unconstrained sampler would serve; a sampler with
+        // the same seed must then skip every one of them and serve none.
+        let families = ["add"]
+        var free = try TrainingSampler(families: families, seed: 99, heldOut: HeldOutSet())
+        let firstServed = try free.next(300)
+        let heldOut = HeldOutSet(problems: firstServed)
+        var guarded = try TrainingSampler(families: families, seed: 99, heldOut: heldOut)
+        let served = try guarded.next(300)
+        XCTAssertTrue(served.allSatisfy { !heldOut.contains($0) })
+        XCTAssertGreaterThanOrEqual(guarded.state.skipped, 300, "the held-out problems were generated and skipped")
+        XCTAssertEqual(guarded.state.generated, 300 + guarded.state.skipped)
+    }
+
+    func testSamplerNeverServesATestSetProblem() throws {
+        // The real held-out sets, read from the committed files; level 1 is where collisions are likeliest.
+        let heldOut = try HeldOutSet.load(directory: DatasetTests.committed)
+        XCTAssertEqual(heldOut.canonical.count, TaskRegistry.all.count * 5 * Datasets.perLevel)
+        var sampler = try TrainingSampler(families: TaskRegistry.names, seed: 5, heldOut: heldOut)
+        for problem in try sampler.next(20_000) {
+            XCTAssertFalse(heldOut.contains(problem), "served held-out \(problem.canonical)")
+        }
+        XCTAssertGreaterThan(sampler.state.skipped, 0, "some generated training problems collided with a test set and were skipped")
+    }
+
+    func testSamplerResumesFromSavedState() throws {
+        var sampler = try TrainingSampler(families: ["add", "knights"], weights: [3, 1], seed: 4, heldOut: HeldOutSet())
+        _ = try sampler.next(50)
+        for problem in try sampler.next(40) { sampler.record(problem, reward: 1) }
+        let saved = try JSONEncoder().encode(sampler.state)
+        let expected = try sampler.next(20)
+        var resumed = try TrainingSampler(families: ["add", "knights"], weights: [3, 1], seed: 4, heldOut: HeldOutSet())
+        resumed.state = try JSONDecoder().decode(TrainingSampler.State.self, from: saved)
+        XCTAssertEqual(try resumed.next(20), expected)
+        let families = Dictionary(grouping: expected, by: \.family).mapValues(\.count)
+        XCTAssertEqual(Set(families.keys), ["add", "knights"])
+        XCTAssertGreaterThan(sampler.state.curriculum.level(of: "add"), 1, "rewards moved the curriculum")
+    }
+}
