@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // Only cblas.h is used at compile time. The library itself is opened with dlopen at first
@@ -36,7 +37,7 @@ let package = Package(
         .target(name: "Tasks"),
         .target(
             name: "Training",
-            dependencies: ["Autograd", "Model", "Tasks"],
+            dependencies: ["Autograd", "Model", "Tasks", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .executableTarget(

@@ -334,8 +334,9 @@ enum Bytes {
 }
 
 /// Suggests the nearest known name for a misspelt one.
-enum Spelling {
-    static func nearest(_ word: String, in candidates: [String]) -> String? {
+/// Nearest-name suggestions for misspelt keys and names (Levenshtein distance).
+public enum Spelling {
+    public static func nearest(_ word: String, in candidates: [String]) -> String? {
         let scored = candidates.map { ($0, distance(Array(word), Array($0))) }
         guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, word.count / 3) else { return nil }
         return best.0

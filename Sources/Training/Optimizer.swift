@@ -10,7 +10,7 @@ public final class AdamW {
     public var eps: Float
     public var weightDecay: Float
     /// Number of steps taken (bias correction uses it).
-    public private(set) var step = 0
+    public internal(set) var step = 0
     let params: [Tensor]
     var m: [UnsafeMutablePointer<Float>]
     var v: [UnsafeMutablePointer<Float>]
@@ -33,8 +33,8 @@ public final class AdamW {
         v.forEach { $0.deallocate() }
     }
 
-    /// One update from the accumulated gradients (parameters with no gradient are still decayed,
-    /// as in PyTorch only when they have one: here they are skipped entirely).
+    /// One update from the accumulated gradients. Parameters that received no gradient are left
+    /// alone, as PyTorch skips parameters whose grad is None.
     public func update() {
         step += 1
         let b1 = beta1, b2 = beta2, lr = lr, eps = eps, decay = 1 - lr * weightDecay
@@ -85,4 +85,35 @@ public func clipGradNorm(_ params: [Tensor], maxNorm: Double) -> Double {
         }
     }
     return norm
+}
+
+extension AdamW {
+    /// The moment buffers by parameter index, for checkpoints: ("m.<i>", "v.<i>") → values.
+    public func stateArrays() -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for (i, p) in params.enumerated() {
+            out["m.\(i)"] = Array(UnsafeBufferPointer(start: m[i], count: p.count))
+            out["v.\(i)"] = Array(UnsafeBufferPointer(start: v[i], count: p.count))
+        }
+        return out
+    }
+
+    /// Restores moments saved by `stateArrays()` and the step count. Throws when a buffer is
+    /// missing or has the wrong size.
+    public func restore(_ arrays: [String: [Float]], step: Int) throws {
+        for (i, p) in params.enumerated() {
+            for (name, buf) in [("m.\(i)", m[i]), ("v.\(i)", v[i])] {
+                guard let a = arrays[name], a.count == p.count else {
+                    throw OptimizerStateError(message: "optimizer state lacks \(name) with \(p.count) values")
+                }
+                a.withUnsafeBufferPointer { buf.update(from: $0.baseAddress!, count: p.count) }
+            }
+        }
+        self.step = step
+    }
+}
+
+public struct OptimizerStateError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

@@ -1,0 +1,322 @@
+// The training run: cold-start SFT, then GRPO, with held-out evals, checkpoints and resume.
+// Everything a run writes goes through Runs (metrics.jsonl, TensorBoard events, completions.jsonl,
+// status.json, report.html); checkpoints are folders in Hugging Face layout plus trainer state.
+
+import Autograd
+import Foundation
+import Model
+import Runs
+import Tasks
+
+/// The part of a run's state that is not weights: saved in every checkpoint, restored on resume.
+public struct TrainerState: Codable, Equatable, Sendable {
+    /// Global optimizer steps completed (SFT steps, then GRPO steps).
+    public var step = 0
+    /// Order of the SFT trace batches.
+    public var sftRNG: RNG
+    /// Sampling of GRPO completions.
+    public var samplingRNG: RNG
+    /// The training problem stream and its curriculum.
+    public var sampler: TrainingSampler.State?
+    /// The SFT result's held-out eval (the GRPO baseline).
+    public var startEval: [String: Double]?
+    /// The latest held-out eval.
+    public var lastEval: [String: Double]?
+    /// Best held-out pass@1 seen during GRPO, and at which step.
+    public var bestPassAt1: Double?
+    public var bestStep: Int?
+    /// Ponder's checkpoint state version.
+    public var version = 1
+}
+
+/// How a run reports progress on the terminal.
+public protocol TrainerConsole: AnyObject {
+    func progress(_ line: String, final: Bool)
+    func message(_ text: String)
+}
+
+public final class Trainer {
+    public let config: TrainConfig
+    public let runDirectory: URL
+    public let tokenizer = CharTokenizer()
+    public private(set) var policy: Policy
+    public private(set) var state: TrainerState
+    let log: MetricsLog
+    let heldOut: HeldOutSet
+    let evalProblems: [Problem]
+    let rewards: RewardSet
+    let traces: [SFTExample]
+    var optimizer: AdamW
+    var sampler: TrainingSampler
+    var reference: Policy?
+    weak var console: TrainerConsole?
+    var history: [(step: Int, reward: Double)] = []
+
+    var sftSteps: Int { config.sft.steps }
+    var totalSteps: Int { config.sft.steps + config.grpo.steps }
+    var checkpointsDirectory: URL { Checkpoints.directory(runDirectory) }
+
+    /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint.
+    /// `configText` is the resolved config, written to config.yaml.
+    public init(config: TrainConfig, runDirectory: URL, resume: Bool, console: TrainerConsole? = nil) throws {
+        self.config = config
+        self.runDirectory = runDirectory
+        self.console = console
+        if config.threads > 0 { Parallel.threads = config.threads }
+        let fm = FileManager.default
+        try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        let datasets = URL(fileURLWithPath: config.data.datasets)
+        guard fm.fileExists(atPath: datasets.path) else {
+            throw ConfigError(file: nil, key: "data.datasets", message: "names '\(datasets.path)', which does not exist; run `ponder tasks generate` or point it at the datasets folder")
+        }
+        heldOut = try HeldOutSet.load(directory: datasets)
+        rewards = try RewardSet(config: config.grpo.rewards)
+        let evalFamilies = config.eval.families.isEmpty ? config.data.families : config.eval.families
+        evalProblems = try EvalSet.select(families: evalFamilies, levels: config.eval.levels.isEmpty ? nil : config.eval.levels,
+                                          limitPerLevel: config.eval.limitPerLevel, datasetsDirectory: datasets)
+        let traceProblems = SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
+                                       seed: config.seed, heldOut: heldOut)
+        traces = try traceProblems.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
+        sampler = try TrainingSampler(families: config.data.families, weights: config.data.weights.isEmpty ? nil : config.data.weights,
+                                      seed: config.seed, heldOut: heldOut, curriculum: config.data.curriculum)
+
+        let latest = resume ? Checkpoints.latest(in: runDirectory) : nil
+        if resume && latest == nil { console?.message("no complete checkpoint in \(runDirectory.path): starting fresh") }
+        if let latest {
+            let loaded = try Checkpoint.load(from: latest.url)
+            policy = loaded.policy
+            state = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: latest.url.appendingPathComponent("trainer_state.json")))
+            optimizer = AdamW(policy.parameters, lr: 0)
+            let opt = try SafeTensorsFile.read(from: latest.url.appendingPathComponent("optimizer.safetensors"))
+            try optimizer.restore(opt.tensors.mapValues(\.data), step: Int(opt.metadata["step"] ?? "") ?? 0)
+            if let s = state.sampler { sampler.state = s }
+            console?.message("resuming from \(latest.url.lastPathComponent) (step \(state.step) of \(totalSteps))")
+        } else {
+            if !config.model.from.isEmpty {
+                policy = try Checkpoint.load(from: URL(fileURLWithPath: config.model.from)).policy
+            } else {
+                var initRNG = RNG(seed: config.seed, stream: "init")
+                policy = Policy(config: config.policyConfig(vocabSize: tokenizer.vocabSize), rng: &initRNG)
+            }
+            state = TrainerState(sftRNG: RNG(seed: config.seed, stream: "sft"), samplingRNG: RNG(seed: config.seed, stream: "sampling"))
+            optimizer = AdamW(policy.parameters, lr: 0)
+        }
+        Self.configureOptimizer(optimizer, config)
+        log = try MetricsLog(runDirectory: runDirectory, resumeAfterStep: latest.map { _ in state.step })
+        if config.grpo.beta > 0, state.startEval != nil,
+           let ref = try? Checkpoint.load(from: checkpointsDirectory.appendingPathComponent("sft-final")) {
+            reference = ref.policy
+        }
+    }
+
+    static func configureOptimizer(_ opt: AdamW, _ c: TrainConfig) {
+        opt.beta1 = c.optimizer.beta1
+        opt.beta2 = c.optimizer.beta2
+        opt.eps = c.optimizer.eps
+        opt.weightDecay = c.optimizer.weightDecay
+    }
+
+    func schedule(sft: Bool) -> Schedule {
+        Schedule(peak: sft ? config.sft.learningRate : config.grpo.learningRate, warmup: config.optimizer.warmupSteps,
+                 total: sft ? config.sft.steps : config.grpo.steps, cosine: config.optimizer.schedule == "cosine",
+                 minRatio: config.optimizer.minLrRatio)
+    }
+
+    // MARK: - The run
+
+    /// Runs (or continues) SFT then GRPO to the end. Returns the final held-out eval.
+    @discardableResult
+    public func run() throws -> [String: Double] {
+        try writeStatus(.running)
+        do {
+            while state.step < sftSteps { try sftStep() }
+            if state.step == sftSteps && state.startEval == nil { try startGRPO() }
+            while state.step < totalSteps { try grpoStep() }
+            let final = try finish()
+            try writeStatus(.finished)
+            return final
+        } catch {
+            try? writeStatus(.failed, message: "\(error)")
+            throw error
+        }
+    }
+
+    func sftStep() throws {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let s = state.step
+        optimizer.lr = schedule(sft: true).lr(at: s)
+        var batch: [SFTExample] = []
+        for _ in 0..<config.sft.batchSize { batch.append(traces[state.sftRNG.int(below: traces.count)]) }
+        let (loss, tokens) = SFT.loss(policy: policy, batch: batch, pad: Int32(tokenizer.pad))
+        loss.backward()
+        let norm = config.optimizer.maxGradNorm > 0
+            ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm)) : gradNorm(policy.parameters)
+        optimizer.update()
+        optimizer.zeroGrad()
+        state.step += 1
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        try log.log(step: state.step, stage: "sft", ["loss": Double(loss.item), "learning_rate": Double(optimizer.lr),
+                                                     "grad_norm": norm, "step_time": dt, "tokens_per_s": Double(tokens) / dt])
+        progress(stage: "sft", dt: dt, fields: String(format: "loss %.4f", loss.item))
+        // The last SFT step's checkpoint is written by startGRPO, after the baseline eval.
+        if state.step < sftSteps && config.checkpoint.every > 0 && state.step % config.checkpoint.every == 0 {
+            try saveCheckpoint()
+        }
+    }
+
+    /// The SFT result becomes the reference policy and the baseline of the held-out eval.
+    func startGRPO() throws {
+        let sftFinal = checkpointsDirectory.appendingPathComponent("sft-final")
+        try saveFolder(sftFinal)
+        if config.grpo.beta > 0 { reference = try Checkpoint.load(from: sftFinal).policy }
+        let eval = try evaluate()
+        state.startEval = eval
+        state.lastEval = eval
+        optimizer = AdamW(policy.parameters, lr: config.grpo.learningRate)
+        Self.configureOptimizer(optimizer, config)
+        console?.message(String(format: "held-out pass@1 after SFT: %.3f (format %.3f)", eval["eval/pass@1"] ?? 0, eval["eval/format"] ?? 0))
+        try saveCheckpoint()
+    }
+
+    func grpoStep() throws {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let k = state.step - sftSteps
+        optimizer.lr = schedule(sft: false).lr(at: k)
+        let step = GRPOStep(config: config, tokenizer: tokenizer, rewards: rewards)
+        var batch: [ScoredCompletion] = []
+        var zeroStd = 0.0
+        var rounds = 0
+        // generate → score → advantages (DAPO dynamic sampling refills zero-variance groups)
+        repeat {
+            let problems = try sampler.next(config.grpo.promptsPerStep - batch.count / config.grpo.numGenerations)
+            var scored = try step.generate(policy: policy, problems: problems, rng: &state.samplingRNG)
+            let zero = step.assignAdvantages(&scored)
+            if rounds == 0 { zeroStd = zero }
+            for i in stride(from: 0, to: scored.count, by: config.grpo.numGenerations) {
+                let group = scored[i..<(i + config.grpo.numGenerations)]
+                sampler.record(group.first!.problem, reward: group.map { $0.rewards["correctness"] ?? $0.rewards.total }.reduce(0, +) / Double(group.count))
+                if !config.grpo.dynamicSampling || Set(group.map(\.rewards.total)).count > 1 || rounds == config.grpo.maxResampleRounds {
+                    batch += group
+                }
+            }
+            rounds += 1
+        } while config.grpo.dynamicSampling && batch.count < config.grpo.promptsPerStep * config.grpo.numGenerations
+            && rounds <= config.grpo.maxResampleRounds
+        state.sampler = sampler.state
+        var metrics = step.rewardMetrics(batch, zeroStdFraction: zeroStd)
+        // loss → update (skipped when every group lacks signal: all advantages are 0)
+        if batch.contains(where: { $0.advantage != 0 }) {
+            metrics.merge(try step.update(policy: policy, reference: reference, optimizer: optimizer, samples: batch)) { a, _ in a }
+        }
+        state.step += 1
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        metrics["learning_rate"] = Double(optimizer.lr)
+        metrics["step_time"] = dt
+        metrics["tokens_per_s"] = batch.map { Double($0.completion.tokens.count) }.reduce(0, +) / dt
+        try log.log(step: state.step, stage: "grpo", metrics)
+        for sc in batch.prefix(config.logging.completionsPerStep) {
+            try log.logCompletion(CompletionRecord(
+                step: state.step, prompt: sc.problem.prompt, completion: sc.text, answer: sc.problem.answer,
+                family: sc.problem.family, level: sc.problem.difficulty,
+                rewards: Dictionary(uniqueKeysWithValues: sc.rewards.values.map { ($0.name, $0.value) }),
+                reward: sc.rewards.total, advantage: sc.advantage))
+        }
+        history.append((state.step, metrics["reward"] ?? 0))
+        progress(stage: "grpo", dt: dt, fields: String(
+            format: "reward %.3f | acc %.3f | kl %.4f", metrics["reward"] ?? 0, metrics["rewards/correctness/mean"] ?? 0, metrics["kl"] ?? 0))
+        let k1 = k + 1
+        if config.eval.every > 0 && k1 % config.eval.every == 0 && k1 < config.grpo.steps {
+            state.lastEval = try evaluate()
+        }
+        if config.checkpoint.every > 0 && k1 % config.checkpoint.every == 0 && k1 < config.grpo.steps {
+            try saveCheckpoint()
+        }
+    }
+
+    func finish() throws -> [String: Double] {
+        if config.grpo.steps > 0 || state.lastEval == nil { state.lastEval = try evaluate() }
+        try saveCheckpoint()
+        return state.lastEval ?? [:]
+    }
+
+    // MARK: - Evaluation
+
+    /// Held-out eval of the current policy, logged as stage "eval"; tracks the best checkpoint.
+    func evaluate() throws -> [String: Double] {
+        let options = EvalOptions(samples: config.eval.samples, temperature: config.eval.temperature,
+                                  maxNewTokens: config.eval.maxNewTokens > 0 ? config.eval.maxNewTokens : config.grpo.maxCompletionLength,
+                                  promptsPerBatch: 64, seed: config.seed)
+        let report = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: evalProblems, options: options)
+        let scalars = report.scalars()
+        try log.log(step: state.step, stage: "eval", scalars)
+        if state.step > sftSteps, let p = scalars["eval/pass@1"], p > (state.bestPassAt1 ?? -1) {
+            state.bestPassAt1 = p
+            state.bestStep = state.step
+            try saveFolder(checkpointsDirectory.appendingPathComponent("best"))
+        }
+        return scalars
+    }
+
+    // MARK: - Checkpoints
+
+    /// Writes checkpoints/step-NNNNNN atomically (a temporary folder, then a rename), prunes old
+    /// ones, and refreshes the report.
+    func saveCheckpoint() throws {
+        let name = Checkpoints.folderName(step: state.step)
+        try saveFolder(checkpointsDirectory.appendingPathComponent(name))
+        let steps = Checkpoints.list(in: runDirectory)
+        for old in steps.dropLast(config.checkpoint.keepLast) { try? FileManager.default.removeItem(at: old.url) }
+        try writeStatus(.running)
+        _ = try? Report.write(runDirectory: runDirectory)
+    }
+
+    /// Saves weights, tokenizer, optimizer and trainer state into `folder`, replacing it atomically.
+    func saveFolder(_ folder: URL) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let tmp = folder.deletingLastPathComponent().appendingPathComponent(".tmp-\(folder.lastPathComponent)-\(getpid())")
+        try? fm.removeItem(at: tmp)
+        try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: tmp, metadata: ["step": "\(state.step)"])
+        var opt = SafeTensorsFile(metadata: ["step": "\(optimizer.step)"])
+        for (k, v) in optimizer.stateArrays() { opt.tensors[k] = StoredTensor(shape: [v.count], data: v) }
+        try opt.write(to: tmp.appendingPathComponent("optimizer.safetensors"))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(state), to: tmp.appendingPathComponent("trainer_state.json"))
+        if fm.fileExists(atPath: folder.path) {
+            let old = folder.deletingLastPathComponent().appendingPathComponent(".old-\(folder.lastPathComponent)-\(getpid())")
+            try? fm.removeItem(at: old)
+            try fm.moveItem(at: folder, to: old)
+            try fm.moveItem(at: tmp, to: folder)
+            try? fm.removeItem(at: old)
+        } else {
+            try fm.moveItem(at: tmp, to: folder)
+        }
+    }
+
+    func writeStatus(_ s: RunStatus.State, message: String? = nil) throws {
+        try RunStatus.write(RunStatus(state: s, step: state.step, totalSteps: totalSteps,
+                                      stage: state.step < sftSteps ? "sft" : "grpo", message: message), to: runDirectory)
+    }
+
+    // MARK: - Terminal
+
+    var startTime = DispatchTime.now().uptimeNanoseconds
+    var stepsThisProcess = 0
+
+    func progress(stage: String, dt: Double, fields: String) {
+        stepsThisProcess += 1
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - startTime) / 1e9
+        let eta = elapsed / Double(stepsThisProcess) * Double(totalSteps - state.step)
+        let line = String(format: "[%@] step %d/%d | %.2fs/step | ETA %@ | ", stage, state.step, totalSteps, dt, Self.duration(eta)) + fields
+        console?.progress(line, final: state.step % max(1, config.logging.printEvery) == 0 || state.step == totalSteps)
+    }
+
+    static func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+    }
+
+    /// (step, reward) of the GRPO steps run by this process.
+    public var rewardHistory: [(step: Int, reward: Double)] { history }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Model
+import Runs
+import Training
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train from a YAML config: cold-start SFT, then GRPO, with held-out evals and checkpoints.")
+
+    @Argument(help: "The config file, e.g. configs/quickstart.yaml.") var config: String
+    @Option(name: .customLong("run-dir"), help: "Run folder (default: runs/<config name>).") var runDir: String?
+    @Option(name: .customLong("set"), help: "Override a key, e.g. --set grpo.beta=0.02 (repeatable).") var overrides: [String] = []
+    @Flag(help: "Continue from the run folder's newest complete checkpoint.") var resume = false
+
+    func run() throws {
+        let url = URL(fileURLWithPath: config)
+        let cfg = try ConfigLoader.load(url, overrides: overrides)
+        let name = url.deletingPathExtension().lastPathComponent
+        let dir = URL(fileURLWithPath: runDir ?? "runs/\(name)")
+        if !resume && FileManager.default.fileExists(atPath: MetricsLog.metricsURL(dir).path) {
+            throw ValidationError("\(dir.path) already holds a run: pass --resume to continue it, or --run-dir for a new folder")
+        }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try AtomicFile.write(Data(ConfigLoader.yaml(cfg).utf8), to: dir.appendingPathComponent("config.yaml"))
+        let console = TerminalConsole()
+        console.message("run folder: \(dir.path) | \(cfg.sft.steps) SFT + \(cfg.grpo.steps) GRPO steps | families: \(cfg.data.families.joined(separator: ", "))")
+        let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console)
+        console.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
+        let end = try trainer.run()
+        print(Summary.table(start: trainer.state.startEval ?? [:], end: end))
+        let metrics = (try? RunReader.metrics(in: dir)) ?? []
+        let rewards = metrics.filter { $0.stage == "grpo" }.compactMap { r in r.scalars["reward"].map { (x: Double(r.step), y: $0) } }
+        let pass = metrics.filter { $0.stage == "eval" }.compactMap { r in r.scalars["eval/pass@1"].map { (x: Double(r.step), y: $0) } }
+        let tty = TerminalChart.isTTY()
+        if !rewards.isEmpty {
+            print(TerminalChart.render([ChartSeries(name: "reward", points: rewards)], title: "GRPO reward", unicode: tty, color: tty))
+        }
+        if pass.count > 1 {
+            print(TerminalChart.render([ChartSeries(name: "eval/pass@1", points: pass)], title: "held-out pass@1", unicode: tty, color: tty))
+        }
+        if let report = try? Report.write(runDirectory: dir) { print("report: \(report.path)") }
+    }
+}
+
+/// The start-vs-end table printed at the end of a run.
+enum Summary {
+    static func table(start: [String: Double], end: [String: Double]) -> String {
+        let keys = (Set(start.keys).union(end.keys)).filter { $0.hasSuffix("/pass@1") || $0 == "eval/format" }
+            .filter { !$0.contains("/L") || $0.split(separator: "/").count == 4 }
+            .sorted { a, b in (a == "eval/pass@1" ? "" : a) < (b == "eval/pass@1" ? "" : b) }
+        var lines = ["", String(format: "%-32@ %8@ %8@ %8@", "held-out", "start", "end", "delta")]
+        for k in keys {
+            let s = start[k], e = end[k]
+            let d = (s != nil && e != nil) ? String(format: "%+8.3f", e! - s!) : "       -"
+            lines.append(String(format: "%-32@ %8@ %8@ %@", k, s.map { String(format: "%.3f", $0) } ?? "-",
+                                e.map { String(format: "%.3f", $0) } ?? "-", d))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// Progress on the terminal: one rewritten line on a TTY, a line every N steps otherwise.
+final class TerminalConsole: TrainerConsole {
+    let tty = isatty(1) == 1
+    func progress(_ line: String, final: Bool) {
+        if tty {
+            print("\r\u{1B}[2K" + line, terminator: final ? "\n" : "")
+        } else if final {
+            print(line)
+        }
+        fflush(stdout)
+    }
+
+    func message(_ text: String) {
+        print(text)
+        fflush(stdout)
+    }
+}

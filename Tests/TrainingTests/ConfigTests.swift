@@ -1,0 +1,56 @@
+import Training
+import XCTest
+
+final class ConfigTests: XCTestCase {
+    func testDefaultsAndOverrides() throws {
+        let c = try ConfigLoader.parse("""
+            grpo:
+              num_generations: 4
+              beta: 0.04
+              rewards:
+                weights: {correctness: 1.0, tag_count: 0.5}
+            data:
+              families: [add, mul]
+            """, overrides: ["grpo.beta=0.02", "sft.learning_rate=1e-4", "model.tie_embeddings=true"])
+        XCTAssertEqual(c.grpo.numGenerations, 4)
+        XCTAssertEqual(c.grpo.beta, 0.02)
+        XCTAssertEqual(c.sft.learningRate, 1e-4)
+        XCTAssertTrue(c.model.tieEmbeddings)
+        XCTAssertEqual(c.grpo.rewards.weights, ["correctness": 1, "tag_count": 0.5])
+        XCTAssertEqual(c.data.families, ["add", "mul"])
+        XCTAssertEqual(c.grpo.promptsPerStep, TrainConfig().grpo.promptsPerStep)
+        // The resolved config reads back as the same value.
+        XCTAssertEqual(try ConfigLoader.parse(ConfigLoader.yaml(c)), c)
+    }
+
+    func assertError(_ yaml: String, overrides: [String] = [], key: String, mentions: String,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try ConfigLoader.parse(yaml, file: "x.yaml", overrides: overrides), file: file, line: line) { e in
+            guard let e = e as? ConfigError else { return XCTFail("not a ConfigError: \(e)", file: file, line: line) }
+            XCTAssertEqual(e.key, key, file: file, line: line)
+            XCTAssertTrue("\(e)".contains(mentions), "\(e)", file: file, line: line)
+            XCTAssertTrue("\(e)".hasPrefix("x.yaml") || e.file == "--set", "\(e)", file: file, line: line)
+        }
+    }
+
+    func testUnknownKeysSuggestTheNearest() {
+        assertError("grpo:\n  num_generation: 4\n", key: "grpo.num_generation", mentions: "did you mean 'grpo.num_generations'")
+        assertError("gpro:\n  beta: 0.1\n", key: "gpro", mentions: "did you mean 'grpo'")
+        assertError("grpo:\n  warmup_steps: 3\n", key: "grpo.warmup_steps", mentions: "'warmup_steps' is a key of 'optimizer'")
+        assertError("", overrides: ["grpo.betta=0.1"], key: "grpo.betta", mentions: "did you mean 'grpo.beta'")
+    }
+
+    func testWrongTypesNameTheKey() {
+        assertError("grpo:\n  beta: lots\n", key: "grpo.beta", mentions: "must be a number")
+        assertError("sft:\n  steps: 1.5\n", key: "sft.steps", mentions: "must be an integer")
+        assertError("grpo: 3\n", key: "grpo", mentions: "must be a mapping")
+    }
+
+    func testImpossibleCombinations() {
+        assertError("grpo:\n  num_generations: 1\n", key: "grpo.num_generations", mentions: "at least 2")
+        assertError("grpo:\n  loss_type: ppo\n", key: "grpo.loss_type", mentions: "dr_grpo")
+        assertError("data:\n  families: [addition]\n", key: "data.families", mentions: "did you mean 'add'")
+        assertError("model:\n  d_model: 100\n  heads: 3\n", key: "model.d_model", mentions: "multiple of model.heads")
+        assertError("grpo:\n  rewards:\n    weights: {correctnes: 1}\n", key: "grpo.rewards", mentions: "correctness")
+    }
+}

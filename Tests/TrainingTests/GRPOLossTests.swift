@@ -1,0 +1,127 @@
+// The GRPO objective against values computed by hand, in Double, from the formulas of
+// DeepSeekMath §4.1.1 and TRL's GRPOTrainer._compute_loss.
+
+import Autograd
+import Training
+import XCTest
+
+final class GRPOLossTests: XCTestCase {
+    // Two sequences of 3 positions; the last position of sequence 0 and the first of sequence 1
+    // are masked. Ratios differ from 1 (as after a first update when μ > 1), and two tokens fall
+    // outside the clip range on the side where clipping binds.
+    let logp: [Float] = [-1.0, -0.5, -2.0, -0.7, -1.2, -0.3]
+    let old: [Float] = [-1.1, -0.9, -2.0, -0.7, -1.0, -0.31]
+    let ref: [Float] = [-1.05, -0.6, -1.9, -0.8, -1.1, -0.35]
+    let adv: [Float] = [0.8, 0.8, 0.8, -1.5, -1.5, -1.5]
+    let mask: [Float] = [1, 1, 0, 0, 1, 1]
+    let eps: Float = 0.2, epsHigh: Float = 0.28
+
+    /// Per-token loss and d(loss)/d(logp), straight from the definitions.
+    func reference(beta: Double) -> (loss: [Double], grad: [Double]) {
+        var loss = [Double](), grad = [Double]()
+        for i in 0..<6 {
+            let r = exp(Double(logp[i]) - Double(old[i])), a = Double(adv[i])
+            let lo = 1 - Double(eps), hi = 1 + Double(epsHigh)
+            let c = min(max(r, lo), hi)
+            // −min(r·a, c·a): the unclipped term is chosen when r·a ≤ c·a
+            let unclipped = r * a <= c * a
+            var l = -min(r * a, c * a)
+            var g = unclipped ? -a * r : 0
+            let d = Double(ref[i]) - Double(logp[i])
+            l += beta * (exp(d) - d - 1)
+            g += beta * (1 - exp(d))
+            loss.append(l)
+            grad.append(g)
+        }
+        return (loss, grad)
+    }
+
+    func check(_ type: LossType, beta: Float, expectedWeights: [Double], file: StaticString = #filePath, line: UInt = #line) {
+        let w = GRPOLoss.weights(mask: mask, sequences: 2, type: type, maxCompletionLength: 4, totalTokens: 8)
+        for (a, b) in zip(w, expectedWeights) { XCTAssertEqual(Double(a), b, accuracy: 1e-7, "\(type) weights", file: file, line: line) }
+        let t = Tensor(shape: [6], logp, requiresGrad: true)
+        let (loss, stats) = GRPOLoss.loss(logp: t, old: old, ref: beta > 0 ? ref : nil, advantages: adv, weights: w, mask: mask,
+                                          epsilonLow: eps, epsilonHigh: epsHigh, beta: beta)
+        let (l, g) = reference(beta: Double(beta))
+        let expected = zip(l, expectedWeights).map(*).reduce(0, +)
+        XCTAssertEqual(Double(loss.item), expected, accuracy: 1e-6, "\(type) loss", file: file, line: line)
+        loss.backward()
+        for i in 0..<6 {
+            XCTAssertEqual(Double(t.gradArray[i]), g[i] * expectedWeights[i], accuracy: 1e-6, "\(type) grad \(i)", file: file, line: line)
+        }
+        // Token 1: r = e^0.4 ≈ 1.49 > 1.28 with A > 0 (high-clipped); token 4: r = e^-0.2 ≈ 0.82, inside.
+        // Token 5: r = e^0.01, inside. So 1 of 4 unmasked tokens is high-clipped.
+        XCTAssertEqual(stats.clipHigh, 0.25, accuracy: 1e-9, file: file, line: line)
+        XCTAssertEqual(stats.clipLow, 0, accuracy: 1e-9, file: file, line: line)
+        XCTAssertEqual(stats.clipRegion, 0.25, accuracy: 1e-9, file: file, line: line)
+    }
+
+    func testGRPOReductionMeansPerSequenceThenOverSequences() {
+        // sequence 0 has 2 tokens, sequence 1 has 2: w = 1/(2·2)
+        check(.grpo, beta: 0, expectedWeights: [0.25, 0.25, 0, 0, 0.25, 0.25])
+        check(.grpo, beta: 0.04, expectedWeights: [0.25, 0.25, 0, 0, 0.25, 0.25])
+    }
+
+    func testBNPOReductionMeansOverTheBatchTokens() {
+        check(.bnpo, beta: 0.1, expectedWeights: [0.25, 0.25, 0, 0, 0.25, 0.25].map { $0 > 0 ? 1.0 / 4 : 0 })
+    }
+
+    func testDrGRPOReductionDividesBySequencesTimesMaxLength() {
+        check(.drGRPO, beta: 0, expectedWeights: [1, 1, 0, 0, 1, 1].map { $0 / 8.0 })
+    }
+
+    func testDAPOReductionDividesByTokensOfTheWholeGenerationBatch() {
+        check(.dapo, beta: 0.04, expectedWeights: [1, 1, 0, 0, 1, 1].map { $0 / 8.0 })
+    }
+
+    func testUnequalLengthsWeightShortSequencesMoreUnderGRPO() {
+        let m: [Float] = [1, 1, 1, 1, 0, 0]  // lengths 3 and 1
+        let w = GRPOLoss.weights(mask: m, sequences: 2, type: .grpo, maxCompletionLength: 3, totalTokens: 4)
+        XCTAssertEqual(w.map(Double.init), [1.0 / 6, 1.0 / 6, 1.0 / 6, 0.5, 0, 0].map { $0 }, accuracy: 1e-7)
+        let b = GRPOLoss.weights(mask: m, sequences: 2, type: .bnpo, maxCompletionLength: 3, totalTokens: 4)
+        XCTAssertEqual(b.map(Double.init), [0.25, 0.25, 0.25, 0.25, 0, 0], accuracy: 1e-7)
+    }
+
+    func testLowClippingWithNegativeAdvantage() {
+        // r = e^-0.5 ≈ 0.61 < 0.8 with A < 0: the clipped term binds and the gradient is zero.
+        let t = Tensor(shape: [2], [-1.5, -1.0], requiresGrad: true)
+        let (loss, stats) = GRPOLoss.loss(logp: t, old: [-1.0, -1.0], ref: nil, advantages: [-1, -1], weights: [0.5, 0.5],
+                                          mask: [1, 1], epsilonLow: 0.2, epsilonHigh: 0.2, beta: 0)
+        XCTAssertEqual(Double(loss.item), 0.5 * 0.8 + 0.5 * 1.0, accuracy: 1e-6)
+        loss.backward()
+        XCTAssertEqual(t.gradArray[0], 0)
+        XCTAssertEqual(Double(t.gradArray[1]), 0.5, accuracy: 1e-6)  // −A·r·w = 1·1·0.5
+        XCTAssertEqual(stats.clipLow, 0.5)
+    }
+
+    func testGroupAdvantages() {
+        let r: [Double] = [1, 0, 0, 1, 0.5, 0.5, 0.5, 0.5]
+        let (a, zero) = GRPOLoss.advantages(rewards: r, group: 4, scale: "group")
+        let std = (4.0 * 0.25 / 3).squareRoot()  // n−1
+        XCTAssertEqual(a[0], 0.5 / (std + 1e-4), accuracy: 1e-12)
+        XCTAssertEqual(a[1], -0.5 / (std + 1e-4), accuracy: 1e-12)
+        XCTAssertEqual(Array(a[4...]), [0, 0, 0, 0])
+        XCTAssertEqual(zero, 0.5)
+        let (n, _) = GRPOLoss.advantages(rewards: r, group: 4, scale: "none")
+        XCTAssertEqual(n[0], 0.5, accuracy: 1e-12)
+        let (b, _) = GRPOLoss.advantages(rewards: r, group: 4, scale: "batch")
+        let m = r.reduce(0, +) / 8
+        let bstd = (r.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 7).squareRoot()
+        XCTAssertEqual(b[0], 0.5 / (bstd + 1e-4), accuracy: 1e-12)
+    }
+
+    func testScheduleWarmsUpThenDecaysToItsFloor() {
+        let s = Schedule(peak: 1, warmup: 4, total: 14, cosine: true, minRatio: 0.1)
+        XCTAssertEqual(s.lr(at: 0), 0.25, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 3), 1, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 4), 1, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 9), 0.55, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 14), 0.1, accuracy: 1e-6)
+        XCTAssertEqual(Schedule(peak: 2, warmup: 0, total: 10, cosine: false, minRatio: 0).lr(at: 7), 2)
+    }
+}
+
+func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, file: file, line: line)
+    for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, file: file, line: line) }
+}
