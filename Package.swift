@@ -35,6 +35,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .target(name: "Tasks"),
+        .target(name: "Runs"),
         .target(
             name: "Training",
             dependencies: ["Autograd", "Model", "Tasks", .product(name: "Yams", package: "Yams")],
@@ -43,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "ponder",
             dependencies: [
-                "Autograd", "Model", "Tasks", "Training",
+                "Autograd", "Model", "Tasks", "Training", "Runs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -51,6 +52,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model"]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "RunsTests", dependencies: ["Runs"], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v5]
 )
