@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Runs"),
         .target(
             name: "Training",
-            dependencies: ["Autograd", "Model", "Tasks", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Autograd", "Model", "Tasks", "Runs", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .executableTarget(

@@ -4,7 +4,7 @@
 public struct AddSubTask: TaskFamily {
     public let name = "add"
     public let domain = Domain.math
-    public let summary = "add/subtract chains; the teacher keeps a running total"
+    public let summary = "add/subtract chains; the teacher works each step in columns, right to left"
     public let trainingLevels = 1...4
     public let beyondLevels = 5...5
     public let levelNotes = [
@@ -30,12 +30,60 @@ public struct AddSubTask: TaskFamily {
         for _ in 1..<terms {
             let value = rng.int(in: range)
             let subtract = minus && rng.bool()
-            let next = subtract ? total - value : total + value
-            steps.append("\(total)\(subtract ? "-" : "+")\(value)=\(next)")
+            steps += Self.columnSteps(total, subtract ? "-" : "+", value)
             text += (subtract ? "-" : "+") + String(value)
-            total = next
+            total = subtract ? total - value : total + value
         }
         return make(level: level, prompt: text + "=?", answer: String(total), verifier: .integer, steps: steps)
+    }
+
+    /// The trace of `x op y` (y ≥ 0) worked in columns, as a person would on paper. Signs are
+    /// settled first, so each step is an addition or a subtraction p − q with p ≥ q ≥ 0:
+    ///
+    ///     46+97              71-696=-(696-71)
+    ///     6+7=13 r3          6-1=5 r5
+    ///     4+9+1=14 r43       9-7=2 r25
+    ///     =143               6-0=6 r625
+    ///                        =-625
+    ///
+    /// Each column line ends with the digits found so far ("r…"), so the answer is read off the
+    /// last line rather than reassembled; a borrow shows as a 1 written before the top digit.
+    static func columnSteps(_ x: Int, _ op: Character, _ y: Int) -> [String] {
+        let header = "\(x)\(op)\(y)"
+        let result = op == "+" ? x + y : x - y
+        let (p, q, add, negate): (Int, Int, Bool, Bool)
+        switch (x >= 0, op == "+") {
+        case (true, true): (p, q, add, negate) = (x, y, true, false)
+        case (true, false): (p, q, add, negate) = x >= y ? (x, y, false, false) : (y, x, false, true)
+        case (false, true): (p, q, add, negate) = y >= -x ? (y, -x, false, false) : (-x, y, false, true)
+        case (false, false): (p, q, add, negate) = (-x, y, true, true)
+        }
+        let plain = "\(p)\(add ? "+" : "-")\(q)"
+        var lines = [header == plain ? header : header + "=" + (negate ? "-(\(plain))" : plain)]
+        let a = Array(String(p).reversed()).map { Int(String($0))! }, b = Array(String(q).reversed()).map { Int(String($0))! }
+        var carry = 0
+        var digits = ""
+        for i in 0..<max(a.count, b.count) {
+            let da = i < a.count ? a[i] : 0, db = i < b.count ? b[i] : 0
+            if add {
+                let s = da + db + carry
+                lines.append("\(da)+\(db)\(carry > 0 ? "+1" : "")=\(s) r\(s % 10)\(digits)")
+                digits = "\(s % 10)" + digits
+                carry = s / 10
+            } else {
+                var d = da - db - carry
+                let borrow = d < 0
+                if borrow { d += 10 }
+                lines.append("\(borrow ? "1" : "")\(da)-\(db)\(carry > 0 ? "-1" : "")=\(d) r\(d)\(digits)")
+                digits = "\(d)" + digits
+                carry = borrow ? 1 : 0
+            }
+        }
+        if add && carry > 0 { digits = "1" + digits }
+        let magnitude = String(Int(digits)!)
+        lines.append("=" + (negate && magnitude != "0" ? "-" : "") + magnitude)
+        precondition(Int(lines.last!.dropFirst())! == result, "column trace of \(header) gave \(lines.last!)")
+        return lines
     }
 }
 

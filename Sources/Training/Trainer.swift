@@ -51,6 +51,7 @@ public final class Trainer {
     var reference: Policy?
     weak var console: TrainerConsole?
     var history: [(step: Int, reward: Double)] = []
+    var evalHistory: [(step: Int, passAt1: Double)] = []
 
     var sftSteps: Int { config.sft.steps }
     var totalSteps: Int { config.sft.steps + config.grpo.steps }
@@ -90,7 +91,7 @@ public final class Trainer {
             let opt = try SafeTensorsFile.read(from: latest.url.appendingPathComponent("optimizer.safetensors"))
             try optimizer.restore(opt.tensors.mapValues(\.data), step: Int(opt.metadata["step"] ?? "") ?? 0)
             if let s = state.sampler { sampler.state = s }
-            console?.message("resuming from \(latest.url.lastPathComponent) (step \(state.step) of \(totalSteps))")
+            console?.message("resuming from \(latest.url.lastPathComponent) (step \(state.step) of \(config.sft.steps + config.grpo.steps))")
         } else {
             if !config.model.from.isEmpty {
                 policy = try Checkpoint.load(from: URL(fileURLWithPath: config.model.from)).policy
@@ -102,9 +103,10 @@ public final class Trainer {
             optimizer = AdamW(policy.parameters, lr: 0)
         }
         Self.configureOptimizer(optimizer, config)
-        log = try MetricsLog(runDirectory: runDirectory, resumeAfterStep: latest.map { _ in state.step })
+        let resumedStep: Int? = latest == nil ? nil : state.step
+        log = try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep)
         if config.grpo.beta > 0, state.startEval != nil,
-           let ref = try? Checkpoint.load(from: checkpointsDirectory.appendingPathComponent("sft-final")) {
+           let ref = try? Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")) {
             reference = ref.policy
         }
     }
@@ -249,6 +251,7 @@ public final class Trainer {
         let report = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: evalProblems, options: options)
         let scalars = report.scalars()
         try log.log(step: state.step, stage: "eval", scalars)
+        evalHistory.append((state.step, scalars["eval/pass@1"] ?? 0))
         if state.step > sftSteps, let p = scalars["eval/pass@1"], p > (state.bestPassAt1 ?? -1) {
             state.bestPassAt1 = p
             state.bestStep = state.step
@@ -267,7 +270,6 @@ public final class Trainer {
         let steps = Checkpoints.list(in: runDirectory)
         for old in steps.dropLast(config.checkpoint.keepLast) { try? FileManager.default.removeItem(at: old.url) }
         try writeStatus(.running)
-        _ = try? Report.write(runDirectory: runDirectory)
     }
 
     /// Saves weights, tokenizer, optimizer and trainer state into `folder`, replacing it atomically.
@@ -319,4 +321,6 @@ public final class Trainer {
 
     /// (step, reward) of the GRPO steps run by this process.
     public var rewardHistory: [(step: Int, reward: Double)] { history }
+    /// (step, held-out pass@1) of the evals run by this process.
+    public var passHistory: [(step: Int, passAt1: Double)] { evalHistory }
 }

@@ -6,6 +6,6 @@ struct Ponder: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ponder",
         abstract: "Train small language models to reason with GRPO, natively on CPUs.",
-        subcommands: [Sample.self, TasksCommand.self, ScoreCommand.self, EvalCommand.self, Bench.self]
+        subcommands: [Train.self, EvalCommand.self, Sample.self, TasksCommand.self, ScoreCommand.self, Bench.self]
     )
 }

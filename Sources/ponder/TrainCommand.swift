@@ -29,9 +29,8 @@ struct Train: ParsableCommand {
         console.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
         let end = try trainer.run()
         print(Summary.table(start: trainer.state.startEval ?? [:], end: end))
-        let metrics = (try? RunReader.metrics(in: dir)) ?? []
-        let rewards = metrics.filter { $0.stage == "grpo" }.compactMap { r in r.scalars["reward"].map { (x: Double(r.step), y: $0) } }
-        let pass = metrics.filter { $0.stage == "eval" }.compactMap { r in r.scalars["eval/pass@1"].map { (x: Double(r.step), y: $0) } }
+        let rewards = trainer.rewardHistory.map { (x: Double($0.step), y: $0.reward) }
+        let pass = trainer.passHistory.map { (x: Double($0.step), y: $0.passAt1) }
         let tty = TerminalChart.isTTY()
         if !rewards.isEmpty {
             print(TerminalChart.render([ChartSeries(name: "reward", points: rewards)], title: "GRPO reward", unicode: tty, color: tty))
@@ -39,7 +38,6 @@ struct Train: ParsableCommand {
         if pass.count > 1 {
             print(TerminalChart.render([ChartSeries(name: "eval/pass@1", points: pass)], title: "held-out pass@1", unicode: tty, color: tty))
         }
-        if let report = try? Report.write(runDirectory: dir) { print("report: \(report.path)") }
     }
 }
 
