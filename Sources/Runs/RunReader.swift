@@ -36,6 +36,12 @@ public struct MetricsTable {
     /// What was skipped (a truncated last line), one sentence each, naming the file and line.
     public var warnings: [String]
 
+    /// A table of the given rows.
+    public init(rows: [MetricRow], warnings: [String] = []) {
+        self.rows = rows
+        self.warnings = warnings
+    }
+
     /// The metric tags present, sorted (TensorBoard's tags: see `MetricsLog.tag(name:stage:)`).
     public var tags: [String] {
         Set(rows.flatMap { row in row.values.keys.map { MetricsLog.tag(name: $0, stage: row.stage) } }).sorted()
@@ -85,7 +91,8 @@ public struct RunReader {
         if !name.contains("/"), let reader = try? RunReader(runDirectory: runsDirectory.appendingPathComponent(name)) {
             return reader
         }
-        throw RunsError.missingRun(path: direct.path)
+        let alsoTried = name.contains("/") ? "" : " (nor \(runsDirectory.appendingPathComponent(name).path))"
+        throw RunsError.missingRun(path: direct.path + alsoTried)
     }
 
     /// The rows of metrics.jsonl; none when the file does not exist yet.

@@ -14,6 +14,8 @@ import Darwin
 public enum RunsError: Error, CustomStringConvertible, Equatable {
     /// The run folder does not exist.
     case missingRun(path: String)
+    /// A folder expected to hold runs does not exist.
+    case missingFolder(path: String)
     /// A file of the run is absent.
     case missingFile(path: String)
     /// A line of a JSONL file is not a JSON object (a truncated last line is not an error).
@@ -26,6 +28,7 @@ public enum RunsError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .missingRun(let path): return "\(path): no such run folder"
+        case .missingFolder(let path): return "\(path): no such folder"
         case .missingFile(let path): return "\(path): no such file"
         case .badLine(let path, let line, let reason): return "\(path):\(line): \(reason)"
         case .unknownMetric(let name, let available):

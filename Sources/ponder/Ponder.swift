@@ -6,6 +6,9 @@ struct Ponder: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ponder",
         abstract: "Train small language models to reason with GRPO, natively on CPUs.",
-        subcommands: [Train.self, EvalCommand.self, Sample.self, TasksCommand.self, ScoreCommand.self, Bench.self]
+        subcommands: [
+            Train.self, EvalCommand.self, Sample.self, CurvesCommand.self, ReportCommand.self, RunsListCommand.self,
+            TasksCommand.self, ScoreCommand.self, Bench.self,
+        ]
     )
 }
