@@ -189,7 +189,7 @@ public struct EvalReport: Codable, Equatable, Sendable {
     public var checkpoint: String?
     /// The k of pass@k and maj@k.
     public var k: Int
-    /// The sampling options, when the report comes from `Evaluator.evaluate`.
+    /// The sampling options with the temperature resolved, when the report comes from `Evaluator.evaluate`.
     public var options: EvalOptions?
     /// Stats over every problem.
     public var overall: EvalStats
@@ -256,17 +256,18 @@ public enum Evaluator {
         guard !problems.isEmpty else { throw EvalError.noProblems("the problem list is empty") }
         let maxContext = policy.config.maxContext
         let prompts: [[Int32]] = try problems.map { problem in
-            let ids: [Int]
             do {
-                ids = try tokenizer.encodePrompt(problem.prompt)
+                return try tokenizer.encodePrompt(problem.prompt).map(Int32.init)
             } catch {
                 throw EvalError.unencodable(id: problem.id, reason: "\(error)")
             }
-            guard ids.count + options.maxNewTokens <= maxContext else {
-                throw EvalError.promptTooLong(
-                    id: problem.id, promptTokens: ids.count, maxNewTokens: options.maxNewTokens, maxContext: maxContext)
-            }
-            return ids.map(Int32.init)
+        }
+        // Name the longest prompt, so the limit the error suggests fits every problem.
+        let longest = prompts.indices.max { prompts[$0].count < prompts[$1].count || (prompts[$0].count == prompts[$1].count && $0 > $1) }!
+        guard prompts[longest].count + options.maxNewTokens <= maxContext else {
+            throw EvalError.promptTooLong(
+                id: problems[longest].id, promptTokens: prompts[longest].count, maxNewTokens: options.maxNewTokens,
+                maxContext: maxContext)
         }
         let k = options.samples
         var rng = RNG(seed: options.seed, stream: "eval")
@@ -286,7 +287,9 @@ public enum Evaluator {
             }
             progress?(end, problems.count)
         }
-        return EvalReport(results: results, k: k, options: options)
+        var used = options
+        used.temperature = options.resolvedTemperature  // the report says what ran, not "default"
+        return EvalReport(results: results, k: k, options: used)
     }
 
     /// Grades hand-written or sampled completions without a model: one (problem, samples) pair per
@@ -352,7 +355,7 @@ public enum EvalError: Error, Equatable, CustomStringConvertible {
     case invalidOption(key: String, message: String)
     /// Nothing to evaluate.
     case noProblems(String)
-    /// A prompt that does not fit the context with `maxNewTokens` after it.
+    /// The longest prompt, which does not fit the context with `maxNewTokens` after it.
     case promptTooLong(id: String, promptTokens: Int, maxNewTokens: Int, maxContext: Int)
     /// A prompt with a character the tokenizer lacks.
     case unencodable(id: String, reason: String)
@@ -369,7 +372,7 @@ public enum EvalError: Error, Equatable, CustomStringConvertible {
             let fits = maxContext - promptTokens
             return "problem \(id): its prompt (\(promptTokens) tokens) + max_new_tokens \(maxNewTokens) exceeds the model's "
                 + "context of \(maxContext) tokens; "
-                + (fits >= 1 ? "use max_new_tokens ≤ \(fits) (--max-new)" : "leave this problem out")
+                + (fits >= 1 ? "use max_new_tokens ≤ \(fits) (--max-new)" : "leave its family or level out")
         case .unencodable(let id, let reason):
             return "problem \(id): its prompt cannot be tokenized: \(reason)"
         case .unknownFamily(let name, let suggestion, let known):

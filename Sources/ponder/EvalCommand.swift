@@ -98,11 +98,13 @@ struct EvalCommand: ParsableCommand {
     private func printTable(_ report: EvalReport) {
         let t = options.resolvedTemperature
         print("\(report.checkpoint ?? "")  k=\(report.k) \(t == 0 ? "greedy" : "temperature \(t)") max_new=\(maxNew) seed=\(seed)")
+        // With one sample, pass@k and maj@k equal pass@1: their columns only appear for k > 1.
         let k = report.k
-        print(pad("", 18) + cells(["n", "pass@1", "pass@\(k)", "maj@\(k)", "format", "mean_len", "trunc"]))
+        print(pad("", 18) + cells(["n", "pass@1"] + (k > 1 ? ["pass@\(k)", "maj@\(k)"] : []) + ["format", "mean_len", "trunc"]))
         for (label, s) in rows(report) {
-            print(pad(label, 18) + cells([String(s.count), f3(s.passAt1), f3(s.passAtK), f3(s.majAtK), f3(s.format),
-                                          String(format: "%.1f", s.meanLength), f3(s.truncated)]))
+            let sampled = k > 1 ? [f3(s.passAtK), f3(s.majAtK)] : []
+            print(pad(label, 18) + cells([String(s.count), f3(s.passAt1)] + sampled
+                                         + [f3(s.format), String(format: "%.1f", s.meanLength), f3(s.truncated)]))
         }
     }
 
