@@ -70,7 +70,7 @@ public enum EvalSet {
     static func checked(_ requested: [String]?, known: [String]) throws -> [String] {
         guard let requested else { return known }
         for name in requested where !known.contains(name) {
-            throw EvalError.unknownFamily(name: name, suggestion: nearest(name, in: known), known: known)
+            throw EvalError.unknownFamily(name: name, suggestion: Spelling.nearest(name, in: known), known: known)
         }
         return requested
     }
@@ -78,28 +78,5 @@ public enum EvalSet {
     static func nonEmpty(_ problems: [Problem], what: String) throws -> [Problem] {
         guard !problems.isEmpty else { throw EvalError.noProblems("no problems in \(what) match the chosen families and levels") }
         return problems
-    }
-
-    /// The candidate with the smallest edit distance to `name`, when it is close enough to be a typo.
-    public static func nearest(_ name: String, in candidates: [String]) -> String? {
-        let scored = candidates.map { ($0, editDistance(name.lowercased(), $0.lowercased())) }
-        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
-        return best.1 <= max(2, name.count / 2) ? best.0 : nil
-    }
-
-    /// Levenshtein distance, one row at a time.
-    static func editDistance(_ s: String, _ t: String) -> Int {
-        let a = Array(s), b = Array(t)
-        var row = Array(0...b.count)
-        for i in a.indices {
-            var diagonal = row[0]
-            row[0] = i + 1
-            for j in b.indices {
-                let above = row[j + 1]
-                row[j + 1] = min(above + 1, row[j] + 1, diagonal + (a[i] == b[j] ? 0 : 1))
-                diagonal = above
-            }
-        }
-        return row[b.count]
     }
 }

@@ -267,9 +267,9 @@ public final class Trainer {
     func saveCheckpoint() throws {
         let name = Checkpoints.folderName(step: state.step)
         try saveFolder(checkpointsDirectory.appendingPathComponent(name))
-        let steps = Checkpoints.list(in: runDirectory)
-        for old in steps.dropLast(config.checkpoint.keepLast) { try? FileManager.default.removeItem(at: old.url) }
+        try Checkpoints.prune(in: runDirectory, keepLast: config.checkpoint.keepLast)
         try writeStatus(.running)
+        _ = try? Report.write(runDirectory: runDirectory)  // a report is a view: a failure must not stop training
     }
 
     /// Saves weights, tokenizer, optimizer and trainer state into `folder`, replacing it atomically.

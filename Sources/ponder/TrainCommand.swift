@@ -38,6 +38,7 @@ struct Train: ParsableCommand {
         if pass.count > 1 {
             print(TerminalChart.render([ChartSeries(name: "eval/pass@1", points: pass)], title: "held-out pass@1", unicode: tty, color: tty))
         }
+        print("report: \(try Report.write(runDirectory: dir).path)")
     }
 }
 
@@ -47,12 +48,16 @@ enum Summary {
         let keys = (Set(start.keys).union(end.keys)).filter { $0.hasSuffix("/pass@1") || $0 == "eval/format" }
             .filter { !$0.contains("/L") || $0.split(separator: "/").count == 4 }
             .sorted { a, b in (a == "eval/pass@1" ? "" : a) < (b == "eval/pass@1" ? "" : b) }
-        var lines = ["", String(format: "%-32@ %8@ %8@ %8@", "held-out", "start", "end", "delta")]
+        func pad(_ s: String, _ n: Int, left: Bool = false) -> String {
+            let fill = String(repeating: " ", count: max(0, n - s.count))
+            return left ? s + fill : fill + s
+        }
+        func num(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "-" }
+        var lines = ["", pad("held-out (SFT → GRPO)", 32, left: true) + pad("start", 8) + pad("end", 8) + pad("delta", 9)]
         for k in keys {
             let s = start[k], e = end[k]
-            let d = (s != nil && e != nil) ? String(format: "%+8.3f", e! - s!) : "       -"
-            lines.append(String(format: "%-32@ %8@ %8@ %@", k, s.map { String(format: "%.3f", $0) } ?? "-",
-                                e.map { String(format: "%.3f", $0) } ?? "-", d))
+            let d = (s != nil && e != nil) ? String(format: "%+.3f", e! - s!) : "-"
+            lines.append(pad(k, 32, left: true) + pad(num(s), 8) + pad(num(e), 8) + pad(d, 9))
         }
         return lines.joined(separator: "\n") + "\n"
     }
