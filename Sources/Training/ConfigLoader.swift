@@ -41,7 +41,8 @@ public enum ConfigLoader {
             }
             let path = o[..<eq].split(separator: ".").map(String.init)
             let raw = String(o[o.index(after: eq)...])
-            let value = (try? Yams.load(yaml: raw)).flatMap { $0 } ?? raw
+            var value: Any = raw
+            if let parsed = try? Yams.load(yaml: raw) { value = parsed }
             var nested: Any = value
             for key in path.reversed() { nested = [key: nested] }
             try overlay(nested as! [String: Any], onto: &tree, path: [], file: "--set")
@@ -56,9 +57,29 @@ public enum ConfigLoader {
 
     /// The resolved config as YAML with snake_case keys, sorted.
     public static func yaml(_ config: TrainConfig) throws -> String {
-        let data = try JSONEncoder().encode(config)
-        let tree = try JSONSerialization.jsonObject(with: data)
-        return try Yams.dump(object: snakeKeys(tree, path: []), sortKeys: true)
+        try Yams.dump(object: plain(config), sortKeys: true)
+    }
+
+    /// A config value as plain YAML types, read through Mirror so that Bool stays Bool and a
+    /// Float prints as written (0.1, not 0.10000000149).
+    static func plain(_ value: Any) -> Any {
+        switch value {
+        case let b as Bool: return b
+        case let i as Int: return i
+        case let u as UInt64: return Int(truncatingIfNeeded: u)
+        case let f as Float: return Double("\(f)")!
+        case let d as Double: return d
+        case let s as String: return s
+        case let a as [Any]: return a.map(plain)
+        case let m as [String: Double]: return m
+        default:
+            var out: [String: Any] = [:]
+            for child in Mirror(reflecting: value).children {
+                guard let label = child.label else { continue }
+                out[snake(label)] = plain(child.value)
+            }
+            return out
+        }
     }
 
     // MARK: - Tree operations
@@ -68,27 +89,80 @@ public enum ConfigLoader {
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }
 
-    /// Lays `user` over `base`, converting snake_case keys and refusing unknown ones.
-    static func overlay(_ user: [String: Any], onto base: inout [String: Any], path: [String], file: String) throws {
+    /// Lays `user` over `base`, converting snake_case keys and refusing unknown ones. `schema` is
+    /// the default value at this level, whose Swift types say what each key accepts.
+    static func overlay(_ user: [String: Any], onto base: inout [String: Any], path: [String], file: String,
+                        schema: Any = TrainConfig()) throws {
         let open = openMaps.contains(path.map(snake).joined(separator: "."))
+        if open {  // a user map replaces the default one whole
+            base = user
+            return
+        }
+        let fields = Dictionary(Mirror(reflecting: schema).children.compactMap { c in c.label.map { ($0, c.value) } }) { a, _ in a }
         for (rawKey, value) in user {
-            let key = open ? rawKey : camel(rawKey)
+            let key = camel(rawKey)
             let dotted = (path.map(snake) + [rawKey]).joined(separator: ".")
-            guard open || base[key] != nil else {
+            guard let field = fields[key], base[key] != nil else {
                 throw ConfigError(file: file, key: dotted, message: "is not a config key" + suggestion(for: rawKey, at: path, in: base))
             }
-            if !open, let sub = base[key] as? [String: Any] {
+            if let sub = base[key] as? [String: Any] {
                 guard let userSub = value as? [String: Any] else {
                     throw ConfigError(file: file, key: dotted, message: "must be a mapping with keys \(sub.keys.map(snake).sorted().joined(separator: ", "))")
                 }
                 var merged = sub
-                try overlay(userSub, onto: &merged, path: path + [key], file: file)
+                try overlay(userSub, onto: &merged, path: path + [key], file: file, schema: field)
                 base[key] = merged
-            } else if let s = value as? String, base[key] is NSNumber, let d = Double(s) {
-                base[key] = d  // YAML 1.1 reads 1e-4 (no dot) as a string
-            } else {
-                base[key] = value is NSNull ? base[key] : value
+            } else if !(value is NSNull) {
+                base[key] = try typed(value, like: field, key: dotted, file: file)
             }
+        }
+    }
+
+    /// `value` (as Yams read it) converted to the JSON form of the field's Swift type, or an error
+    /// naming the key and the type expected.
+    static func typed(_ value: Any, like field: Any, key: String, file: String) throws -> Any {
+        func fail(_ what: String) -> ConfigError {
+            ConfigError(file: file, key: key, message: "must be \(what), not '\(value)'")
+        }
+        func number(_ v: Any) -> Double? {
+            switch v {
+            case let b as Bool: _ = b; return nil
+            case let i as Int: return Double(i)
+            case let d as Double: return d
+            case let s as String: return Double(s)  // YAML 1.1 reads 1e-4 (no dot) as a string
+            default: return nil
+            }
+        }
+        func integer(_ v: Any) -> Int? {
+            if v is Bool { return nil }
+            if let i = v as? Int { return i }
+            if let d = number(v), d == d.rounded(), abs(d) < 9e15 { return Int(d) }
+            return nil
+        }
+        switch field {
+        case is Bool:
+            guard let b = value as? Bool else { throw fail("true or false") }
+            return b
+        case is Int, is UInt64:
+            guard let i = integer(value), !(field is UInt64 && i < 0) else { throw fail("an integer") }
+            return i
+        case is Float, is Double:
+            guard let d = number(value), d.isFinite else { throw fail("a number") }
+            return d
+        case is String:
+            guard let s = value as? String else { throw fail("a string (quote it)") }
+            return s
+        case _ where type(of: field) == [String].self:  // exact types: an empty [Int] also casts to [String]
+            guard let a = value as? [Any], let s = a.map({ $0 as? String }) as? [String] else { throw fail("a list of strings") }
+            return s
+        case _ where type(of: field) == [Int].self:
+            guard let a = value as? [Any], let s = a.map(integer) as? [Int] else { throw fail("a list of integers") }
+            return s
+        case _ where type(of: field) == [Double].self:
+            guard let a = value as? [Any], let s = a.map(number) as? [Double] else { throw fail("a list of numbers") }
+            return s
+        default:
+            return value
         }
     }
 
@@ -138,19 +212,6 @@ public enum ConfigLoader {
         case is [Any].Type: return "a list"
         default: return "a \(type)"
         }
-    }
-
-    static func snakeKeys(_ tree: Any, path: [String]) -> Any {
-        if let d = tree as? [String: Any] {
-            let open = openMaps.contains(path.joined(separator: "."))
-            var out: [String: Any] = [:]
-            for (k, v) in d {
-                let sk = open ? k : snake(k)
-                out[sk] = snakeKeys(v, path: path + [sk])
-            }
-            return out
-        }
-        return tree
     }
 
     /// "maxCompletionLength" → "max_completion_length".

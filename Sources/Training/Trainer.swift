@@ -53,6 +53,11 @@ public final class Trainer {
     var history: [(step: Int, reward: Double)] = []
     var evalHistory: [(step: Int, passAt1: Double)] = []
 
+    /// Return from `run()` once this many global steps are done, as if the process were killed
+    /// there (for tests of resume, and for a time-boxed run).
+    public var stopAfterStep: Int?
+    var stopRequested: Bool { stopAfterStep.map { state.step >= $0 } ?? false }
+
     var sftSteps: Int { config.sft.steps }
     var totalSteps: Int { config.sft.steps + config.grpo.steps }
     var checkpointsDirectory: URL { Checkpoints.directory(runDirectory) }
@@ -131,9 +136,15 @@ public final class Trainer {
     public func run() throws -> [String: Double] {
         try writeStatus(.running)
         do {
-            while state.step < sftSteps { try sftStep() }
+            while state.step < sftSteps {
+                try sftStep()
+                if stopRequested { return [:] }
+            }
             if state.step == sftSteps && state.startEval == nil { try startGRPO() }
-            while state.step < totalSteps { try grpoStep() }
+            while state.step < totalSteps {
+                try grpoStep()
+                if stopRequested { return [:] }
+            }
             let final = try finish()
             try writeStatus(.finished)
             return final

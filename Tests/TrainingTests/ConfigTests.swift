@@ -44,12 +44,15 @@ final class ConfigTests: XCTestCase {
         assertError("grpo:\n  beta: lots\n", key: "grpo.beta", mentions: "must be a number")
         assertError("sft:\n  steps: 1.5\n", key: "sft.steps", mentions: "must be an integer")
         assertError("grpo: 3\n", key: "grpo", mentions: "must be a mapping")
+        assertError("model:\n  tie_embeddings: 1\n", key: "model.tie_embeddings", mentions: "true or false")
+        assertError("data:\n  families: add\n", key: "data.families", mentions: "a list of strings")
+        assertError("", overrides: ["sft.batch_size=big"], key: "sft.batch_size", mentions: "an integer")
     }
 
     func testImpossibleCombinations() {
         assertError("grpo:\n  num_generations: 1\n", key: "grpo.num_generations", mentions: "at least 2")
         assertError("grpo:\n  loss_type: ppo\n", key: "grpo.loss_type", mentions: "dr_grpo")
-        assertError("data:\n  families: [addition]\n", key: "data.families", mentions: "did you mean 'add'")
+        assertError("data:\n  families: [mull]\n", key: "data.families", mentions: "did you mean 'mul'")
         assertError("model:\n  d_model: 100\n  heads: 3\n", key: "model.d_model", mentions: "multiple of model.heads")
         assertError("grpo:\n  rewards:\n    weights: {correctnes: 1}\n", key: "grpo.rewards", mentions: "correctness")
     }

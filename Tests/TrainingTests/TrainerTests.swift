@@ -1,0 +1,116 @@
+// End-to-end runs of the trainer on a tiny model: it learns, it writes the run folder, and a run
+// stopped mid-way resumes to exactly the metrics and weights of an uninterrupted one.
+
+import Autograd
+import Foundation
+import Model
+import Runs
+import Training
+import XCTest
+
+final class TrainerTests: XCTestCase {
+    /// Where the committed held-out sets live (the package root's datasets/).
+    static let datasets = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("datasets").path
+
+    static func tinyConfig() throws -> TrainConfig {
+        try ConfigLoader.parse("""
+            seed: 3
+            threads: 1
+            model: {d_model: 32, layers: 1, heads: 2, ff_dim: 64, max_context: 64}
+            data: {families: [add], datasets: "\(datasets)"}
+            sft: {steps: 30, num_traces: 16, levels: [1], batch_size: 8, learning_rate: 3.0e-3}
+            grpo: {steps: 4, prompts_per_step: 2, num_generations: 4, max_completion_length: 40, beta: 0.04, num_iterations: 2}
+            optimizer: {warmup_steps: 2}
+            eval: {every: 2, levels: [1], limit_per_level: 4}
+            checkpoint: {every: 2, keep_last: 2}
+            logging: {completions_per_step: 2}
+            """)
+    }
+
+    func temporaryRun() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-run-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    /// metrics.jsonl without the wall-clock fields, which differ between any two runs.
+    func deterministicMetrics(_ run: URL) throws -> [String] {
+        try String(contentsOf: MetricsLog.metricsURL(run), encoding: .utf8).split(separator: "\n").map { line in
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let kept = obj.filter { $0.key != "step_time" && $0.key != "tokens_per_s" }
+            return String(decoding: try JSONSerialization.data(withJSONObject: kept, options: [.sortedKeys]), as: UTF8.self)
+        }
+    }
+
+    func testTrainingLearnsWritesTheRunFolderAndMovesEveryParameter() throws {
+        let run = temporaryRun()
+        let cfg = try Self.tinyConfig()
+        var rng = RNG(seed: cfg.seed, stream: "init")
+        let initial = Policy(config: cfg.policyConfig(vocabSize: CharTokenizer().vocabSize), rng: &rng)
+        let trainer = try Trainer(config: cfg, runDirectory: run, resume: false)
+        try trainer.run()
+        let rows = try RunReader(runDirectory: run).metrics().rows
+        let sftLoss = rows.filter { $0.stage == "sft" }.compactMap { $0.values["loss"] }
+        XCTAssertEqual(sftLoss.count, 30)
+        XCTAssertLessThan(sftLoss.suffix(5).reduce(0, +) / 5, 0.7 * sftLoss.prefix(5).reduce(0, +) / 5, "SFT loss must fall")
+        let grpo = rows.filter { $0.stage == "grpo" }
+        XCTAssertEqual(grpo.map(\.step), [31, 32, 33, 34])
+        for key in ["reward", "reward_std", "rewards/correctness/mean", "rewards/format/mean", "frac_reward_zero_std",
+                    "completions/mean_length", "completions/clipped_ratio", "learning_rate", "step_time", "tokens_per_s"] {
+            XCTAssertNotNil(grpo.last?.values[key], key)
+        }
+        let evals = rows.filter { $0.stage == "eval" }
+        XCTAssertEqual(evals.map(\.step), [30, 32, 34], "baseline eval at GRPO step 0, every 2 steps, and at the end")
+        XCTAssertNotNil(evals.first?.values["eval/add/L1/pass@1"])
+        let names = try FileManager.default.contentsOfDirectory(atPath: Checkpoints.directory(run).path).filter { !$0.hasPrefix(".") }
+        XCTAssertEqual(Set(names).intersection(["sft-final", "step-000032", "step-000034"]).count, 3, "\(names)")
+        XCTAssertEqual(Checkpoints.list(in: run).count, 2, "keep_last prunes older step checkpoints")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("report.html").path))
+        XCTAssertEqual(try RunStatus.read(from: run).state, .finished)
+        for ((name, a), (_, b)) in zip(initial.namedParameters, trainer.policy.namedParameters) {
+            XCTAssertNotEqual(a.array, b.array, "\(name) never moved")
+        }
+        // The final checkpoint loads and holds the trained weights.
+        let final = try Checkpoint.load(from: Checkpoints.latest(in: run)!.url).policy
+        XCTAssertEqual(final.namedParameters.last!.1.array, trainer.policy.namedParameters.last!.1.array)
+    }
+
+    func testResumedRunMatchesAnUninterruptedOne() throws {
+        let cfg = try Self.tinyConfig()
+        let whole = temporaryRun()
+        try Trainer(config: cfg, runDirectory: whole, resume: false).run()
+
+        // Stop after step 32 (inside GRPO); then leave the debris of a kill mid-checkpoint: a
+        // half-written checkpoint folder, a truncated metrics line and a stale status.
+        let broken = temporaryRun()
+        let first = try Trainer(config: cfg, runDirectory: broken, resume: false)
+        first.stopAfterStep = 32
+        try first.run()
+        let ckpts = Checkpoints.directory(broken)
+        try FileManager.default.createDirectory(at: ckpts.appendingPathComponent(".tmp-step-000034-999"), withIntermediateDirectories: true)
+        try Data("{\"step\":".utf8).write(to: ckpts.appendingPathComponent(".tmp-step-000034-999/model.safetensors"))
+        let metrics = try FileHandle(forWritingTo: MetricsLog.metricsURL(broken))
+        metrics.seekToEndOfFile()
+        metrics.write(Data("{\"step\":33,\"stage\":\"grpo\",\"rew".utf8))
+        try metrics.close()
+
+        try Trainer(config: cfg, runDirectory: broken, resume: true).run()
+        XCTAssertEqual(try deterministicMetrics(broken), try deterministicMetrics(whole))
+        let a = try Checkpoint.load(from: Checkpoints.latest(in: whole)!.url).policy
+        let b = try Checkpoint.load(from: Checkpoints.latest(in: broken)!.url).policy
+        for ((name, x), (_, y)) in zip(a.namedParameters, b.namedParameters) {
+            XCTAssertEqual(x.array.map(\.bitPattern), y.array.map(\.bitPattern), name)
+        }
+        XCTAssertEqual(try String(contentsOf: MetricsLog.completionsURL(broken), encoding: .utf8),
+                       try String(contentsOf: MetricsLog.completionsURL(whole), encoding: .utf8))
+    }
+
+    func testAMissingDatasetsFolderIsAClearError() throws {
+        var cfg = try Self.tinyConfig()
+        cfg.data.datasets = "/nonexistent/datasets"
+        XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: temporaryRun(), resume: false)) { e in
+            XCTAssertTrue("\(e)".contains("data.datasets") && "\(e)".contains("/nonexistent/datasets"), "\(e)")
+        }
+    }
+}
