@@ -148,8 +148,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var limitPerLevel = 50
         /// Samples per problem (pass@1 is their mean; pass@k and maj@k use all).
         public var samples = 1
-        /// Sampling temperature (0: greedy).
+        /// Sampling temperature (0: greedy). DeepSeek-R1 reports pass@1 at 0.6 with top-p 0.95.
         public var temperature: Float = 0
+        /// Top-p filter of eval sampling (1: off).
+        public var topP: Float = 1
         /// Most tokens per completion (0: grpo.max_completion_length).
         public var maxNewTokens = 0
     }

@@ -25,6 +25,8 @@ public struct GRPOStep {
     public let config: TrainConfig
     public let tokenizer: CharTokenizer
     public let rewards: RewardSet
+    /// Tokens every completion must reach before a stop token ends it (benchmarks fix the length).
+    public var minNewTokens = 0
 
     public init(config: TrainConfig, tokenizer: CharTokenizer, rewards: RewardSet) {
         self.config = config
@@ -34,7 +36,7 @@ public struct GRPOStep {
 
     var options: SamplingOptions {
         SamplingOptions(temperature: config.grpo.temperature, topK: config.grpo.topK, topP: config.grpo.topP,
-                        minP: config.grpo.minP, maxNewTokens: config.grpo.maxCompletionLength)
+                        minP: config.grpo.minP, maxNewTokens: config.grpo.maxCompletionLength, minNewTokens: minNewTokens)
     }
 
     // MARK: - Stages

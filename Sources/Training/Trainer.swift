@@ -256,7 +256,7 @@ public final class Trainer {
 
     /// Held-out eval of the current policy, logged as stage "eval"; tracks the best checkpoint.
     func evaluate() throws -> [String: Double] {
-        let options = EvalOptions(samples: config.eval.samples, temperature: config.eval.temperature,
+        let options = EvalOptions(samples: config.eval.samples, temperature: config.eval.temperature, topP: config.eval.topP,
                                   maxNewTokens: config.eval.maxNewTokens > 0 ? config.eval.maxNewTokens : config.grpo.maxCompletionLength,
                                   promptsPerBatch: 64, seed: config.seed)
         let report = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: evalProblems, options: options)

@@ -5,7 +5,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Ponder on the same work as the peer scripts in ../shared/bench.",
-        subcommands: [BenchMatmul.self, BenchTrain.self, BenchGenerate.self]
+        subcommands: [BenchMatmul.self, BenchTrain.self, BenchGenerate.self, BenchGRPO.self]
     )
 }
 

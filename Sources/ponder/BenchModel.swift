@@ -2,6 +2,7 @@ import ArgumentParser
 import Autograd
 import Foundation
 import Model
+import Tasks
 import Training
 
 /// The flags of ../shared/bench/torch_peer.py, with its defaults.
@@ -91,5 +92,71 @@ struct BenchGenerate: ParsableCommand {
              "threads": Parallel.threads, "kernel": BLAS.info.kernel],
             text: String(format: "generate d=%d L=%d, %d sequences × %d new tokens: %.3f s, %.0f tokens/s",
                          cfg.dModel, cfg.layers, shape.genBatch, shape.new, s, Double(produced) / s))
+    }
+}
+
+struct BenchGRPO: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grpo",
+        abstract: "One full GRPO step (sample, score, reference and policy passes, AdamW), as trl_peer.py.")
+    @Option(help: "Model width.") var d = 256
+    @Option(help: "Decoder blocks.") var layers = 4
+    @Option(help: "Attention heads.") var heads = 4
+    @Option(help: "SwiGLU hidden size.") var ff = 768
+    @Option(help: "Prompts per step.") var prompts = 8
+    @Option(name: .customLong("G"), help: "Completions per prompt.") var g = 8
+    @Option(help: "New tokens per completion (exactly, as the peer's min_new_tokens).") var new = 128
+    @Option(help: "KL coefficient (a reference pass runs when > 0).") var beta: Float = 0.04
+    @Option(help: "Timed steps after one warm-up step.") var steps = 4
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        var cfg = TrainConfig()
+        cfg.model.dModel = d
+        cfg.model.layers = layers
+        cfg.model.heads = heads
+        cfg.model.ffDim = ff
+        cfg.model.maxContext = 32 + new
+        cfg.grpo.promptsPerStep = prompts
+        cfg.grpo.numGenerations = g
+        cfg.grpo.maxCompletionLength = new
+        cfg.grpo.beta = beta
+        cfg.grpo.learningRate = 1e-4
+        cfg.grpo.rewards = RewardConfig(weights: ["correctness": 1, "format": 1])
+        try cfg.validate()
+        let tokenizer = CharTokenizer()
+        var rng = RNG(seed: 0, stream: "init")
+        let policy = Policy(config: cfg.policyConfig(vocabSize: tokenizer.vocabSize), rng: &rng)
+        var refRNG = RNG(seed: 0, stream: "init")
+        let reference = Policy(config: policy.config, rng: &refRNG)
+        let optimizer = AdamW(policy.parameters, lr: cfg.grpo.learningRate)
+        var step = GRPOStep(config: cfg, tokenizer: tokenizer, rewards: try RewardSet(config: cfg.grpo.rewards))
+        step.minNewTokens = new
+        // Problems like the peer's ("what is x+y?" over 2-3 digit numbers): addition levels 1-2.
+        let family = TaskRegistry.family(named: "add")!
+        var index = 0
+        var sampling = RNG(seed: 0, stream: "sampling")
+        var times: [Double] = []
+        for i in 0...steps {
+            let problems = (0..<prompts).map { _ -> Problem in
+                index += 1
+                return family.problem(seed: 0, stream: "bench", level: 1 + index % 2, index: index, id: "bench-\(index)")
+            }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            var batch = try step.generate(policy: policy, problems: problems, rng: &sampling)
+            _ = step.assignAdvantages(&batch)
+            _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch)
+            if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+        }
+        let median = times.sorted()[times.count / 2]
+        let completions = Double(prompts * g)
+        if json {
+            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"kernel\":\"%@\"}",
+                         policy.config.parameterCount, d, layers, prompts, g, new, median, completions / median,
+                         completions * Double(new) / median, Parallel.threads, BLAS.info.kernel as NSString))
+        } else {
+            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f: median %.3f s over %d steps",
+                         d, layers, prompts, g, new, beta, median, times.count))
+        }
     }
 }

@@ -57,3 +57,25 @@ final class ConfigTests: XCTestCase {
         assertError("grpo:\n  rewards:\n    weights: {correctnes: 1}\n", key: "grpo.rewards", mentions: "correctness")
     }
 }
+
+final class ConfigDocsTests: XCTestCase {
+    /// configs/README.md documents every key of every section (a new field without a line fails).
+    func testEveryKeyIsDocumented() throws {
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs/README.md"), encoding: .utf8)
+        let yaml = try ConfigLoader.yaml(TrainConfig())
+        var section = ""
+        for line in yaml.split(separator: "\n") {
+            let indent = line.prefix { $0 == " " }.count
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = line[line.index(line.startIndex, offsetBy: indent)..<colon].trimmingCharacters(in: .whitespaces)
+            if key.hasPrefix("-") || indent >= 6 { continue }  // list items; the reward names under grpo.rewards.weights
+            if indent == 0 { section = key }
+            if indent == 0 && line.hasSuffix(":") {  // a section: a heading, its keys rows
+                XCTAssertTrue(readme.contains("## `\(key)`"), "configs/README.md lacks a section for \(key)")
+            } else {
+                XCTAssertTrue(readme.contains("| `\(key)` |"), "configs/README.md lacks a row for \(section).\(key)")
+            }
+        }
+    }
+}
