@@ -69,7 +69,8 @@ extension Tensor {
         if Autograd.needsGrad(out, x) {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
-                rotate(g, x.grad, -1, true)  // the transpose of a rotation is the rotation back
+                let (gx, fresh) = x.storage.gradForOverwrite()
+                rotate(g, gx, -1, !fresh)  // the transpose of a rotation is the rotation back
             }
         }
         return out
@@ -84,7 +85,7 @@ extension Tensor {
         if let keyStart { precondition(keyStart.count == b, "keyStart needs \(b) entries") }
         let scale = 1 / Float(d).squareRoot()
         let out = Tensor(uninitialized: q.shape)
-        let probs = UnsafeMutablePointer<Float>.allocate(capacity: b * h * t * t)  // (B, H, T, T), saved
+        let probs = BufferPool.take(b * h * t * t)  // (B, H, T, T), saved
         let tt = t * t, td = t * d
         // Heads are independent: each thread takes whole (b, h) pairs, with single-threaded sgemms.
         Parallel.forRanges(b * h, cost: 4 * tt * d) { range in
@@ -99,15 +100,9 @@ extension Tensor {
                         row.update(repeating: 0, count: t)
                         continue
                     }
-                    var mx = -Float.infinity
-                    for j in start...i { mx = Swift.max(mx, row[j]) }
-                    var s: Float = 0
-                    for j in start...i {
-                        let e = Foundation.exp(row[j] - mx)
-                        row[j] = e
-                        s += e
-                    }
-                    let inv = 1 / s
+                    let len = i - start + 1
+                    let mx = Kernels.max(row + start, len)
+                    let inv = 1 / Kernels.expShifted(row + start, row + start, len, shift: mx)
                     for j in 0..<start { row[j] = 0 }
                     for j in start...i { row[j] *= inv }
                     for j in (i + 1)..<t { row[j] = 0 }
@@ -116,12 +111,14 @@ extension Tensor {
                            a: p, lda: t, b: v.data + bh * td, ldb: d, beta: 0, c: out.data + bh * td, ldc: d)
             }
         }
-        let saved = ProbsBuffer(probs)
+        let saved = ProbsBuffer(probs, count: b * h * t * t)
         if Autograd.needsGrad(out, q, k, v) {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
-                let gq = q.requiresGrad ? q.grad : nil, gk = k.requiresGrad ? k.grad : nil
-                let gv = v.requiresGrad ? v.grad : nil
+                // Each head's block of dQ, dK and dV is written by one gemm: new buffers take beta 0.
+                let gq = q.requiresGrad ? q.storage.gradForOverwrite() : nil
+                let gk = k.requiresGrad ? k.storage.gradForOverwrite() : nil
+                let gv = v.requiresGrad ? v.storage.gradForOverwrite() : nil
                 Parallel.forRanges(b * h, cost: 8 * tt * d) { range in
                     let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
                     defer { dp.deallocate() }
@@ -130,7 +127,7 @@ extension Tensor {
                         let qd = q.data + bh * td, kd = k.data + bh * td, vd = v.data + bh * td
                         if let gv {  // dV += Pᵀ · dO
                             BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
-                                       a: p, lda: t, b: go, ldb: d, beta: 1, c: gv + bh * td, ldc: d)
+                                       a: p, lda: t, b: go, ldb: d, beta: gv.fresh ? 0 : 1, c: gv.pointer + bh * td, ldc: d)
                         }
                         guard gq != nil || gk != nil else { continue }
                         // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
@@ -138,18 +135,17 @@ extension Tensor {
                                    a: go, lda: d, b: vd, ldb: d, beta: 0, c: dp, ldc: t)
                         for i in 0..<t {
                             let pr = p + i * t, dr = dp + i * t
-                            var dot: Float = 0
-                            for j in 0...i { dot += pr[j] * dr[j] }
+                            let dot = Kernels.dot(pr, dr, i + 1)
                             for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
                             for j in (i + 1)..<t { dr[j] = 0 }
                         }
                         if let gq {  // dQ += dS · K
                             BLAS.sgemm(transA: false, transB: false, m: t, n: d, k: t,
-                                       a: dp, lda: t, b: kd, ldb: d, beta: 1, c: gq + bh * td, ldc: d)
+                                       a: dp, lda: t, b: kd, ldb: d, beta: gq.fresh ? 0 : 1, c: gq.pointer + bh * td, ldc: d)
                         }
                         if let gk {  // dK += dSᵀ · Q
                             BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
-                                       a: dp, lda: t, b: qd, ldb: d, beta: 1, c: gk + bh * td, ldc: d)
+                                       a: dp, lda: t, b: qd, ldb: d, beta: gk.fresh ? 0 : 1, c: gk.pointer + bh * td, ldc: d)
                         }
                     }
                 }
@@ -162,6 +158,10 @@ extension Tensor {
 /// Owns the saved attention probabilities until the backward closure that reads them is released.
 final class ProbsBuffer {
     let pointer: UnsafeMutablePointer<Float>
-    init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
-    deinit { pointer.deallocate() }
+    let count: Int
+    init(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        pointer = p
+        self.count = count
+    }
+    deinit { BufferPool.give(pointer, count) }
 }

@@ -112,12 +112,16 @@ extension Tensor {
         guard let g = outGrad(out) else { return }
         if a.count == out.count && b.count == out.count {  // same shapes: flat loops
             if a.requiresGrad {
-                let ga = a.grad
-                Parallel.forRanges(out.count) { r in for i in r { ga[i] += da(g, i, i, i) } }
+                let (ga, fresh) = a.storage.gradForOverwrite()
+                Parallel.forRanges(out.count) { r in
+                    if fresh { for i in r { ga[i] = da(g, i, i, i) } } else { for i in r { ga[i] += da(g, i, i, i) } }
+                }
             }
             if b.requiresGrad {
-                let gb = b.grad
-                Parallel.forRanges(out.count) { r in for i in r { gb[i] += db(g, i, i, i) } }
+                let (gb, fresh) = b.storage.gradForOverwrite()
+                Parallel.forRanges(out.count) { r in
+                    if fresh { for i in r { gb[i] = db(g, i, i, i) } } else { for i in r { gb[i] += db(g, i, i, i) } }
+                }
             }
             return
         }
@@ -192,8 +196,14 @@ extension Tensor {
         if Autograd.needsGrad(out, self) {
             Autograd.record { [self] in
                 guard let g = outGrad(out) else { return }
-                let gx = self.grad
-                Parallel.forRanges(self.count, cost: 4) { r in for i in r { gx[i] += g[i] * dfdx(px[i], py[i]) } }
+                let (gx, fresh) = self.storage.gradForOverwrite()
+                Parallel.forRanges(self.count, cost: 4) { r in
+                    if fresh {
+                        for i in r { gx[i] = g[i] * dfdx(px[i], py[i]) }
+                    } else {
+                        for i in r { gx[i] += g[i] * dfdx(px[i], py[i]) }
+                    }
+                }
             }
         }
         return out

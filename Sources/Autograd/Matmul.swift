@@ -43,30 +43,34 @@ extension Tensor {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
                 let (mm, nb) = fold ? (batch * m, 1) : (m, batch)
-                // Per-batch products run in parallel unless they all add into one shared dB.
+                // A new gradient buffer is written (beta 0), not zeroed and added to (beta 1).
+                let (gaBase, freshA) = a.requiresGrad ? a.storage.gradForOverwrite() : (nil, false)
+                let (gbBase, freshB) = b.requiresGrad ? b.storage.gradForOverwrite() : (nil, false)
                 let each = { (i: Int, split: Bool) in
-                    let ga = a.requiresGrad ? a.grad + i * m * k : nil
-                    let gb = b.requiresGrad ? b.grad + (shared ? 0 : i * k * n) : nil
                     let pa = a.data + i * m * k, pb = b.data + (shared ? 0 : i * k * n), gc = g + i * m * n
-                    if let ga {
+                    if let gaBase {
+                        let ga = gaBase + i * m * k, beta: Float = freshA ? 0 : 1
                         if transposeA {  // A is (K, M): dA = op(B) · dCᵀ
                             BLAS.gemm(split: split, transA: transposeB, transB: true, m: k, n: mm, k: n,
-                                       a: pb, lda: ldb, b: gc, ldb: n, beta: 1, c: ga, ldc: mm)
+                                      a: pb, lda: ldb, b: gc, ldb: n, beta: beta, c: ga, ldc: mm)
                         } else {  // A is (M, K): dA = dC · op(B)ᵀ
                             BLAS.gemm(split: split, transA: false, transB: !transposeB, m: mm, n: k, k: n,
-                                       a: gc, lda: n, b: pb, ldb: ldb, beta: 1, c: ga, ldc: k)
+                                      a: gc, lda: n, b: pb, ldb: ldb, beta: beta, c: ga, ldc: k)
                         }
                     }
-                    if let gb {
+                    if let gbBase {
+                        // A shared B sums over the batch: only the first product may overwrite.
+                        let gb = gbBase + (shared ? 0 : i * k * n), beta: Float = freshB && (!shared || i == 0) ? 0 : 1
                         if transposeB {  // B is (N, K): dB = dCᵀ · op(A)
                             BLAS.gemm(split: split, transA: true, transB: transposeA, m: n, n: k, k: mm,
-                                       a: gc, lda: n, b: pa, ldb: lda, beta: 1, c: gb, ldc: k)
+                                      a: gc, lda: n, b: pa, ldb: lda, beta: beta, c: gb, ldc: k)
                         } else {  // B is (K, N): dB = op(A)ᵀ · dC
                             BLAS.gemm(split: split, transA: !transposeA, transB: false, m: k, n: n, k: mm,
-                                       a: pa, lda: lda, b: gc, ldb: n, beta: 1, c: gb, ldc: n)
+                                      a: pa, lda: lda, b: gc, ldb: n, beta: beta, c: gb, ldc: n)
                         }
                     }
                 }
+                // Per-batch products run in parallel unless they all add into one shared dB.
                 if fold || (shared && b.requiresGrad) {
                     for i in 0..<nb { each(i, true) }
                 } else {

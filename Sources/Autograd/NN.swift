@@ -46,9 +46,7 @@ extension Tensor {
             Parallel.forRanges(rows, cost: c * 3) { r in
                 for i in r {
                     let xi = px + i * c, yi = py + i * c
-                    var ss: Float = 0
-                    for j in 0..<c { ss += xi[j] * xi[j] }
-                    let s = 1 / (ss / Float(c) + eps).squareRoot()
+                    let s = 1 / (Kernels.dot(xi, xi, c) / Float(c) + eps).squareRoot()
                     rs[i] = s
                     for j in 0..<c { yi[j] = xi[j] * s * pw[j] }
                 }
@@ -60,14 +58,19 @@ extension Tensor {
                 rstd.withUnsafeBufferPointer { rs in
                     if x.requiresGrad {
                         // dx = rstd · (g·w − x · rstd² · mean(g·w·x))
-                        let gx = x.grad
+                        let (gx, fresh) = x.storage.gradForOverwrite()
                         Parallel.forRanges(rows, cost: c * 4) { r in
+                            var gw = [Float](repeating: 0, count: c)  // g·w for the row
                             for i in r {
                                 let xi = px + i * c, gi = g + i * c, dxi = gx + i * c
-                                var dot: Float = 0
-                                for j in 0..<c { dot += gi[j] * pw[j] * xi[j] }
+                                for j in 0..<c { gw[j] = gi[j] * pw[j] }
+                                let dot = gw.withUnsafeBufferPointer { Kernels.dot($0.baseAddress!, xi, c) }
                                 let s = rs[i], k = s * s * s * dot / Float(c)
-                                for j in 0..<c { dxi[j] += s * gi[j] * pw[j] - k * xi[j] }
+                                if fresh {
+                                    for j in 0..<c { dxi[j] = s * gw[j] - k * xi[j] }
+                                } else {
+                                    for j in 0..<c { dxi[j] += s * gw[j] - k * xi[j] }
+                                }
                             }
                         }
                     }
@@ -100,22 +103,15 @@ extension Tensor {
         precondition(gate.shape == up.shape, "swiglu needs equal shapes, got \(gate.shape) and \(up.shape)")
         let out = Tensor(uninitialized: gate.shape)
         let pg = gate.data, pu = up.data, po = out.data, n = out.count
-        Parallel.forRanges(n, cost: 8) { r in
-            for i in r {
-                let x = pg[i]
-                po[i] = x / (1 + Foundation.exp(-x)) * pu[i]
-            }
-        }
+        Parallel.forRanges(n, cost: 8) { r in Kernels.swiglu(pg, pu, po, r) }
         if Autograd.needsGrad(out, gate, up) {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
-                let gg = gate.requiresGrad ? gate.grad : nil, gu = up.requiresGrad ? up.grad : nil
+                let gg = gate.requiresGrad ? gate.storage.gradForOverwrite() : nil
+                let gu = up.requiresGrad ? up.storage.gradForOverwrite() : nil
                 Parallel.forRanges(n, cost: 10) { r in
-                    for i in r {
-                        let x = pg[i], s = 1 / (1 + Foundation.exp(-x))
-                        if let gg { gg[i] += g[i] * pu[i] * s * (1 + x * (1 - s)) }
-                        if let gu { gu[i] += g[i] * x * s }
-                    }
+                    Kernels.swigluBackward(pg, pu, g, gg?.pointer, gu?.pointer, r,
+                                           overwriteGate: gg?.fresh ?? false, overwriteUp: gu?.fresh ?? false)
                 }
             }
         }

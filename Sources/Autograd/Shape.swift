@@ -27,7 +27,8 @@ extension Tensor {
             Autograd.record { [self] in
                 guard let g = outGrad(out) else { return }
                 // The inverse of a swap is the same swap, read from the output's shape.
-                Tensor.permute(from: g, to: self.grad, shape: outShape, perm: perm, accumulate: true)
+                let (gx, fresh) = self.storage.gradForOverwrite()
+                Tensor.permute(from: g, to: gx, shape: outShape, perm: perm, accumulate: !fresh)
             }
         }
         return out

@@ -6,9 +6,6 @@
 // `zeroGrad()` clears them (STYLE.md §1).
 
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Owned memory for a tensor's values and, once needed, its gradient.
 public final class Storage {
@@ -17,39 +14,85 @@ public final class Storage {
     fileprivate(set) var gradBuffer: UnsafeMutablePointer<Float>?
 
     init(count: Int) {
-        _ = Storage.heapTuned
         self.count = count
-        data = .allocate(capacity: Swift.max(count, 1))
+        data = BufferPool.take(count)
     }
 
-    /// Keeps freed activation buffers in the heap for reuse. By default glibc serves large blocks
-    /// with fresh mmaps and returns them on free, so every training step paid a page fault per 4 KiB
-    /// of every activation (a quarter of a step's time, measured with perf).
-    static let heapTuned: Void = {
-        #if canImport(Glibc)
-        // mallopt is not exported by the Glibc module; its constants are M_TRIM_THRESHOLD = -1
-        // and M_MMAP_THRESHOLD = -3 (malloc.h).
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
-            let mallopt = unsafeBitCast(sym, to: Mallopt.self)
-            _ = mallopt(-3, 32 << 20)  // glibc's ceiling for this setting
-            _ = mallopt(-1, Int32.max)
-        }
-        #endif
-    }()
-
     deinit {
-        data.deallocate()
-        gradBuffer?.deallocate()
+        BufferPool.give(data, count)
+        if let g = gradBuffer { BufferPool.give(g, count) }
     }
 
     /// The gradient buffer, allocated and zeroed on first use.
     var grad: UnsafeMutablePointer<Float> {
         if let g = gradBuffer { return g }
-        let g = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(count, 1))
+        let g = BufferPool.take(count)
         g.initialize(repeating: 0, count: count)
         gradBuffer = g
         return g
+    }
+
+    /// The gradient buffer for a backward that writes every element: when it is new it is left
+    /// uninitialised and `fresh` is true, so the op assigns (=) instead of adding (+=) and no one
+    /// pays for zeroing it first.
+    func gradForOverwrite() -> (pointer: UnsafeMutablePointer<Float>, fresh: Bool) {
+        if let g = gradBuffer { return (g, false) }
+        let g = BufferPool.take(count)
+        gradBuffer = g
+        return (g, true)
+    }
+}
+
+/// Recycles float buffers by size class. A training step allocates the same activations every
+/// time; fresh pages for them cost a page fault per 4 KiB (a quarter of a step, measured with
+/// perf), so freed buffers wait here for the next request of their class.
+public enum BufferPool {
+    nonisolated(unsafe) static var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    nonisolated(unsafe) static var cachedFloats = 0
+    static let lock = NSLock()
+    /// Most floats kept for reuse (4 GiB); beyond it freed buffers go back to the system.
+    nonisolated(unsafe) public static var limit = 1 << 30
+
+    /// Capacity class of a request: rounded up to 1/8 of its power of two, so shapes that vary a
+    /// little (completion lengths) share buffers.
+    @inline(__always) static func sizeClass(_ n: Int) -> Int {
+        if n <= 64 { return 64 }
+        let shift = (Int.bitWidth - (n - 1).leadingZeroBitCount) - 3
+        return ((n - 1) >> shift + 1) << shift
+    }
+
+    static func take(_ n: Int) -> UnsafeMutablePointer<Float> {
+        let c = sizeClass(n)
+        lock.lock()
+        if let p = free[c]?.popLast() {
+            cachedFloats -= c
+            lock.unlock()
+            return p
+        }
+        lock.unlock()
+        return .allocate(capacity: c)
+    }
+
+    static func give(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        let c = sizeClass(n)
+        lock.lock()
+        if cachedFloats + c <= limit {
+            free[c, default: []].append(p)
+            cachedFloats += c
+            lock.unlock()
+        } else {
+            lock.unlock()
+            p.deallocate()
+        }
+    }
+
+    /// Returns every cached buffer to the system.
+    public static func drain() {
+        lock.lock()
+        defer { lock.unlock() }
+        for (_, list) in free { list.forEach { $0.deallocate() } }
+        free = [:]
+        cachedFloats = 0
     }
 }
 

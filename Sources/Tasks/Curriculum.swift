@@ -19,6 +19,8 @@ public struct Curriculum: Codable, Sendable, Equatable {
         public var demoteBelow: Double = 0.2
         /// The probability of drawing a level below the current one instead of the current one.
         public var lowerLevelFraction: Double = 0.25
+        /// The highest level the curriculum may reach (0: each family's highest training level).
+        public var maxLevel: Int = 0
 
         /// The defaults above.
         public init() {}
@@ -35,6 +37,7 @@ public struct Curriculum: Codable, Sendable, Equatable {
                 throw fail("demoteBelow", "must be in [0, 1] and below promoteAbove (\(promoteAbove))")
             }
             guard (0...1).contains(lowerLevelFraction) else { throw fail("lowerLevelFraction", "must be in [0, 1]") }
+            guard maxLevel == 0 || maxLevel >= startLevel else { throw fail("maxLevel", "must be 0 (no cap) or at least startLevel (\(startLevel))") }
         }
     }
 
@@ -64,7 +67,9 @@ public struct Curriculum: Codable, Sendable, Equatable {
         var states: [String: FamilyState] = [:]
         var bounds: [String: ClosedRange<Int>] = [:]
         for family in families {
-            let range = family.trainingLevels
+            let top = config.maxLevel > 0 ? max(family.trainingLevels.lowerBound, min(config.maxLevel, family.trainingLevels.upperBound))
+                : family.trainingLevels.upperBound
+            let range = family.trainingLevels.lowerBound...top
             bounds[family.name] = range
             let start = min(max(config.startLevel, range.lowerBound), range.upperBound)
             states[family.name] = FamilyState(level: start, recent: [], promotions: 0, demotions: 0)

@@ -8,8 +8,8 @@ public struct AddSubTask: TaskFamily {
     public let trainingLevels = 1...4
     public let beyondLevels = 5...5
     public let levelNotes = [
-        "2-digit + 2-digit", "3-digit +/- 3-digit", "three 2-3 digit terms", "four 2-3 digit terms",
-        "six 3-4 digit terms",
+        "2-digit + 2-digit", "3-digit + 3-digit", "2-3 digit +/- 2-3 digit", "three or four 2-3 digit terms, +/-",
+        "six 3-4 digit terms, +/-",
     ]
 
     public init() {}
@@ -18,9 +18,9 @@ public struct AddSubTask: TaskFamily {
         let (terms, range, minus): (Int, ClosedRange<Int>, Bool) = {
             switch level {
             case 1: return (2, 10...99, false)
-            case 2: return (2, 10...999, true)
-            case 3: return (3, 10...999, true)
-            case 4: return (4, 10...999, true)
+            case 2: return (2, 100...999, false)
+            case 3: return (2, 10...999, true)
+            case 4: return (rng.int(in: 3...4), 10...999, true)
             default: return (6, 100...9999, true)
             }
         }()
