@@ -237,6 +237,11 @@ public struct EvalReport: Codable, Equatable, Sendable {
             out["\(prefix)/\(f.family)/pass@1"] = f.stats.passAt1
             for l in f.levels { out["\(prefix)/\(f.family)/L\(l.level)/pass@1"] = l.stats.passAt1 }
         }
+        // Per domain (math, code, logic) when the report spans more than one: problems weigh equally.
+        let byDomain = Dictionary(grouping: problems) { TaskRegistry.family(named: $0.family)?.domain.rawValue ?? "custom" }
+        if byDomain.count > 1 {
+            for (domain, results) in byDomain { out["\(prefix)/\(domain)/pass@1"] = EvalStats(results, k: k).passAt1 }
+        }
         return out
     }
 }

@@ -63,7 +63,6 @@ public final class Trainer {
     var checkpointsDirectory: URL { Checkpoints.directory(runDirectory) }
 
     /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint.
-    /// `configText` is the resolved config, written to config.yaml.
     public init(config: TrainConfig, runDirectory: URL, resume: Bool, console: TrainerConsole? = nil) throws {
         self.config = config
         self.runDirectory = runDirectory
@@ -83,6 +82,9 @@ public final class Trainer {
         let traceProblems = SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
                                        seed: config.seed, heldOut: heldOut)
         traces = try traceProblems.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
+        if config.sft.steps > 0 && traces.isEmpty {
+            throw ConfigError(file: nil, key: "sft.levels", message: "leaves no teacher traces to train on: choose levels the families have (`ponder tasks list`)")
+        }
         sampler = try TrainingSampler(families: config.data.families, weights: config.data.weights.isEmpty ? nil : config.data.weights,
                                       seed: config.seed, heldOut: heldOut, curriculum: config.data.curriculum)
 
@@ -110,9 +112,8 @@ public final class Trainer {
         Self.configureOptimizer(optimizer, config)
         let resumedStep: Int? = latest == nil ? nil : state.step
         log = try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep)
-        if config.grpo.beta > 0, state.startEval != nil,
-           let ref = try? Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")) {
-            reference = ref.policy
+        if config.grpo.beta > 0 && state.startEval != nil {  // resumed inside GRPO: the reference is the SFT result
+            reference = try Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")).policy
         }
     }
 
@@ -314,14 +315,22 @@ public final class Trainer {
 
     // MARK: - Terminal
 
-    var startTime = DispatchTime.now().uptimeNanoseconds
-    var stepsThisProcess = 0
+    var stageTime: [String: (seconds: Double, steps: Int)] = [:]
 
+    /// One progress line; the ETA sums each stage's remaining steps at that stage's mean step time
+    /// (GRPO steps cost far more than SFT ones, so one average would mislead).
     func progress(stage: String, dt: Double, fields: String) {
-        stepsThisProcess += 1
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - startTime) / 1e9
-        let eta = elapsed / Double(stepsThisProcess) * Double(totalSteps - state.step)
-        let line = String(format: "[%@] step %d/%d | %.2fs/step | ETA %@ | ", stage, state.step, totalSteps, dt, Self.duration(eta)) + fields
+        let t = stageTime[stage, default: (0, 0)]
+        stageTime[stage] = (t.seconds + dt, t.steps + 1)
+        func mean(_ s: String) -> Double? { stageTime[s].map { $0.seconds / Double($0.steps) } }
+        let sftLeft = max(0, sftSteps - state.step), grpoLeft = min(config.grpo.steps, totalSteps - state.step)
+        var eta = Double(sftLeft) * (mean("sft") ?? 0)
+        var known = true
+        if grpoLeft > 0 {
+            if let g = mean("grpo") { eta += Double(grpoLeft) * g } else { known = false }
+        }
+        let etaText = Self.duration(eta) + (known ? "" : " + GRPO")
+        let line = String(format: "[%@] step %d/%d | %.2fs/step | ETA %@ | ", stage, state.step, totalSteps, dt, etaText) + fields
         console?.progress(line, final: state.step % max(1, config.logging.printEvery) == 0 || state.step == totalSteps)
     }
 
