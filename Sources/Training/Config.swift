@@ -69,7 +69,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var steps = 400
         /// Distinct teacher traces (the cold-start set, reused across epochs).
         public var numTraces = 300
-        /// Levels the traces are drawn from, uniformly (empty: every training level).
+        /// Levels the traces are drawn from, uniformly over this list, so a repeated level weighs
+        /// more (empty: every training level).
         public var levels: [Int] = []
         /// Sequences per step.
         public var batchSize = 32

@@ -114,7 +114,11 @@ final class EvaluationTests: XCTestCase {
             "eval/pass@1", "eval/pass@k", "eval/maj@k", "eval/format", "eval/mean_length",
             "eval/add/pass@1", "eval/add/L1/pass@1", "eval/add/L2/pass@1",
             "eval/ordering/pass@1", "eval/ordering/L1/pass@1", "eval/ordering/L2/pass@1",
+            "eval/math/pass@1", "eval/logic/pass@1",
         ])
+        // Domains pool their problems: math is add's, logic is ordering's.
+        XCTAssertEqual(scalars["eval/math/pass@1"], addStats.passAt1)
+        XCTAssertEqual(scalars["eval/logic/pass@1"], try XCTUnwrap(report.stats(family: "ordering")).passAt1)
         XCTAssertEqual(report.scalars(prefix: "heldout")["heldout/ordering/L2/pass@1"], 0.5)
 
         let data = try JSONEncoder().encode(report)
