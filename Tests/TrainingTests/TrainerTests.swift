@@ -106,6 +106,51 @@ final class TrainerTests: XCTestCase {
                        try String(contentsOf: MetricsLog.completionsURL(whole), encoding: .utf8))
     }
 
+    /// The real thing: the `ponder` binary is killed with SIGKILL while it writes a checkpoint every
+    /// step, then `ponder train --resume` finishes the run. Metrics and weights must equal an
+    /// uninterrupted run's.
+    func testKillNineThenResumeMatchesAnUninterruptedRun() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let binary = root.appendingPathComponent(".build/release/ponder")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw XCTSkip("no release ponder binary at \(binary.path) (swift build -c release)")
+        }
+        var cfg = try Self.tinyConfig()
+        cfg.checkpoint.every = 1
+        let dir = temporaryRun()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let configURL = dir.appendingPathComponent("tiny.yaml")
+        try ConfigLoader.yaml(cfg).write(to: configURL, atomically: true, encoding: .utf8)
+        let killed = dir.appendingPathComponent("killed"), whole = dir.appendingPathComponent("whole")
+        try Trainer(config: cfg, runDirectory: whole, resume: false).run()
+
+        func ponder(_ args: [String]) throws -> Process {
+            let p = Process()
+            p.executableURL = binary
+            p.arguments = ["train", configURL.path, "--run-dir", killed.path] + args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let first = try ponder([])
+        let target = Checkpoints.directory(killed).appendingPathComponent("step-000031")
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: target.path) && first.isRunning && Date() < deadline { usleep(2_000) }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        XCTAssertEqual(first.terminationReason, .uncaughtSignal, "the run finished before it could be killed")
+        let second = try ponder(["--resume"])
+        second.waitUntilExit()
+        XCTAssertEqual(second.terminationStatus, 0)
+        XCTAssertEqual(try deterministicMetrics(killed), try deterministicMetrics(whole))
+        let a = try Checkpoint.load(from: Checkpoints.latest(in: whole)!.url).policy
+        let b = try Checkpoint.load(from: Checkpoints.latest(in: killed)!.url).policy
+        for ((name, x), (_, y)) in zip(a.namedParameters, b.namedParameters) {
+            XCTAssertEqual(x.array.map(\.bitPattern), y.array.map(\.bitPattern), name)
+        }
+    }
+
     func testAMissingDatasetsFolderIsAClearError() throws {
         var cfg = try Self.tinyConfig()
         cfg.data.datasets = "/nonexistent/datasets"
