@@ -26,6 +26,12 @@ struct ModelShape: ParsableArguments {
         try c.validate()
         return c
     }
+
+    /// A freshly initialised policy of this shape (seed 0) and the "data" stream for its inputs.
+    func policy() throws -> (Policy, RNG) {
+        var rng = RNG(seed: 0, stream: "init")
+        return (Policy(config: try config(), rng: &rng), RNG(seed: 0, stream: "data"))
+    }
 }
 
 struct BenchTrain: ParsableCommand {
@@ -36,12 +42,10 @@ struct BenchTrain: ParsableCommand {
     @OptionGroup var output: BenchOutput
 
     func run() throws {
-        let cfg = try shape.config()
-        var rng = RNG(seed: 0, stream: "init")
-        let policy = Policy(config: cfg, rng: &rng)
+        var (policy, data) = try shape.policy()
+        let cfg = policy.config
         let opt = AdamW(policy.parameters, lr: 1e-4)
         let (b, t) = (shape.batch, shape.seq)
-        var data = RNG(seed: 0, stream: "data")
         let ids = (0..<(b * t)).map { _ in Int32(data.int(below: cfg.vocabSize)) }
         var targets = [Int32](repeating: -1, count: b * t)  // next token; the last position has none
         for r in 0..<b { for i in 0..<(t - 1) { targets[r * t + i] = ids[r * t + i + 1] } }
@@ -73,10 +77,8 @@ struct BenchGenerate: ParsableCommand {
     @OptionGroup var output: BenchOutput
 
     func run() throws {
-        let cfg = try shape.config()
-        var rng = RNG(seed: 0, stream: "init")
-        let policy = Policy(config: cfg, rng: &rng)
-        var data = RNG(seed: 0, stream: "data")
+        var (policy, data) = try shape.policy()
+        let cfg = policy.config
         let prompts = (0..<shape.genBatch).map { _ in (0..<shape.prompt).map { _ in Int32(data.int(below: cfg.vocabSize)) } }
         let opts = SamplingOptions(temperature: 1, maxNewTokens: shape.new, minNewTokens: shape.new)
         var sampling = RNG(seed: 0, stream: "sampling")
