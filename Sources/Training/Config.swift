@@ -220,7 +220,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(grpo.numIterations >= 1, "grpo.num_iterations", "must be at least 1")
         do { try grpo.rewards.validate() } catch { throw ConfigError(file: nil, key: "grpo.rewards", message: "\(error)") }
         try need(["cosine", "constant"].contains(optimizer.schedule), "optimizer.schedule", "is '\(optimizer.schedule)'; use cosine or constant")
-        try need(sft.learningRate > 0 && grpo.learningRate > 0, "grpo.learning_rate", "learning rates must be positive")
+        try need(sft.learningRate > 0, "sft.learning_rate", "must be positive")
+        try need(grpo.learningRate > 0, "grpo.learning_rate", "must be positive")
         try need(eval.limitPerLevel >= 1 && eval.samples >= 1, "eval.limit_per_level", "and eval.samples must be at least 1")
         try need(checkpoint.keepLast >= 1, "checkpoint.keep_last", "must be at least 1")
         try need(threads >= 0, "threads", "must be 0 (all cores) or more")
