@@ -23,6 +23,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var logging = LoggingSection()
     /// Checkpoint cadence and retention.
     public var checkpoint = CheckpointSection()
+    /// Big→small distillation (`ponder distill`): rejection sampling from a teacher checkpoint.
+    public var distill = DistillSection()
     /// Seed of every random stream (init, data, sampling, eval).
     public var seed: UInt64 = 0
     /// Threads for Ponder's kernels (0: all cores).
@@ -171,6 +173,21 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var keepLast = 2
     }
 
+    public struct DistillSection: Codable, Equatable, Sendable {
+        /// Training problems the teacher answers (0: sft.num_traces).
+        public var problems = 0
+        /// Completions the teacher samples per problem (k).
+        public var samplesPerProblem = 4
+        /// Most kept completions per problem, distinct ones first, then repeats (0: every distinct correct one).
+        public var keepPerProblem = 0
+        /// Teacher sampling temperature (DeepSeek-R1's distillation data used 0.6 with top-p 0.95).
+        public var temperature: Float = 0.6
+        /// Teacher top-p filter (1: off).
+        public var topP: Float = 0.95
+        /// Most tokens per teacher completion (0: grpo.max_completion_length).
+        public var maxNewTokens = 0
+    }
+
     // MARK: - Derived
 
     /// The policy architecture for a tokenizer's vocabulary.
@@ -224,6 +241,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(grpo.learningRate > 0, "grpo.learning_rate", "must be positive")
         try need(eval.limitPerLevel >= 1 && eval.samples >= 1, "eval.limit_per_level", "and eval.samples must be at least 1")
         try need(checkpoint.keepLast >= 1, "checkpoint.keep_last", "must be at least 1")
+        try need(distill.problems >= 0, "distill.problems", "must be 0 (sft.num_traces) or more")
+        try need(distill.samplesPerProblem >= 1, "distill.samples_per_problem", "must be at least 1")
+        try need(distill.keepPerProblem >= 0, "distill.keep_per_problem", "must be 0 (all correct) or more")
+        try need(distill.temperature >= 0, "distill.temperature", "must be 0 (greedy) or more")
+        try need(distill.topP > 0 && distill.topP <= 1, "distill.top_p", "must be in (0, 1]")
+        try need(distill.maxNewTokens >= 0, "distill.max_new_tokens", "must be 0 (grpo.max_completion_length) or more")
         try need(threads >= 0, "threads", "must be 0 (all cores) or more")
         try need(model.maxContext >= 16 + grpo.maxCompletionLength, "model.max_context",
                  "(\(model.maxContext)) must leave room for a prompt beside grpo.max_completion_length (\(grpo.maxCompletionLength))")

@@ -63,7 +63,10 @@ public final class Trainer {
     var checkpointsDirectory: URL { Checkpoints.directory(runDirectory) }
 
     /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint.
-    public init(config: TrainConfig, runDirectory: URL, resume: Bool, console: TrainerConsole? = nil) throws {
+    /// `sftExamples` replaces the task solvers' traces as the SFT set (distillation's kept teacher
+    /// completions).
+    public init(config: TrainConfig, runDirectory: URL, resume: Bool, console: TrainerConsole? = nil,
+                sftExamples: [SFTExample]? = nil) throws {
         self.config = config
         self.runDirectory = runDirectory
         self.console = console
@@ -76,12 +79,17 @@ public final class Trainer {
         }
         heldOut = try HeldOutSet.load(directory: datasets)
         rewards = try RewardSet(config: config.grpo.rewards)
-        let evalFamilies = config.eval.families.isEmpty ? config.data.families : config.eval.families
-        evalProblems = try EvalSet.select(families: evalFamilies, levels: config.eval.levels.isEmpty ? nil : config.eval.levels,
-                                          limitPerLevel: config.eval.limitPerLevel, datasetsDirectory: datasets)
-        let traceProblems = SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
-                                       seed: config.seed, heldOut: heldOut)
-        traces = try traceProblems.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
+        evalProblems = try Self.evalProblems(config)
+        if let sftExamples {
+            traces = sftExamples
+        } else {
+            let traceProblems = SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
+                                           seed: config.seed, heldOut: heldOut)
+            traces = try traceProblems.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
+        }
+        if config.sft.steps > 0 && traces.isEmpty && sftExamples != nil {
+            throw ConfigError(file: nil, key: "sft.steps", message: "has no examples to train on: the teacher kept no completions (raise distill.samples_per_problem or distill.problems, or use a stronger teacher)")
+        }
         if config.sft.steps > 0 && traces.isEmpty {
             throw ConfigError(file: nil, key: "sft.levels", message: "leaves no teacher traces to train on: choose levels the families have (`ponder tasks list`)")
         }
@@ -255,12 +263,23 @@ public final class Trainer {
 
     // MARK: - Evaluation
 
+    /// The held-out problems a config evaluates on (eval.families, or the training families).
+    public static func evalProblems(_ config: TrainConfig) throws -> [Problem] {
+        let evalFamilies = config.eval.families.isEmpty ? config.data.families : config.eval.families
+        return try EvalSet.select(families: evalFamilies, levels: config.eval.levels.isEmpty ? nil : config.eval.levels,
+                                  limitPerLevel: config.eval.limitPerLevel, datasetsDirectory: URL(fileURLWithPath: config.data.datasets))
+    }
+
+    /// How a config's held-out evals sample.
+    public static func evalOptions(_ config: TrainConfig) -> EvalOptions {
+        EvalOptions(samples: config.eval.samples, temperature: config.eval.temperature, topP: config.eval.topP,
+                    maxNewTokens: config.eval.maxNewTokens > 0 ? config.eval.maxNewTokens : config.grpo.maxCompletionLength,
+                    promptsPerBatch: 64, seed: config.seed)
+    }
+
     /// Held-out eval of the current policy, logged as stage "eval"; tracks the best checkpoint.
     func evaluate() throws -> [String: Double] {
-        let options = EvalOptions(samples: config.eval.samples, temperature: config.eval.temperature, topP: config.eval.topP,
-                                  maxNewTokens: config.eval.maxNewTokens > 0 ? config.eval.maxNewTokens : config.grpo.maxCompletionLength,
-                                  promptsPerBatch: 64, seed: config.seed)
-        let report = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: evalProblems, options: options)
+        let report = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: evalProblems, options: Self.evalOptions(config))
         let scalars = report.scalars()
         try log.log(step: state.step, stage: "eval", scalars)
         evalHistory.append((state.step, scalars["eval/pass@1"] ?? 0))

@@ -7,7 +7,7 @@ struct Ponder: ParsableCommand {
         commandName: "ponder",
         abstract: "Train small language models to reason with GRPO, natively on CPUs.",
         subcommands: [
-            Train.self, EvalCommand.self, Sample.self, CurvesCommand.self, ReportCommand.self, RunsListCommand.self,
+            Train.self, DistillCommand.self, EvalCommand.self, Sample.self, CurvesCommand.self, ReportCommand.self, RunsListCommand.self,
             TasksCommand.self, ScoreCommand.self, Bench.self,
         ]
     )

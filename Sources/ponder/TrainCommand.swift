@@ -13,7 +13,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a key, e.g. --set grpo.beta=0.02 (repeatable).") var overrides: [String] = []
     @Flag(help: "Continue from the run folder's newest complete checkpoint.") var resume = false
 
-    func run() throws {
+    /// Loads the config and readies its run folder (runs/<config name> unless given), writing the
+    /// resolved config there; refuses to start over an existing run without --resume.
+    static func prepareRun(config: String, runDir: String?, overrides: [String], resume: Bool) throws -> (TrainConfig, URL) {
         let url = URL(fileURLWithPath: config)
         let cfg = try ConfigLoader.load(url, overrides: overrides)
         let name = url.deletingPathExtension().lastPathComponent
@@ -23,11 +25,24 @@ struct Train: ParsableCommand {
         }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try AtomicFile.write(Data(ConfigLoader.yaml(cfg).utf8), to: dir.appendingPathComponent("config.yaml"))
+        return (cfg, dir)
+    }
+
+    func run() throws {
+        let (cfg, dir) = try Self.prepareRun(config: config, runDir: runDir, overrides: overrides, resume: resume)
         let console = TerminalConsole()
         console.message("run folder: \(dir.path) | \(cfg.sft.steps) SFT + \(cfg.grpo.steps) GRPO steps | families: \(cfg.data.families.joined(separator: ", "))")
         let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console)
         console.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
         let end = try trainer.run()
+        try Summary.printEnd(trainer: trainer, end: end, runDirectory: dir)
+    }
+}
+
+/// The start-vs-end table printed at the end of a run.
+enum Summary {
+    /// The end of a run on the terminal: the table, the reward and pass@1 curves, the report path.
+    static func printEnd(trainer: Trainer, end: [String: Double], runDirectory dir: URL) throws {
         print(Summary.table(start: trainer.state.startEval ?? [:], end: end))
         let rewards = trainer.rewardHistory.map { (x: Double($0.step), y: $0.reward) }
         let pass = trainer.passHistory.map { (x: Double($0.step), y: $0.passAt1) }
@@ -40,10 +55,7 @@ struct Train: ParsableCommand {
         }
         print("report: \(try Report.write(runDirectory: dir).path)")
     }
-}
 
-/// The start-vs-end table printed at the end of a run.
-enum Summary {
     static func table(start: [String: Double], end: [String: Double]) -> String {
         let keys = (Set(start.keys).union(end.keys)).filter { $0.hasSuffix("/pass@1") || $0 == "eval/format" }
             .filter { !$0.contains("/L") || $0.split(separator: "/").count == 4 }
