@@ -251,44 +251,43 @@ public struct DeepseekV3ConfigJSON: Equatable, Sendable {
         return c
     }
 
-    /// The JSON object, with transformers' key names.
-    public func jsonObject() -> [String: Any] {
+    /// The keys and values of config.json, with transformers' key names.
+    public func jsonFields() -> [String: JSONValue] {
         let e = moe
-        var o: [String: Any] = [
-            "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "dtype": "float32",
-            "vocab_size": vocabSize, "hidden_size": hiddenSize, "intermediate_size": intermediateSize,
-            "num_hidden_layers": numHiddenLayers, "num_attention_heads": numAttentionHeads,
-            "num_key_value_heads": numAttentionHeads, "max_position_embeddings": maxPositionEmbeddings,
-            "rms_norm_eps": rmsNormEps, "rope_theta": ropeTheta,
-            "rope_parameters": ["rope_type": "default", "rope_theta": ropeTheta] as [String: Any],
-            "rope_interleave": mla.ropeInterleave, "hidden_act": "silu", "attention_bias": false,
-            "tie_word_embeddings": tieWordEmbeddings,
-            "q_lora_rank": mla.qLoraRank > 0 ? mla.qLoraRank as Any : NSNull(),
-            "kv_lora_rank": mla.kvLoraRank, "qk_nope_head_dim": mla.qkNopeHeadDim,
-            "qk_rope_head_dim": mla.qkRopeHeadDim, "v_head_dim": mla.vHeadDim,
+        func opt(_ x: Int?) -> JSONValue { x.map { .int($0) } ?? .null }
+        var o: [String: JSONValue] = [
+            "architectures": .strings(["DeepseekV3ForCausalLM"]), "model_type": .string("deepseek_v3"), "dtype": .string("float32"),
+            "vocab_size": .int(vocabSize), "hidden_size": .int(hiddenSize), "intermediate_size": .int(intermediateSize),
+            "num_hidden_layers": .int(numHiddenLayers), "num_attention_heads": .int(numAttentionHeads),
+            "num_key_value_heads": .int(numAttentionHeads), "max_position_embeddings": .int(maxPositionEmbeddings),
+            "rms_norm_eps": .double(rmsNormEps), "rope_theta": .double(ropeTheta),
+            "rope_parameters": .object(["rope_type": .string("default"), "rope_theta": .double(ropeTheta)]),
+            "rope_interleave": .bool(mla.ropeInterleave), "hidden_act": .string("silu"), "attention_bias": .bool(false),
+            "tie_word_embeddings": .bool(tieWordEmbeddings),
+            "q_lora_rank": mla.qLoraRank > 0 ? .int(mla.qLoraRank) : .null,
+            "kv_lora_rank": .int(mla.kvLoraRank), "qk_nope_head_dim": .int(mla.qkNopeHeadDim),
+            "qk_rope_head_dim": .int(mla.qkRopeHeadDim), "v_head_dim": .int(mla.vHeadDim),
             // A dense policy is a DeepseekV3 whose every layer is dense: first_k_dense_replace = layers.
-            "first_k_dense_replace": e?.firstKDense ?? numHiddenLayers,
-            "n_routed_experts": e?.experts ?? 1, "num_experts_per_tok": e?.topK ?? 1,
-            "n_shared_experts": e?.sharedExperts ?? 1, "moe_intermediate_size": e?.expertFFDim ?? intermediateSize,
-            "norm_topk_prob": e?.normTopKProb ?? true, "routed_scaling_factor": Double(e?.routedScalingFactor ?? 1),
-            "scoring_func": (e?.scoring ?? .sigmoid).rawValue, "n_group": 1, "topk_group": 1,
-            "num_nextn_predict_layers": 0,
+            "first_k_dense_replace": .int(e?.firstKDense ?? numHiddenLayers),
+            "n_routed_experts": .int(e?.experts ?? 1), "num_experts_per_tok": .int(e?.topK ?? 1),
+            "n_shared_experts": .int(e?.sharedExperts ?? 1), "moe_intermediate_size": .int(e?.expertFFDim ?? intermediateSize),
+            "norm_topk_prob": .bool(e?.normTopKProb ?? true), "routed_scaling_factor": .double(Double(e?.routedScalingFactor ?? 1)),
+            "scoring_func": .string((e?.scoring ?? .sigmoid).rawValue), "n_group": .int(1), "topk_group": .int(1),
+            "num_nextn_predict_layers": .int(0),
+            "bos_token_id": opt(bosTokenId), "eos_token_id": opt(eosTokenId), "pad_token_id": opt(padTokenId),
         ]
-        o["bos_token_id"] = bosTokenId ?? NSNull()
-        o["eos_token_id"] = eosTokenId ?? NSNull()
-        o["pad_token_id"] = padTokenId ?? NSNull()
         if let e {  // Ponder's training-only choices; transformers keeps unknown keys and ignores them
-            o["ponder_moe_balance"] = e.balance.rawValue
-            o["ponder_aux_loss_coef"] = Double(e.auxLossCoef)
-            o["ponder_bias_update_rate"] = Double(e.biasUpdateRate)
+            o["ponder_moe_balance"] = .string(e.balance.rawValue)
+            o["ponder_aux_loss_coef"] = .double(Double(e.auxLossCoef))
+            o["ponder_bias_update_rate"] = .double(Double(e.biasUpdateRate))
         }
         return o
     }
 
-    /// Writes `config.json` atomically (sorted keys, deterministic).
+    /// Writes `config.json` atomically (sorted keys, deterministic). Floats are always written with
+    /// a decimal point: transformers 5 validates field types strictly, and rejects `1` for a float.
     public func write(to url: URL) throws {
-        let data = try JSONSerialization.data(withJSONObject: jsonObject(), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        try AtomicFile.write(data + Data("\n".utf8), to: url)
+        try AtomicFile.write(Data((JSONValue.object(jsonFields()).text(indent: 0) + "\n").utf8), to: url)
     }
 
     /// Reads a DeepseekV3 `config.json`; errors name the file and the key.
@@ -403,5 +402,41 @@ extension Checkpoint {
             Tensor(shape: shape, try file.require(name, shape: shape, file: weightsURL.path), requiresGrad: true)
         }
         return (policy, tokenizer, file.metadata)
+    }
+}
+
+/// A JSON value that keeps Int and Double apart when written (JSONSerialization writes 1.0 as 1).
+public enum JSONValue: Equatable, Sendable {
+    case int(Int), double(Double), string(String), bool(Bool), null, strings([String]), object([String: JSONValue])
+
+    /// Pretty-printed text, keys sorted.
+    public func text(indent: Int) -> String {
+        let pad = String(repeating: "  ", count: indent + 1), end = String(repeating: "  ", count: indent)
+        func quote(_ s: String) -> String {
+            var out = "\""
+            for ch in s.unicodeScalars {
+                switch ch {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case _ where ch.value < 0x20: out += String(format: "\\u%04x", ch.value)
+                default: out.unicodeScalars.append(ch)
+                }
+            }
+            return out + "\""
+        }
+        switch self {
+        case .int(let i): return String(i)
+        case .double(let d):
+            let t = "\(d)"  // Swift's shortest round-trip form: 1.0, 2.5, 1e-06
+            return t.contains(".") || t.contains("e") ? t : t + ".0"
+        case .string(let s): return quote(s)
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return "null"
+        case .strings(let a): return "[" + a.map(quote).joined(separator: ", ") + "]"
+        case .object(let o):
+            let rows = o.keys.sorted().map { pad + quote($0) + ": " + o[$0]!.text(indent: indent + 1) }
+            return "{\n" + rows.joined(separator: ",\n") + "\n" + end + "}"
+        }
     }
 }
