@@ -4,8 +4,9 @@
     python scripts/hf_check.py CHECKPOINT --prompt "What is 2+3?" --max-new 32
 
 CHECKPOINT holds config.json, model.safetensors and tokenizer.json as Ponder writes them. The model
-is loaded with transformers.LlamaForCausalLM.from_pretrained (strictly: any missing, unexpected or
-mismatched tensor is an error, not a warning) and the tokenizer with tokenizers.Tokenizer.from_file.
+is loaded with transformers.LlamaForCausalLM.from_pretrained, or DeepseekV3ForCausalLM when config.json
+says model_type "deepseek_v3" (a policy with MoE or MLA), strictly: any missing, unexpected or
+mismatched tensor is an error, not a warning and the tokenizer with tokenizers.Tokenizer.from_file.
 The prompt is laid out as Ponder lays it out, BOS + text + "\\n" (pass --raw to send the text
 unchanged after BOS). Generation is greedy and stops at EOS or after </answer>, like
 `ponder sample --greedy`. Prints one JSON object:
@@ -30,17 +31,20 @@ def main() -> int:
 
     import torch
     from tokenizers import Tokenizer
-    from transformers import LlamaForCausalLM
+    from transformers import DeepseekV3ForCausalLM, LlamaForCausalLM
 
     tokenizer = Tokenizer.from_file(f"{args.checkpoint}/tokenizer.json")
-    model, info = LlamaForCausalLM.from_pretrained(
+    with open(f"{args.checkpoint}/config.json") as f:
+        model_type = json.load(f).get("model_type")
+    model_class = DeepseekV3ForCausalLM if model_type == "deepseek_v3" else LlamaForCausalLM
+    model, info = model_class.from_pretrained(
         args.checkpoint, dtype=torch.float32, output_loading_info=True
     )
     problems = {k: v for k, v in info.items() if v and k != "error_msgs"} | (
         {"error_msgs": info["error_msgs"]} if info.get("error_msgs") else {}
     )
     if problems:
-        print(f"{args.checkpoint}: tensors do not match LlamaForCausalLM: {problems}", file=sys.stderr)
+        print(f"{args.checkpoint}: tensors do not match {model_class.__name__}: {problems}", file=sys.stderr)
         return 1
     model.eval()
 

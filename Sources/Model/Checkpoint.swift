@@ -14,9 +14,14 @@ public enum Checkpoint {
     public static func save(policy: Policy, tokenizer: CharTokenizer, to dir: URL, metadata: [String: String] = [:]) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var file = SafeTensorsFile(metadata: metadata.merging(["format": "pt", "ponder_format_version": formatVersion]) { a, _ in a })
-        for (name, t) in policy.namedParameters { file.tensors[name] = StoredTensor(shape: t.shape, data: t.array) }
+        for (name, t) in policy.namedTensors { file.tensors[name] = StoredTensor(shape: t.shape, data: t.array) }
         try file.write(to: dir.appendingPathComponent("model.safetensors"))
-        try hfConfig(policy.config, tokenizer: tokenizer).write(to: dir.appendingPathComponent("config.json"))
+        if policy.config.isDeepseek {
+            try DeepseekV3ConfigJSON(policy.config, bos: tokenizer.bos, eos: tokenizer.eos, pad: tokenizer.pad)
+                .write(to: dir.appendingPathComponent("config.json"))
+        } else {
+            try hfConfig(policy.config, tokenizer: tokenizer).write(to: dir.appendingPathComponent("config.json"))
+        }
         try tokenizer.save(to: dir.appendingPathComponent("tokenizer.json"))
         try tokenizer.saveConfig(to: dir.appendingPathComponent("tokenizer_config.json"))
     }
@@ -28,6 +33,7 @@ public enum Checkpoint {
         guard FileManager.default.fileExists(atPath: cfgURL.path) else {
             throw CheckpointError.notACheckpoint(dir.path)
         }
+        if modelType(of: cfgURL) == "deepseek_v3" { return try loadDeepseek(from: dir) }
         let hf = try LlamaConfigJSON.read(from: cfgURL)
         try hf.validate(file: cfgURL.path)
         guard hf.numKeyValueHeads == hf.numAttentionHeads, hf.headDim * hf.numAttentionHeads == hf.hiddenSize else {

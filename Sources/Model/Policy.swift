@@ -32,6 +32,10 @@ public struct PolicyConfig: Codable, Equatable, Sendable {
     public var tieEmbeddings: Bool = false
     /// Std of the normal init of every matrix (HF's initializer_range).
     public var initStd: Float = 0.02
+    /// Multi-head latent attention instead of MHA (nil: MHA); see DeepseekV3Config.swift.
+    public var mla: MLAConfig? = nil
+    /// Mixture-of-experts feed-forward (nil: dense SwiGLU everywhere); needs `mla`.
+    public var moe: MoEConfig? = nil
 
     public init(vocabSize: Int, dModel: Int, layers: Int, heads: Int, ffDim: Int, maxContext: Int,
                 ropeTheta: Double = 10_000, rmsEps: Float = 1e-5, tieEmbeddings: Bool = false, initStd: Float = 0.02) {
@@ -57,10 +61,12 @@ public struct PolicyConfig: Codable, Equatable, Sendable {
         try need(dModel % heads == 0, "d_model (\(dModel)) must be a multiple of heads (\(heads))")
         try need(headDim % 2 == 0, "head size d_model/heads = \(headDim) must be even for RoPE")
         try need(maxContext > 1, "max_context must be at least 2")
+        try validateDeepseek()
     }
 
     /// Parameters, counting a tied head once.
     public var parameterCount: Int {
+        if isDeepseek { return deepseekTensorSpecs().filter(\.trainable).map { $0.spec.shape.reduce(1, *) }.reduce(0, +) }
         let block = 2 * dModel + 4 * dModel * dModel + 3 * dModel * ffDim
         return vocabSize * dModel * (tieEmbeddings ? 1 : 2) + layers * block + dModel
     }
@@ -122,6 +128,12 @@ public final class Policy {
     public let norm: Tensor       // (C)
     let head: Tensor?             // (V, C), nil when tied
     let rope: RoPETable
+    /// DeepseekV3 blocks (MLA attention, dense or MoE feed-forward) when `config.mla` is set; then
+    /// `blocks` is empty. See MLA.swift.
+    public let latentBlocks: [LatentBlock]
+    let latentRope: RoPETable?    // over qk_rope_head_dim
+    /// MLA's cached decoding folds W_UK into the queries (true) or re-expands the cache (false, for checks).
+    public var absorbMLA = true
 
     /// A freshly initialised policy (HF Llama init: N(0, initStd²) matrices, unit norms).
     public convenience init(config: PolicyConfig, rng: inout RNG) {
@@ -129,6 +141,7 @@ public final class Policy {
         self.init(config: config) { name, shape in
             name.hasSuffix("norm.weight")
                 ? Tensor(shape: shape, repeating: 1, requiresGrad: true)
+                : name.hasSuffix("e_score_correction_bias") ? Tensor.zeros(shape)
                 : Tensor.randn(shape, std: config.initStd, rng: &r, requiresGrad: true)
         }
         rng = r
@@ -138,7 +151,11 @@ public final class Policy {
     public init(config: PolicyConfig, make: (String, [Int]) throws -> Tensor) rethrows {
         self.config = config
         embed = try make("model.embed_tokens.weight", [config.vocabSize, config.dModel])
-        blocks = try (0..<config.layers).map { i in try Block(config) { try make("model.layers.\(i).\($0)", $1) } }
+        blocks = config.isDeepseek ? [] : try (0..<config.layers).map { i in try Block(config) { try make("model.layers.\(i).\($0)", $1) } }
+        latentBlocks = !config.isDeepseek ? [] : try (0..<config.layers).map { i in
+            try LatentBlock(config, layer: i) { try make("model.layers.\(i).\($0)", $1) }
+        }
+        latentRope = config.mla.map { RoPETable(headDim: $0.qkRopeHeadDim, base: config.ropeTheta, maxPositions: config.maxContext) }
         norm = try make("model.norm.weight", [config.dModel])
         head = config.tieEmbeddings ? nil : try make("lm_head.weight", [config.vocabSize, config.dModel])
         rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxContext)
@@ -147,10 +164,16 @@ public final class Policy {
     /// The LM head weight (the embedding when tied).
     public var lmHead: Tensor { head ?? embed }
 
-    /// Every parameter under its Hugging Face Llama name, in a fixed order.
-    public var namedParameters: [(String, Tensor)] {
+    /// Every trained parameter under its Hugging Face name (Llama, or DeepseekV3 with MLA), in a fixed order.
+    public var namedParameters: [(String, Tensor)] { namedTensors.filter { $0.1.requiresGrad } }
+
+    /// Every stored tensor: the parameters and buffers that gradients do not train (MoE selection bias).
+    public var namedTensors: [(String, Tensor)] {
         var out = [("model.embed_tokens.weight", embed)]
         for (i, b) in blocks.enumerated() {
+            out += b.named.map { ("model.layers.\(i).\($0.0)", $0.1) }
+        }
+        for (i, b) in latentBlocks.enumerated() {
             out += b.named.map { ("model.layers.\(i).\($0.0)", $0.1) }
         }
         out.append(("model.norm.weight", norm))
@@ -166,6 +189,7 @@ public final class Policy {
     public func forward(ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]? = nil) -> Tensor {
         precondition(ids.count == b * t, "\(ids.count) ids for batch \(b) × time \(t)")
         precondition(t <= config.maxContext, "sequence of \(t) tokens exceeds max_context \(config.maxContext)")
+        if config.isDeepseek { return latentForward(ids: ids, batch: b, time: t, keyStart: keyStart) }
         let c = config.dModel, h = config.heads, d = config.headDim
         var positions = [Int32](repeating: 0, count: b * t)
         for r in 0..<b {
@@ -199,6 +223,8 @@ public final class KVCache {
     public private(set) var length = 0
     let k: [UnsafeMutablePointer<Float>]
     let v: [UnsafeMutablePointer<Float>]
+    /// MLA's latent cache (then k and v are empty).
+    public let latent: LatentCache?
 
     public init(config: PolicyConfig, seqs: Int, capacity: Int, keyStart: [Int]) {
         precondition(keyStart.count == seqs)
@@ -208,8 +234,10 @@ public final class KVCache {
         self.capacity = capacity
         self.keyStart = keyStart
         let n = seqs * config.heads * capacity * config.headDim
-        k = (0..<config.layers).map { _ in .allocate(capacity: n) }
-        v = (0..<config.layers).map { _ in .allocate(capacity: n) }
+        let mhaLayers = config.isDeepseek ? 0 : config.layers
+        k = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
+        v = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
+        latent = config.isDeepseek ? LatentCache(config: config, seqs: seqs, capacity: capacity) : nil
     }
 
     deinit {
@@ -218,7 +246,7 @@ public final class KVCache {
     }
 
     /// Bytes held per sequence per token (K and V over all layers).
-    public var bytesPerToken: Int { 2 * k.count * heads * headDim * 4 }
+    public var bytesPerToken: Int { latent?.bytesPerToken ?? 2 * k.count * heads * headDim * 4 }
     func advance(_ n: Int) { length += n }
 }
 
@@ -228,6 +256,7 @@ extension Policy {
     /// positions (S·L, V) when `allPositions`. Runs without recording.
     public func step(_ ids: [Int32], tokensPerSeq l: Int, cache: KVCache, allPositions: Bool = false) -> Tensor {
         Autograd.noGrad {
+            if config.isDeepseek { return latentStep(ids, tokensPerSeq: l, cache: cache, allPositions: allPositions) }
             let s = cache.seqs, c = config.dModel, h = config.heads, d = config.headDim
             let t0 = cache.length
             precondition(ids.count == s * l && t0 + l <= cache.capacity, "cache overflow: \(t0) + \(l) > \(cache.capacity)")

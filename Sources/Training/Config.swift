@@ -53,6 +53,54 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var initStd: Float = 0.02
         /// Start from this checkpoint folder instead of a fresh init ("" for none).
         public var from = ""
+        /// Attention: mha (Llama) or mla (multi-head latent attention; checkpoints are HF DeepseekV3).
+        public var attention = "mha"
+        /// Sizes of multi-head latent attention (used when attention is mla).
+        public var mla = MLASection()
+        /// Mixture-of-experts feed-forward (off while experts is 0; needs attention: mla).
+        public var moe = MoESection()
+    }
+
+    /// DeepSeek-V3's MLA sizes, with transformers' DeepseekV3Config names.
+    public struct MLASection: Codable, Equatable, Sendable {
+        /// Rank of the query's low-rank projection (0: a direct q_proj, as q_lora_rank: null).
+        public var qLoraRank = 0
+        /// Rank of the compressed key/value latent: the content part of the KV cache.
+        public var kvLoraRank = 48
+        /// Per-head query/key width without RoPE.
+        public var qkNopeHeadDim = 16
+        /// Width of the decoupled RoPE query per head and of the one shared RoPE key (even).
+        public var qkRopeHeadDim = 16
+        /// Per-head value width.
+        public var vHeadDim = 32
+        /// Rotate interleaved pairs (DeepSeek's layout) rather than halves (Llama's).
+        public var ropeInterleave = true
+    }
+
+    /// DeepSeek-V3's mixture of experts, with transformers' DeepseekV3Config names where they exist.
+    public struct MoESection: Codable, Equatable, Sendable {
+        /// Routed experts (0: no MoE, a dense SwiGLU in every layer).
+        public var experts = 0
+        /// Routed experts per token (num_experts_per_tok).
+        public var topK = 2
+        /// Shared experts every token passes through.
+        public var sharedExperts = 1
+        /// Hidden size of each expert's SwiGLU (moe_intermediate_size).
+        public var expertFfDim = 128
+        /// Affinity function: sigmoid (DeepSeek-V3, what transformers implements) or softmax.
+        public var scoring = "sigmoid"
+        /// Divide the selected affinities by their sum.
+        public var normTopkProb = true
+        /// Multiply the gating weights by this.
+        public var routedScalingFactor: Float = 1
+        /// The first K layers keep the dense SwiGLU (first_k_dense_replace).
+        public var firstKDense = 1
+        /// Load balancing: bias_update (V3's auxiliary-loss-free), aux_loss, or none.
+        public var balance = "bias_update"
+        /// Weight α of the auxiliary balance loss (balance: aux_loss).
+        public var auxLossCoef: Float = 0.001
+        /// Step γ of the selection-bias update (balance: bias_update).
+        public var biasUpdateRate: Float = 0.001
     }
 
     public struct DataSection: Codable, Equatable, Sendable {
@@ -192,9 +240,23 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     /// The policy architecture for a tokenizer's vocabulary.
     public func policyConfig(vocabSize: Int) -> PolicyConfig {
-        PolicyConfig(vocabSize: vocabSize, dModel: model.dModel, layers: model.layers, heads: model.heads,
-                     ffDim: model.ffDim, maxContext: model.maxContext, ropeTheta: model.ropeTheta, rmsEps: model.rmsEps,
-                     tieEmbeddings: model.tieEmbeddings, initStd: model.initStd)
+        var c = PolicyConfig(vocabSize: vocabSize, dModel: model.dModel, layers: model.layers, heads: model.heads,
+                             ffDim: model.ffDim, maxContext: model.maxContext, ropeTheta: model.ropeTheta, rmsEps: model.rmsEps,
+                             tieEmbeddings: model.tieEmbeddings, initStd: model.initStd)
+        if model.attention == "mla" {
+            let m = model.mla
+            c.mla = MLAConfig(qLoraRank: m.qLoraRank, kvLoraRank: m.kvLoraRank, qkNopeHeadDim: m.qkNopeHeadDim,
+                              qkRopeHeadDim: m.qkRopeHeadDim, vHeadDim: m.vHeadDim, ropeInterleave: m.ropeInterleave)
+        }
+        if model.moe.experts > 0 {
+            let e = model.moe
+            c.moe = MoEConfig(experts: e.experts, topK: e.topK, sharedExperts: e.sharedExperts, expertFFDim: e.expertFfDim,
+                              scoring: MoEConfig.Scoring(rawValue: e.scoring) ?? .sigmoid, normTopKProb: e.normTopkProb,
+                              routedScalingFactor: e.routedScalingFactor, firstKDense: e.firstKDense,
+                              balance: MoEConfig.Balance(rawValue: e.balance) ?? .biasUpdate,
+                              auxLossCoef: e.auxLossCoef, biasUpdateRate: e.biasUpdateRate)
+        }
+        return c
     }
 
     /// The upper clip range in force.
@@ -211,6 +273,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need((model.dModel / max(model.heads, 1)) % 2 == 0, "model.heads", "gives an odd head size \(model.dModel / max(model.heads, 1)); RoPE needs it even")
         try need(model.layers > 0, "model.layers", "must be at least 1")
         try need(model.ffDim > 0, "model.ff_dim", "must be positive")
+        try validateMoEMLA(need)
         try need(!data.families.isEmpty, "data.families", "must name at least one family (see `ponder tasks list`)")
         for f in data.families where TaskRegistry.family(named: f) == nil {
             throw ConfigError(file: nil, key: "data.families", message: "has unknown family '\(f)'"
@@ -250,6 +313,36 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(threads >= 0, "threads", "must be 0 (all cores) or more")
         try need(model.maxContext >= 16 + grpo.maxCompletionLength, "model.max_context",
                  "(\(model.maxContext)) must leave room for a prompt beside grpo.max_completion_length (\(grpo.maxCompletionLength))")
+    }
+}
+
+extension TrainConfig {
+    /// The model.attention, model.mla and model.moe keys.
+    func validateMoEMLA(_ need: (Bool, String, String) throws -> Void) throws {
+        try need(["mha", "mla"].contains(model.attention), "model.attention", "is '\(model.attention)'; use mha or mla")
+        if model.attention == "mla" {
+            let m = model.mla
+            try need(m.qLoraRank >= 0, "model.mla.q_lora_rank", "must be 0 (direct q_proj) or positive")
+            try need(m.kvLoraRank > 0, "model.mla.kv_lora_rank", "must be positive")
+            try need(m.qkNopeHeadDim > 0, "model.mla.qk_nope_head_dim", "must be positive")
+            try need(m.qkRopeHeadDim > 0 && m.qkRopeHeadDim % 2 == 0, "model.mla.qk_rope_head_dim", "is \(m.qkRopeHeadDim); RoPE needs it positive and even")
+            try need(m.vHeadDim > 0, "model.mla.v_head_dim", "must be positive")
+        }
+        let e = model.moe
+        try need(e.experts >= 0, "model.moe.experts", "must be 0 (no MoE) or more")
+        guard e.experts > 0 else { return }
+        try need(model.attention == "mla", "model.moe.experts",
+                 "needs model.attention: mla (an MoE policy is saved as Hugging Face DeepseekV3, which has MLA attention only)")
+        try need(e.topK >= 1 && e.topK <= e.experts, "model.moe.top_k", "is \(e.topK); it must be in 1...model.moe.experts (\(e.experts))")
+        try need(e.sharedExperts >= 0, "model.moe.shared_experts", "must be 0 or more")
+        try need(e.expertFfDim > 0, "model.moe.expert_ff_dim", "must be positive")
+        try need(MoEConfig.Scoring(rawValue: e.scoring) != nil, "model.moe.scoring", "is '\(e.scoring)'; use sigmoid or softmax")
+        try need(e.routedScalingFactor > 0, "model.moe.routed_scaling_factor", "must be positive")
+        try need(e.firstKDense >= 0 && e.firstKDense < model.layers, "model.moe.first_k_dense",
+                 "is \(e.firstKDense); it must be in 0..<model.layers (\(model.layers)) so some layer has experts")
+        try need(MoEConfig.Balance(rawValue: e.balance) != nil, "model.moe.balance", "is '\(e.balance)'; use bias_update, aux_loss or none")
+        try need(e.auxLossCoef >= 0, "model.moe.aux_loss_coef", "must be 0 or more")
+        try need(e.biasUpdateRate >= 0, "model.moe.bias_update_rate", "must be 0 or more")
     }
 }
 

@@ -124,12 +124,13 @@ public struct GRPOStep {
                 logp: logp, old: b.old, ref: ref, advantages: b.advantages, weights: weights, mask: b.mask,
                 epsilonLow: config.grpo.epsilon, epsilonHigh: config.epsilonHigh, beta: config.grpo.beta)
             lossSum += Double(loss.item)
-            loss.backward()
+            (policy.auxiliaryLoss.map { loss + $0 } ?? loss).backward()  // MoE balance loss, when configured
             normSum += config.optimizer.maxGradNorm > 0
                 ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm))
                 : gradNorm(policy.parameters)
             optimizer.update()
             optimizer.zeroGrad()
+            policy.afterOptimizerStep()
             if let h {
                 let tokens = max(1, Double(totalTokens))
                 m["entropy"] = zip(h, b.mask).reduce(0.0) { $0 + Double($1.0 * $1.1) } / tokens

@@ -60,6 +60,7 @@ public enum SFT {
         }
         let logits = policy.forward(ids: ids, batch: b, time: t)
         let logp = Tensor.logSoftmaxGather(logits, targets: targets)
-        return (logp.sum() * (-1 / Float(max(1, tokens))), tokens)
+        let loss = logp.sum() * (-1 / Float(max(1, tokens)))
+        return (policy.auxiliaryLoss.map { loss + $0 } ?? loss, tokens)  // MoE balance loss, when configured
     }
 }

@@ -175,10 +175,12 @@ public final class Trainer {
             ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm)) : gradNorm(policy.parameters)
         optimizer.update()
         optimizer.zeroGrad()
+        policy.afterOptimizerStep()
         state.step += 1
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         try log.log(step: state.step, stage: "sft", ["loss": Double(loss.item), "learning_rate": Double(optimizer.lr),
-                                                     "grad_norm": norm, "step_time": dt, "tokens_per_s": Double(tokens) / dt])
+                                                     "grad_norm": norm, "step_time": dt, "tokens_per_s": Double(tokens) / dt]
+                                                     .merging(policy.routingMetrics) { a, _ in a })
         progress(stage: "sft", dt: dt, fields: String(format: "loss %.4f", loss.item))
         // The last SFT step's checkpoint is written by startGRPO, after the baseline eval.
         if state.step < sftSteps && config.checkpoint.every > 0 && state.step % config.checkpoint.every == 0 {
@@ -234,6 +236,7 @@ public final class Trainer {
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         metrics["learning_rate"] = Double(optimizer.lr)
         metrics["step_time"] = dt
+        metrics.merge(policy.routingMetrics) { a, _ in a }
         metrics["tokens_per_s"] = batch.map { Double($0.completion.tokens.count) }.reduce(0, +) / dt
         try log.log(step: state.step, stage: "grpo", metrics)
         for sc in batch.prefix(config.logging.completionsPerStep) {

@@ -19,18 +19,52 @@ struct ModelShape: ParsableArguments {
     @Option(help: "Prompt tokens per generated sequence.") var prompt = 32
     @Option(help: "New tokens per generated sequence.") var new = 128
     @Option(help: "Timed steps.") var steps = 5
+    @OptionGroup var deepseek: DeepseekShape
 
     func config() throws -> PolicyConfig {
-        let c = PolicyConfig(vocabSize: vocab, dModel: d, layers: layers, heads: heads, ffDim: ff,
+        var c = PolicyConfig(vocabSize: vocab, dModel: d, layers: layers, heads: heads, ffDim: ff,
                              maxContext: max(ctx, seq, prompt + new))
+        try deepseek.apply(to: &c)
         try c.validate()
         return c
     }
 
     /// A freshly initialised policy of this shape (seed 0) and the "data" stream for its inputs.
     func policy() throws -> (Policy, RNG) {
+        try policy(config())
+    }
+
+    func policy(_ c: PolicyConfig) -> (Policy, RNG) {
         var rng = RNG(seed: 0, stream: "init")
-        return (Policy(config: try config(), rng: &rng), RNG(seed: 0, stream: "data"))
+        return (Policy(config: c, rng: &rng), RNG(seed: 0, stream: "data"))
+    }
+}
+
+/// MLA and MoE flags. The MLA defaults cache 64 + 32 floats per token per layer, against 2·256 for
+/// MHA at the default width: 5.3× smaller.
+struct DeepseekShape: ParsableArguments {
+    @Option(help: "Attention: mha or mla (default mha; mla when --moe-experts > 0, as MoE needs MLA).") var attention: String?
+    @Option(name: .customLong("q-lora-rank"), help: "MLA query rank (0: direct q_proj).") var qLoraRank = 0
+    @Option(name: .customLong("kv-lora-rank"), help: "MLA latent rank.") var kvLoraRank = 64
+    @Option(name: .customLong("qk-nope-head-dim"), help: "MLA per-head query/key width without RoPE.") var qkNope = 32
+    @Option(name: .customLong("qk-rope-head-dim"), help: "MLA RoPE width (per head for queries, shared key).") var qkRope = 32
+    @Option(name: .customLong("v-head-dim"), help: "MLA per-head value width.") var vHead = 64
+    @Option(name: .customLong("moe-experts"), help: "Routed experts (0: dense).") var moeExperts = 0
+    @Option(name: .customLong("moe-top-k"), help: "Experts per token.") var moeTopK = 2
+    @Option(name: .customLong("moe-shared"), help: "Shared experts.") var moeShared = 0
+    @Option(name: .customLong("moe-expert-ff"), help: "Expert hidden size (default ff / (top-k + shared)).") var moeExpertFF: Int?
+    @Option(name: .customLong("moe-first-dense"), help: "Leading dense layers.") var moeFirstDense = 0
+
+    func apply(to c: inout PolicyConfig) throws {
+        let kind = attention ?? (moeExperts > 0 ? "mla" : "mha")
+        guard ["mha", "mla"].contains(kind) else { throw ValidationError("--attention is '\(kind)'; use mha or mla") }
+        if kind == "mla" {
+            c.mla = MLAConfig(qLoraRank: qLoraRank, kvLoraRank: kvLoraRank, qkNopeHeadDim: qkNope, qkRopeHeadDim: qkRope, vHeadDim: vHead)
+        }
+        if moeExperts > 0 {
+            c.moe = MoEConfig(experts: moeExperts, topK: moeTopK, sharedExperts: moeShared,
+                              expertFFDim: moeExpertFF ?? max(1, c.ffDim / (moeTopK + moeShared)), firstKDense: moeFirstDense)
+        }
     }
 }
 
@@ -42,8 +76,19 @@ struct BenchTrain: ParsableCommand {
     @OptionGroup var output: BenchOutput
 
     func run() throws {
-        var (policy, data) = try shape.policy()
-        let cfg = policy.config
+        let cfg = try shape.config()
+        guard let e = cfg.moe else { return try measure(cfg) }
+        // The MoE model, then a dense one with the same active parameters per token: the same
+        // attention, and a SwiGLU as wide as the k + shared experts a token uses.
+        try measure(cfg)
+        var dense = cfg
+        dense.moe = nil
+        dense.ffDim = (e.topK + e.sharedExperts) * e.expertFFDim
+        try measure(dense)
+    }
+
+    func measure(_ cfg: PolicyConfig) throws {
+        var (policy, data) = shape.policy(cfg)
         let opt = AdamW(policy.parameters, lr: 1e-4)
         let (b, t) = (shape.batch, shape.seq)
         let ids = (0..<(b * t)).map { _ in Int32(data.int(below: cfg.vocabSize)) }
@@ -57,15 +102,18 @@ struct BenchTrain: ParsableCommand {
             l.backward()
             opt.update()
             opt.zeroGrad()
+            policy.afterOptimizerStep()
         })
         let tokens = b * t
-        let flops = 6.0 * Double(cfg.parameterCount) * Double(tokens) + 12.0 * Double(cfg.layers * cfg.dModel * t * tokens)
+        let flops = 6.0 * Double(cfg.activeParameterCount) * Double(tokens) + 12.0 * Double(cfg.layers * cfg.dModel * t * tokens)
         output.emit(
-            ["bench": "train", "params": cfg.parameterCount, "d": cfg.dModel, "layers": cfg.layers, "tokens": tokens,
+            ["bench": "train", "attention": cfg.mla == nil ? "mha" : "mla", "moe_experts": cfg.moe?.experts ?? 0,
+             "params": cfg.parameterCount, "active_params": cfg.activeParameterCount, "d": cfg.dModel, "layers": cfg.layers, "tokens": tokens,
              "step_s": s, "tokens_per_s": Double(tokens) / s, "gflops": flops / s / 1e9, "loss": Double(loss),
              "threads": Parallel.threads, "kernel": BLAS.info.kernel],
-            text: String(format: "train step d=%d L=%d, %d×%d tokens: %.3f s, %.0f tokens/s, %.1f GFLOP/s (loss %.3f)",
-                         cfg.dModel, cfg.layers, b, t, s, Double(tokens) / s, flops / s / 1e9, loss))
+            text: String(format: "train step d=%d L=%d %@, %d×%d tokens: %.3f s, %.0f tokens/s, %.1f GFLOP/s (loss %.3f), params %d (active %d)",
+                         cfg.dModel, cfg.layers, (cfg.moe.map { "MoE \($0.experts)×top-\($0.topK)" } ?? "dense") as NSString,
+                         b, t, s, Double(tokens) / s, flops / s / 1e9, loss, cfg.parameterCount, cfg.activeParameterCount))
     }
 }
 
@@ -89,11 +137,14 @@ struct BenchGenerate: ParsableCommand {
             produced = out.map(\.tokens.count).reduce(0, +)
         })
         output.emit(
-            ["bench": "generate", "d": cfg.dModel, "layers": cfg.layers, "batch": shape.genBatch,
+            ["bench": "generate", "attention": cfg.mla == nil ? "mha" : "mla", "moe_experts": cfg.moe?.experts ?? 0,
+             "d": cfg.dModel, "layers": cfg.layers, "batch": shape.genBatch,
              "new_tokens": shape.new, "gen_s": s, "tokens_per_s": Double(produced) / s,
+             "kv_bytes_per_token": cfg.kvBytesPerToken, "params": cfg.parameterCount,
              "threads": Parallel.threads, "kernel": BLAS.info.kernel],
-            text: String(format: "generate d=%d L=%d, %d sequences × %d new tokens: %.3f s, %.0f tokens/s",
-                         cfg.dModel, cfg.layers, shape.genBatch, shape.new, s, Double(produced) / s))
+            text: String(format: "generate d=%d L=%d %@, %d sequences × %d new tokens: %.3f s, %.0f tokens/s, KV cache %d bytes/token",
+                         cfg.dModel, cfg.layers, (cfg.mla == nil ? "mha" : "mla") as NSString, shape.genBatch, shape.new, s,
+                         Double(produced) / s, cfg.kvBytesPerToken))
     }
 }
 
