@@ -118,6 +118,11 @@ public final class Trainer {
             optimizer = AdamW(policy.parameters, lr: 0)
         }
         Self.configureOptimizer(optimizer, config)
+        // Release builds skip preconditions, so an over-long sequence would read past the RoPE
+        // table instead of stopping: check the SFT set against the context here.
+        if config.sft.steps > 0, let longest = traces.max(by: { $0.ids.count < $1.ids.count }), longest.ids.count > policy.config.maxContext {
+            throw ConfigError(file: nil, key: "model.max_context", message: "is \(policy.config.maxContext) tokens, but an SFT trace is \(longest.ids.count) tokens long: raise model.max_context or choose shorter sft.levels (`ponder tasks show FAMILY --level N`)")
+        }
         let resumedStep: Int? = latest == nil ? nil : state.step
         log = try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep)
         if config.grpo.beta > 0 && state.startEval != nil {  // resumed inside GRPO: the reference is the SFT result
