@@ -14,7 +14,8 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var step = 0
     /// Order of the SFT trace batches.
     public var sftRNG: RNG
-    /// Sampling of GRPO completions.
+    /// Root of the GRPO sampling streams: group i of round r of GRPO step k draws from its own
+    /// generator keyed by (k, r, i), so its samples do not depend on how groups are split over ranks.
     public var samplingRNG: RNG
     /// The training problem stream and its curriculum.
     public var sampler: TrainingSampler.State?
@@ -41,7 +42,10 @@ public final class Trainer {
     public let tokenizer = CharTokenizer()
     public private(set) var policy: Policy
     public private(set) var state: TrainerState
-    let log: MetricsLog
+    /// The processes of a data-parallel run; rank 0 alone writes the run folder.
+    public let communicator: Communicator
+    /// The run's metrics, events and completions (rank 0 only).
+    let log: MetricsLog?
     let heldOut: HeldOutSet
     let evalProblems: [Problem]
     let rewards: RewardSet
@@ -62,11 +66,15 @@ public final class Trainer {
     var totalSteps: Int { config.sft.steps + config.grpo.steps }
     var checkpointsDirectory: URL { Checkpoints.directory(runDirectory) }
 
-    /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint.
-    public init(config: TrainConfig, runDirectory: URL, resume: Bool, console: TrainerConsole? = nil) throws {
+    /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint. Under
+    /// data parallelism every rank calls this with the same config and run folder, and every rank
+    /// loads the same checkpoint.
+    public init(config: TrainConfig, runDirectory: URL, resume: Bool, console: TrainerConsole? = nil,
+                communicator: Communicator = .single) throws {
         self.config = config
         self.runDirectory = runDirectory
         self.console = console
+        self.communicator = communicator
         if config.threads > 0 { Parallel.threads = config.threads }
         let fm = FileManager.default
         try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
@@ -111,10 +119,21 @@ public final class Trainer {
         }
         Self.configureOptimizer(optimizer, config)
         let resumedStep: Int? = latest == nil ? nil : state.step
-        log = try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep)
+        log = communicator.isWriter ? try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep) : nil
         if config.grpo.beta > 0 && state.startEval != nil {  // resumed inside GRPO: the reference is the SFT result
             reference = try Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")).policy
         }
+        try checkRanksAgree()
+    }
+
+    /// Throws unless every rank starts from the same config, weights, optimizer step and trainer state.
+    func checkRanksAgree() throws {
+        guard communicator.size > 1 else { return }
+        var d = Digest()
+        d.add(try ConfigLoader.yaml(config))
+        for p in policy.parameters + (reference?.parameters ?? []) { d.add(p.data, count: p.count) }
+        d.add("\(optimizer.step) \(state.step) \(state.sftRNG.state) \(state.samplingRNG.state)")
+        try communicator.checkSame(d.value, what: "config, checkpoint or trainer state")
     }
 
     static func configureOptimizer(_ opt: AdamW, _ c: TrainConfig) {
@@ -161,17 +180,27 @@ public final class Trainer {
         optimizer.lr = schedule(sft: true).lr(at: s)
         var batch: [SFTExample] = []
         for _ in 0..<config.sft.batchSize { batch.append(traces[state.sftRNG.int(below: traces.count)]) }
-        let (loss, tokens) = SFT.loss(policy: policy, batch: batch, pad: Int32(tokenizer.pad))
-        loss.backward()
+        // Each rank takes the loss of its share of the batch over the whole batch's tokens; the
+        // summed gradients are the one-process gradient.
+        let tokens = batch.reduce(0) { $0 + SFT.targetCount($1) }
+        let mine = communicator.share(batch.count)
+        var localLoss = 0.0
+        if !mine.isEmpty {
+            let (loss, _) = SFT.loss(policy: policy, batch: Array(batch[mine]), pad: Int32(tokenizer.pad), normalizer: tokens)
+            loss.backward()
+            localLoss = Double(loss.item)
+        }
+        communicator.sumGradients(policy.parameters)
+        let loss = communicator.sum([localLoss])[0]
         let norm = config.optimizer.maxGradNorm > 0
             ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm)) : gradNorm(policy.parameters)
         optimizer.update()
         optimizer.zeroGrad()
         state.step += 1
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        try log.log(step: state.step, stage: "sft", ["loss": Double(loss.item), "learning_rate": Double(optimizer.lr),
-                                                     "grad_norm": norm, "step_time": dt, "tokens_per_s": Double(tokens) / dt])
-        progress(stage: "sft", dt: dt, fields: String(format: "loss %.4f", loss.item))
+        try log?.log(step: state.step, stage: "sft", ["loss": loss, "learning_rate": Double(optimizer.lr),
+                                                      "grad_norm": norm, "step_time": dt, "tokens_per_s": Double(tokens) / dt])
+        progress(stage: "sft", dt: dt, fields: String(format: "loss %.4f", loss))
         // The last SFT step's checkpoint is written by startGRPO, after the baseline eval.
         if state.step < sftSteps && config.checkpoint.every > 0 && state.step % config.checkpoint.every == 0 {
             try saveCheckpoint()
@@ -182,7 +211,10 @@ public final class Trainer {
     func startGRPO() throws {
         let sftFinal = checkpointsDirectory.appendingPathComponent("sft-final")
         try saveFolder(sftFinal)
-        if config.grpo.beta > 0 { reference = try Checkpoint.load(from: sftFinal).policy }
+        if config.grpo.beta > 0 {  // a copy of what sft-final holds, without waiting for rank 0 to write it
+            let weights = Dictionary(uniqueKeysWithValues: policy.namedParameters)
+            reference = Policy(config: policy.config) { name, _ in weights[name]!.copy() }
+        }
         let eval = try evaluate()
         state.startEval = eval
         state.lastEval = eval
@@ -203,7 +235,10 @@ public final class Trainer {
         // generate → score → advantages (DAPO dynamic sampling refills zero-variance groups)
         repeat {
             let problems = try sampler.next(config.grpo.promptsPerStep - batch.count / config.grpo.numGenerations)
-            var scored = try step.generate(policy: policy, problems: problems, rng: &state.samplingRNG)
+            let root = state.samplingRNG.state, round = UInt64(rounds)
+            var scored = try step.generate(policy: policy, problems: problems, communicator: communicator, stream: {
+                RNG(seed: root, stream: "grpo", keys: [UInt64(k), round, UInt64($0)])
+            })
             let zero = step.assignAdvantages(&scored)
             if rounds == 0 { zeroStd = zero }
             for i in stride(from: 0, to: scored.count, by: config.grpo.numGenerations) {
@@ -220,16 +255,17 @@ public final class Trainer {
         var metrics = step.rewardMetrics(batch, zeroStdFraction: zeroStd)
         // loss → update (skipped when every group lacks signal: all advantages are 0)
         if batch.contains(where: { $0.advantage != 0 }) {
-            metrics.merge(try step.update(policy: policy, reference: reference, optimizer: optimizer, samples: batch)) { a, _ in a }
+            metrics.merge(try step.update(policy: policy, reference: reference, optimizer: optimizer, samples: batch,
+                                          communicator: communicator)) { a, _ in a }
         }
         state.step += 1
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         metrics["learning_rate"] = Double(optimizer.lr)
         metrics["step_time"] = dt
         metrics["tokens_per_s"] = batch.map { Double($0.completion.tokens.count) }.reduce(0, +) / dt
-        try log.log(step: state.step, stage: "grpo", metrics)
+        try log?.log(step: state.step, stage: "grpo", metrics)
         for sc in batch.prefix(config.logging.completionsPerStep) {
-            try log.logCompletion(CompletionRecord(
+            try log?.logCompletion(CompletionRecord(
                 step: state.step, prompt: sc.problem.prompt, completion: sc.text, answer: sc.problem.answer,
                 family: sc.problem.family, level: sc.problem.difficulty,
                 rewards: Dictionary(uniqueKeysWithValues: sc.rewards.values.map { ($0.name, $0.value) }),
@@ -260,9 +296,10 @@ public final class Trainer {
         let options = EvalOptions(samples: config.eval.samples, temperature: config.eval.temperature, topP: config.eval.topP,
                                   maxNewTokens: config.eval.maxNewTokens > 0 ? config.eval.maxNewTokens : config.grpo.maxCompletionLength,
                                   promptsPerBatch: 64, seed: config.seed)
-        let report = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: evalProblems, options: options)
+        let report = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: evalProblems, options: options,
+                                            communicator: communicator)
         let scalars = report.scalars()
-        try log.log(step: state.step, stage: "eval", scalars)
+        try log?.log(step: state.step, stage: "eval", scalars)
         evalHistory.append((state.step, scalars["eval/pass@1"] ?? 0))
         if state.step > sftSteps, let p = scalars["eval/pass@1"], p > (state.bestPassAt1 ?? -1) {
             state.bestPassAt1 = p
@@ -277,6 +314,7 @@ public final class Trainer {
     /// Writes checkpoints/step-NNNNNN atomically (a temporary folder, then a rename), prunes old
     /// ones, and refreshes the report.
     func saveCheckpoint() throws {
+        guard communicator.isWriter else { return }
         let name = Checkpoints.folderName(step: state.step)
         try saveFolder(checkpointsDirectory.appendingPathComponent(name))
         try Checkpoints.prune(in: runDirectory, keepLast: config.checkpoint.keepLast)
@@ -286,6 +324,7 @@ public final class Trainer {
 
     /// Saves weights, tokenizer, optimizer and trainer state into `folder`, replacing it atomically.
     func saveFolder(_ folder: URL) throws {
+        guard communicator.isWriter else { return }
         let fm = FileManager.default
         try fm.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
         let tmp = folder.deletingLastPathComponent().appendingPathComponent(".tmp-\(folder.lastPathComponent)-\(getpid())")
@@ -309,6 +348,7 @@ public final class Trainer {
     }
 
     func writeStatus(_ s: RunStatus.State, message: String? = nil) throws {
+        guard communicator.isWriter else { return }
         try RunStatus.write(RunStatus(state: s, step: state.step, totalSteps: totalSteps,
                                       stage: state.step < sftSteps ? "sft" : "grpo", message: message), to: runDirectory)
     }

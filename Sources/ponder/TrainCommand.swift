@@ -14,6 +14,8 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from the run folder's newest complete checkpoint.") var resume = false
 
     func run() throws {
+        // Under mpirun every rank runs this command; rank 0 alone writes the run folder and the terminal.
+        let comm = try Communicator.world()
         let url = URL(fileURLWithPath: config)
         let cfg = try ConfigLoader.load(url, overrides: overrides)
         let name = url.deletingPathExtension().lastPathComponent
@@ -21,13 +23,21 @@ struct Train: ParsableCommand {
         if !resume && FileManager.default.fileExists(atPath: MetricsLog.metricsURL(dir).path) {
             throw ValidationError("\(dir.path) already holds a run: pass --resume to continue it, or --run-dir for a new folder")
         }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try AtomicFile.write(Data(ConfigLoader.yaml(cfg).utf8), to: dir.appendingPathComponent("config.yaml"))
-        let console = TerminalConsole()
-        console.message("run folder: \(dir.path) | \(cfg.sft.steps) SFT + \(cfg.grpo.steps) GRPO steps | families: \(cfg.data.families.joined(separator: ", "))")
-        let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console)
-        console.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
+        comm.barrier()  // every rank has looked before rank 0 starts writing
+        let console = comm.isWriter ? TerminalConsole() : nil
+        if comm.isWriter {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try AtomicFile.write(Data(ConfigLoader.yaml(cfg).utf8), to: dir.appendingPathComponent("config.yaml"))
+        }
+        console?.message("run folder: \(dir.path) | \(cfg.sft.steps) SFT + \(cfg.grpo.steps) GRPO steps | families: \(cfg.data.families.joined(separator: ", "))")
+        if comm.size > 1 {
+            console?.message("data parallel: \(comm.size) ranks, \(cfg.grpo.promptsPerStep) prompts per GRPO step in all | \(comm.libraryVersion.split(separator: ",").first ?? "")")
+        }
+        let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console, communicator: comm)
+        console?.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
         let end = try trainer.run()
+        defer { comm.finalize() }
+        guard comm.isWriter else { return }
         print(Summary.table(start: trainer.state.startEval ?? [:], end: end))
         let rewards = trainer.rewardHistory.map { (x: Double($0.step), y: $0.reward) }
         let pass = trainer.passHistory.map { (x: Double($0.step), y: $0.passAt1) }
