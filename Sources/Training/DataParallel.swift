@@ -31,7 +31,7 @@ extension GRPOStep {
                 continue
             }
             var reader = ByteReader(bytes)
-            let theirs = (problems.count * r / communicator.size)..<(problems.count * (r + 1) / communicator.size)
+            let theirs = Communicator.share(problems.count, rank: r, size: communicator.size)
             for p in theirs {
                 for _ in 0..<g {
                     let c = try reader.readCompletion(prompt: p)

@@ -89,7 +89,10 @@ public final class Communicator: @unchecked Sendable {
 
     /// The contiguous block of `0..<n` that this rank owns: blocks in rank order, sizes differing by
     /// at most one. Rank 0 owns the first items.
-    public func share(_ n: Int) -> Range<Int> { (n * rank / size)..<(n * (rank + 1) / size) }
+    public func share(_ n: Int) -> Range<Int> { Self.share(n, rank: rank, size: size) }
+
+    /// Rank `rank`'s block of `0..<n` among `size` ranks.
+    public static func share(_ n: Int, rank: Int, size: Int) -> Range<Int> { (n * rank / size)..<(n * (rank + 1) / size) }
 
     // MARK: - Collectives
 
