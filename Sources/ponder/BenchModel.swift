@@ -115,7 +115,6 @@ struct BenchGRPO: ParsableCommand {
 
     func run() throws {
         let comm = try Communicator.world()
-        defer { comm.finalize() }
         var cfg = TrainConfig()
         cfg.model.dModel = d
         cfg.model.layers = layers
@@ -155,16 +154,19 @@ struct BenchGRPO: ParsableCommand {
                                 communicator: comm)
             if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
         }
+        // The gradient sum alone (every rank runs it): what data parallelism adds to a step.
+        let reduce = comm.size > 1 ? medianSeconds(repeats: 5) { comm.sumGradients(policy.parameters) } : 0
+        comm.finalize()
         guard comm.isWriter else { return }
         let median = times.sorted()[times.count / 2]
         let completions = Double(prompts * g)
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"kernel\":\"%@\"}",
+            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\"}",
                          policy.config.parameterCount, d, layers, prompts, g, new, median, completions / median,
-                         completions * Double(new) / median, Parallel.threads, comm.size, BLAS.info.kernel as NSString))
+                         completions * Double(new) / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString))
         } else {
-            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s): median %.3f s over %d steps (%.1f completions/s)",
-                         d, layers, prompts, g, new, beta, comm.size, Parallel.threads, median, times.count, completions / median))
+            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s): median %.3f s over %d steps (%.1f completions/s; gradient sum %.4f s)",
+                         d, layers, prompts, g, new, beta, comm.size, Parallel.threads, median, times.count, completions / median, reduce))
         }
     }
 }

@@ -36,7 +36,7 @@ struct Train: ParsableCommand {
         let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console, communicator: comm)
         console?.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
         let end = try trainer.run()
-        defer { comm.finalize() }
+        comm.finalize()  // only after success: a rank that throws exits without it, and mpirun ends the job
         guard comm.isWriter else { return }
         print(Summary.table(start: trainer.state.startEval ?? [:], end: end))
         let rewards = trainer.rewardHistory.map { (x: Double($0.step), y: $0.reward) }
