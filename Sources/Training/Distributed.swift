@@ -44,9 +44,9 @@ public final class Communicator: @unchecked Sendable {
     public var isWriter: Bool { rank == 0 }
 
     /// Whether an MPI launcher started this process: Open MPI's mpirun sets OMPI_COMM_WORLD_SIZE,
-    /// Hydra (MPICH) and Slurm's PMI set PMI_SIZE.
+    /// Slurm's srun --mpi=pmix sets PMIX_RANK, Hydra (MPICH) and PMI-2 set PMI_SIZE.
     public static func launchedByMPI(_ env: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
-        env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMI_SIZE"] != nil
+        env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_SIZE"] != nil
     }
 
     nonisolated(unsafe) static var worldInstance: Communicator?
@@ -179,8 +179,8 @@ public final class Communicator: @unchecked Sendable {
         }
     }
 
-    /// Throws unless every rank holds the same `values` (a digest of weights or config): ranks that
-    /// loaded different checkpoints or configs must not train together.
+    /// Throws unless every rank passes the same `digest` (of weights, config, …): ranks that loaded
+    /// different checkpoints or configs must not train together.
     public func checkSame(_ digest: UInt64, what: String) throws {
         guard size > 1 else { return }
         let all = allGather(withUnsafeBytes(of: digest) { Array($0) })
