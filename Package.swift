@@ -34,11 +34,14 @@ let package = Package(
             dependencies: ["Autograd"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // MPI, loaded with dlopen only when mpirun started the process (Training/Distributed.swift),
+        // so neither the build nor a single-process run needs an MPI library: no link-time dependency.
+        .target(name: "CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "Tasks"),
         .target(name: "Runs"),
         .target(
             name: "Training",
-            dependencies: ["Autograd", "Model", "Tasks", "Runs", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Autograd", "CMPIShim", "Model", "Tasks", "Runs", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .executableTarget(

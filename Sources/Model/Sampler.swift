@@ -43,6 +43,14 @@ public struct Completion: Sendable {
     public var logprobs: [Float]
     /// Whether it ended at max_new_tokens without a stop token.
     public var truncated: Bool
+
+    /// A completion (e.g. one received from another process of a data-parallel job).
+    public init(prompt: Int, tokens: [Int32], logprobs: [Float], truncated: Bool) {
+        self.prompt = prompt
+        self.tokens = tokens
+        self.logprobs = logprobs
+        self.truncated = truncated
+    }
 }
 
 public enum Sampler {
@@ -52,6 +60,28 @@ public enum Sampler {
     public static func sample(
         policy: Policy, prompts: [[Int32]], group: Int, options: SamplingOptions,
         stopTokens: Set<Int32>, padToken: Int32, rng: inout RNG
+    ) -> [Completion] {
+        var rngs = [rng]
+        defer { rng = rngs[0] }
+        return sample(policy: policy, prompts: prompts, group: group, options: options, stopTokens: stopTokens,
+                      padToken: padToken, rngs: &rngs, rngOfRow: { _ in 0 })
+    }
+
+    /// Like `sample(…, rng:)`, but prompt p's group draws only from `rngs[p]`: a prompt's samples
+    /// then depend only on the policy, the prompt and its own generator, not on which other prompts
+    /// share the batch (so data-parallel ranks and batch sizes do not change them).
+    public static func sample(
+        policy: Policy, prompts: [[Int32]], group: Int, options: SamplingOptions,
+        stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG]
+    ) -> [Completion] {
+        precondition(rngs.count == prompts.count, "one generator per prompt")
+        return sample(policy: policy, prompts: prompts, group: group, options: options, stopTokens: stopTokens,
+                      padToken: padToken, rngs: &rngs, rngOfRow: { $0 / group })
+    }
+
+    static func sample(
+        policy: Policy, prompts: [[Int32]], group: Int, options: SamplingOptions,
+        stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG], rngOfRow: (Int) -> Int
     ) -> [Completion] {
         precondition(!prompts.isEmpty && group >= 1 && prompts.allSatisfy { !$0.isEmpty })
         let s = prompts.count * group
@@ -77,7 +107,7 @@ public enum Sampler {
         var next = [Int32](repeating: padToken, count: s)
         for step in 0..<options.maxNewTokens {
             for r in 0..<s where !done[r] {
-                let (tok, lp) = pick(logits.data + r * v, v: v, options: options, rng: &rng, scratch: &scratch)
+                let (tok, lp) = pick(logits.data + r * v, v: v, options: options, rng: &rngs[rngOfRow(r)], scratch: &scratch)
                 out[r].tokens.append(tok)
                 out[r].logprobs.append(lp)
                 next[r] = tok

@@ -221,6 +221,12 @@ public struct RewardScores: Sendable, Equatable {
     /// The weighted sum.
     public var total: Double
 
+    /// Scores as computed elsewhere (e.g. by another process of a data-parallel job).
+    public init(values: [(name: String, value: Double)], total: Double) {
+        self.values = values
+        self.total = total
+    }
+
     /// The value of the reward called `name`, or nil.
     public subscript(name: String) -> Double? {
         values.first { $0.name == name }?.value

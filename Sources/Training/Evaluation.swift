@@ -251,11 +251,15 @@ public struct EvalReport: Codable, Equatable, Sendable {
 /// Runs held-out evaluations and holds the pure metric functions they use.
 public enum Evaluator {
     /// Samples `options.samples` completions for each problem (batches of `promptsPerBatch` problems
-    /// through `Sampler.sample`, RNG stream "eval" of `options.seed`), grades and aggregates them.
-    /// Deterministic for given inputs. `progress` is called with (problems done, total) after each batch.
+    /// through `Sampler.sample`; problem i draws from its own RNG, stream "eval" of `options.seed`
+    /// keyed by i), grades and aggregates them. Deterministic for given inputs, whatever the batch
+    /// size or number of ranks. `progress` is called with (problems done, total) after each batch.
+    ///
+    /// With a `communicator` of several ranks, each rank samples and grades its share of the problems,
+    /// and every rank returns the whole report.
     public static func evaluate(
         policy: Policy, tokenizer: CharTokenizer, problems: [Problem], options: EvalOptions,
-        progress: ((Int, Int) -> Void)? = nil
+        communicator: Communicator = .single, progress: ((Int, Int) -> Void)? = nil
     ) throws -> EvalReport {
         try options.validate()
         guard !problems.isEmpty else { throw EvalError.noProblems("the problem list is empty") }
@@ -275,14 +279,15 @@ public enum Evaluator {
                 maxContext: maxContext)
         }
         let k = options.samples
-        var rng = RNG(seed: options.seed, stream: "eval")
+        let mine = communicator.share(problems.count)
         var results: [EvalProblemResult] = []
         results.reserveCapacity(problems.count)
-        for start in stride(from: 0, to: problems.count, by: options.promptsPerBatch) {
-            let end = min(start + options.promptsPerBatch, problems.count)
+        for start in stride(from: mine.lowerBound, to: mine.upperBound, by: options.promptsPerBatch) {
+            let end = min(start + options.promptsPerBatch, mine.upperBound)
+            var rngs = (start..<end).map { RNG(seed: options.seed, stream: "eval", keys: [UInt64($0)]) }
             let out = Sampler.sample(
                 policy: policy, prompts: Array(prompts[start..<end]), group: k, options: options.sampling,
-                stopTokens: tokenizer.stopTokens, padToken: Int32(tokenizer.pad), rng: &rng)  // (P·K) prompt-major
+                stopTokens: tokenizer.stopTokens, padToken: Int32(tokenizer.pad), rngs: &rngs)  // (P·K) prompt-major
             for p in 0..<(end - start) {
                 let samples = out[(p * k)..<((p + 1) * k)].map { c in
                     EvalSample(text: tokenizer.decode(c.tokens.map(Int.init), skipSpecial: true),
@@ -290,7 +295,11 @@ public enum Evaluator {
                 }
                 results.append(grade(problems[start + p], samples))
             }
-            progress?(end, problems.count)
+            progress?(end - mine.lowerBound, mine.count)
+        }
+        if communicator.size > 1 {  // every rank's results, in rank order: the problems' order
+            let parts = communicator.allGather(Array(try JSONEncoder().encode(results)))
+            results = try parts.flatMap { try JSONDecoder().decode([EvalProblemResult].self, from: Data($0)) }
         }
         var used = options
         used.temperature = options.resolvedTemperature  // the report says what ran, not "default"

@@ -43,11 +43,23 @@ public struct GRPOStep {
 
     /// Samples G completions for each of `problems` and scores them.
     public func generate(policy: Policy, problems: [Problem], rng: inout RNG) throws -> [ScoredCompletion] {
-        let g = config.grpo.numGenerations
         let prompts = try problems.map { try tokenizer.encodePrompt($0.prompt).map(Int32.init) }
-        let completions = Sampler.sample(policy: policy, prompts: prompts, group: g, options: options,
+        let completions = Sampler.sample(policy: policy, prompts: prompts, group: config.grpo.numGenerations, options: options,
                                          stopTokens: tokenizer.stopTokens, padToken: Int32(tokenizer.pad), rng: &rng)
-        return completions.map { c in
+        return score(completions, problems)
+    }
+
+    /// Samples G completions for each of `problems`, problem p's group drawing from `rngs[p]` alone,
+    /// and scores them.
+    public func generate(policy: Policy, problems: [Problem], rngs: inout [RNG]) throws -> [ScoredCompletion] {
+        let prompts = try problems.map { try tokenizer.encodePrompt($0.prompt).map(Int32.init) }
+        let completions = Sampler.sample(policy: policy, prompts: prompts, group: config.grpo.numGenerations, options: options,
+                                         stopTokens: tokenizer.stopTokens, padToken: Int32(tokenizer.pad), rngs: &rngs)
+        return score(completions, problems)
+    }
+
+    func score(_ completions: [Completion], _ problems: [Problem]) -> [ScoredCompletion] {
+        completions.map { c in
             let problem = problems[c.prompt]
             let text = tokenizer.decode(c.tokens.map(Int.init), skipSpecial: true)
             return ScoredCompletion(problem: problem, completion: c, text: text, rewards: rewards.score(text, problem))
@@ -107,39 +119,63 @@ public struct GRPOStep {
         return (Tensor.logSoftmaxGather(logits, targets: b.targets), h)
     }
 
-    /// μ optimisation passes over one generation batch. Returns the loss-side metrics.
-    public func update(policy: Policy, reference: Policy?, optimizer: AdamW, samples: [ScoredCompletion]) throws -> [String: Double] {
-        let b = try batch(samples)
+    /// Completion tokens of a sample that the loss counts (none when a truncated one is masked).
+    func lossTokens(_ sc: ScoredCompletion) -> Int {
+        config.grpo.maskTruncatedCompletions && sc.completion.truncated ? 0 : sc.completion.tokens.count
+    }
+
+    /// μ optimisation passes over one generation batch (whole groups). Returns the loss-side metrics.
+    ///
+    /// Under data parallelism every rank passes the same whole batch: each takes the loss of its
+    /// `communicator.share` of the groups, normalised by the whole batch's sequence and token
+    /// counts, so the ranks' losses sum to the one-process loss; gradients are summed across ranks
+    /// before clipping, so every rank takes the same AdamW step.
+    public func update(policy: Policy, reference: Policy?, optimizer: AdamW, samples: [ScoredCompletion],
+                       communicator: Communicator = .single) throws -> [String: Double] {
+        let g = config.grpo.numGenerations
+        let groups = communicator.share(samples.count / g)
+        let local = Array(samples[(groups.lowerBound * g)..<(groups.upperBound * g)])
+        let b = local.isEmpty ? nil : try batch(local)
         let lossType = LossType(rawValue: config.grpo.lossType)!
-        let totalTokens = Int(b.mask.reduce(0, +))
-        let weights = GRPOLoss.weights(mask: b.mask, sequences: b.s, type: lossType,
-                                       maxCompletionLength: config.grpo.maxCompletionLength, totalTokens: totalTokens)
-        let ref: [Float]? = config.grpo.beta > 0 && reference != nil
-            ? Autograd.noGrad { logprobs(reference!, b).0.array } : nil
+        let totalTokens = samples.reduce(0) { $0 + lossTokens($1) }
+        let localTokens = Double(b?.mask.reduce(0, +) ?? 0)
+        let weights = b.map {
+            GRPOLoss.weights(mask: $0.mask, sequences: $0.s, type: lossType, maxCompletionLength: config.grpo.maxCompletionLength,
+                             totalTokens: totalTokens, globalSequences: samples.count, globalTokens: totalTokens)
+        }
+        let ref: [Float]? = config.grpo.beta > 0 && reference != nil && b != nil
+            ? Autograd.noGrad { logprobs(reference!, b!).0.array } : nil
         var m: [String: Double] = [:]
         var lossSum = 0.0, normSum = 0.0
+        let tokens = max(1, Double(totalTokens))
         for it in 0..<config.grpo.numIterations {
-            let (logp, h) = logprobs(policy, b, entropy: it == 0)
-            let (loss, stats) = GRPOLoss.loss(
-                logp: logp, old: b.old, ref: ref, advantages: b.advantages, weights: weights, mask: b.mask,
-                epsilonLow: config.grpo.epsilon, epsilonHigh: config.epsilonHigh, beta: config.grpo.beta)
-            lossSum += Double(loss.item)
-            (policy.auxiliaryLoss.map { loss + $0 } ?? loss).backward()  // MoE balance loss, when configured
+            // This rank's sums: loss, entropy·tokens, then kl, clip low, high, region (means × tokens).
+            var sums = [Double](repeating: 0, count: 6)
+            if let b, let weights {
+                let (logp, h) = logprobs(policy, b, entropy: it == 0)
+                let (loss, stats) = GRPOLoss.loss(
+                    logp: logp, old: b.old, ref: ref, advantages: b.advantages, weights: weights, mask: b.mask,
+                    epsilonLow: config.grpo.epsilon, epsilonHigh: config.epsilonHigh, beta: config.grpo.beta)
+                (policy.auxiliaryLoss.map { loss + $0 } ?? loss).backward()  // MoE balance loss, when configured
+                sums[0] = Double(loss.item)
+                if let h { sums[1] = zip(h, b.mask).reduce(0.0) { $0 + Double($1.0 * $1.1) } }
+                sums[2...] = [stats.kl, stats.clipLow, stats.clipHigh, stats.clipRegion].map { $0 * localTokens }[...]
+            }
+            communicator.sumGradients(policy.parameters)
             normSum += config.optimizer.maxGradNorm > 0
                 ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm))
                 : gradNorm(policy.parameters)
             optimizer.update()
             optimizer.zeroGrad()
             policy.afterOptimizerStep()
-            if let h {
-                let tokens = max(1, Double(totalTokens))
-                m["entropy"] = zip(h, b.mask).reduce(0.0) { $0 + Double($1.0 * $1.1) } / tokens
-            }
+            let all = communicator.sum(sums)
+            lossSum += all[0]
             if it == 0 {
-                m["kl"] = stats.kl
-                m["clip_ratio/low_mean"] = stats.clipLow
-                m["clip_ratio/high_mean"] = stats.clipHigh
-                m["clip_ratio/region_mean"] = stats.clipRegion
+                m["entropy"] = all[1] / tokens
+                m["kl"] = all[2] / tokens
+                m["clip_ratio/low_mean"] = all[3] / tokens
+                m["clip_ratio/high_mean"] = all[4] / tokens
+                m["clip_ratio/region_mean"] = all[5] / tokens
             }
         }
         let mu = Double(config.grpo.numIterations)

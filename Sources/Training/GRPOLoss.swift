@@ -63,19 +63,23 @@ public enum GRPOLoss {
     /// grpo: mean over each sequence, then over sequences; bnpo: mean over this batch's tokens;
     /// dr_grpo: sum / (S · max_completion_length); dapo: sum / `totalTokens` (all tokens of the
     /// generation batch, however it is split into mini-batches).
+    /// When `mask` is one rank's shard of a data-parallel batch, `globalSequences` and `globalTokens`
+    /// are the whole batch's sequences and unmasked tokens, so the ranks' losses sum to one loss.
     public static func weights(
-        mask: [Float], sequences s: Int, type: LossType, maxCompletionLength: Int, totalTokens: Int
+        mask: [Float], sequences s: Int, type: LossType, maxCompletionLength: Int, totalTokens: Int,
+        globalSequences: Int? = nil, globalTokens: Int? = nil
     ) -> [Float] {
         let t = mask.count / s
         var w = [Float](repeating: 0, count: mask.count)
-        let batchTokens = max(1, mask.reduce(0, +))
+        let batchTokens = globalTokens.map { Float(max(1, $0)) } ?? max(1, mask.reduce(0, +))
+        let sAll = Float(globalSequences ?? s)
         for r in 0..<s {
             let len = max(1, mask[(r * t)..<((r + 1) * t)].reduce(0, +))
             let scale: Float
             switch type {
-            case .grpo: scale = 1 / (len * Float(s))
+            case .grpo: scale = 1 / (len * sAll)
             case .bnpo: scale = 1 / batchTokens
-            case .drGRPO: scale = 1 / Float(s * maxCompletionLength)
+            case .drGRPO: scale = 1 / (sAll * Float(maxCompletionLength))
             case .dapo: scale = 1 / Float(max(1, totalTokens))
             }
             for i in 0..<t { w[r * t + i] = mask[r * t + i] * scale }

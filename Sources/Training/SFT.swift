@@ -37,6 +37,9 @@ public enum SFT {
         return out
     }
 
+    /// Completion tokens of an example: the targets its loss counts.
+    public static func targetCount(_ ex: SFTExample) -> Int { ex.ids.count - ex.promptLength }
+
     /// Prompt + teacher completion + EOS, tokenised.
     public static func example(_ p: Problem, tokenizer: CharTokenizer) throws -> SFTExample {
         let prompt = try tokenizer.encodePrompt(p.prompt)
@@ -46,7 +49,9 @@ public enum SFT {
 
     /// The masked next-token loss of a batch: mean negative logprob over completion tokens.
     /// Rows are right-padded with `pad`; returns the loss and the number of completion tokens.
-    public static func loss(policy: Policy, batch: [SFTExample], pad: Int32) -> (Tensor, Int) {
+    /// `normalizer` replaces this batch's token count as the divisor when the batch is one rank's
+    /// shard of a data-parallel batch (the whole batch's completion tokens).
+    public static func loss(policy: Policy, batch: [SFTExample], pad: Int32, normalizer: Int? = nil) -> (Tensor, Int) {
         let t = batch.map(\.ids.count).max()!, b = batch.count
         var ids = [Int32](repeating: pad, count: b * t), targets = [Int32](repeating: -1, count: b * t)
         var tokens = 0
@@ -60,7 +65,7 @@ public enum SFT {
         }
         let logits = policy.forward(ids: ids, batch: b, time: t)
         let logp = Tensor.logSoftmaxGather(logits, targets: targets)
-        let loss = logp.sum() * (-1 / Float(max(1, tokens)))
+        let loss = logp.sum() * (-1 / Float(max(1, normalizer ?? tokens)))
         return (policy.auxiliaryLoss.map { loss + $0 } ?? loss, tokens)  // MoE balance loss, when configured
     }
 }

@@ -14,7 +14,8 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var step = 0
     /// Order of the SFT trace batches.
     public var sftRNG: RNG
-    /// Sampling of GRPO completions.
+    /// Root of the GRPO sampling streams: group i of round r of GRPO step k draws from its own
+    /// generator keyed by (k, r, i), so its samples do not depend on how groups are split over ranks.
     public var samplingRNG: RNG
     /// The training problem stream and its curriculum.
     public var sampler: TrainingSampler.State?
@@ -41,7 +42,10 @@ public final class Trainer {
     public let tokenizer = CharTokenizer()
     public private(set) var policy: Policy
     public private(set) var state: TrainerState
-    let log: MetricsLog
+    /// The processes of a data-parallel run; rank 0 alone writes the run folder.
+    public let communicator: Communicator
+    /// The run's metrics, events and completions (rank 0 only).
+    let log: MetricsLog?
     let heldOut: HeldOutSet
     let evalProblems: [Problem]
     let rewards: RewardSet
@@ -62,14 +66,16 @@ public final class Trainer {
     var totalSteps: Int { config.sft.steps + config.grpo.steps }
     var checkpointsDirectory: URL { Checkpoints.directory(runDirectory) }
 
-    /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint.
-    /// `sftExamples` replaces the task solvers' traces as the SFT set (distillation's kept teacher
-    /// completions).
+    /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint. Under
+    /// data parallelism every rank calls this with the same config and run folder, and every rank
+    /// loads the same checkpoint. `sftExamples` replaces the task solvers' traces as the SFT set
+    /// (distillation's kept teacher completions).
     public init(config: TrainConfig, runDirectory: URL, resume: Bool, console: TrainerConsole? = nil,
-                sftExamples: [SFTExample]? = nil) throws {
+                sftExamples: [SFTExample]? = nil, communicator: Communicator = .single) throws {
         self.config = config
         self.runDirectory = runDirectory
         self.console = console
+        self.communicator = communicator
         if config.threads > 0 { Parallel.threads = config.threads }
         let fm = FileManager.default
         try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
@@ -118,16 +124,32 @@ public final class Trainer {
             optimizer = AdamW(policy.parameters, lr: 0)
         }
         Self.configureOptimizer(optimizer, config)
+        // Expert-load counts and the balance loss are per process; summing them across ranks is not
+        // built yet, and ranks with different routing biases would drift apart.
+        if communicator.size > 1 && !policy.moeLayers.isEmpty {
+            throw ConfigError(file: nil, key: "model.moe.experts", message: "is not supported under mpirun yet (expert-load balancing is per process): train MoE policies in one process")
+        }
         // Release builds skip preconditions, so an over-long sequence would read past the RoPE
         // table instead of stopping: check the SFT set against the context here.
         if config.sft.steps > 0, let longest = traces.max(by: { $0.ids.count < $1.ids.count }), longest.ids.count > policy.config.maxContext {
             throw ConfigError(file: nil, key: "model.max_context", message: "is \(policy.config.maxContext) tokens, but an SFT trace is \(longest.ids.count) tokens long: raise model.max_context or choose shorter sft.levels (`ponder tasks show FAMILY --level N`)")
         }
         let resumedStep: Int? = latest == nil ? nil : state.step
-        log = try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep)
+        log = communicator.isWriter ? try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep) : nil
         if config.grpo.beta > 0 && state.startEval != nil {  // resumed inside GRPO: the reference is the SFT result
             reference = try Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")).policy
         }
+        try checkRanksAgree()
+    }
+
+    /// Throws unless every rank starts from the same config, weights, optimizer step and trainer state.
+    func checkRanksAgree() throws {
+        guard communicator.size > 1 else { return }
+        var d = Digest()
+        d.add(try ConfigLoader.yaml(config))
+        for p in policy.parameters + (reference?.parameters ?? []) { d.add(p.data, count: p.count) }
+        d.add("\(optimizer.step) \(state.step) \(state.sftRNG.state) \(state.samplingRNG.state)")
+        try communicator.checkSame(d.value, what: "config, checkpoint or trainer state")
     }
 
     static func configureOptimizer(_ opt: AdamW, _ c: TrainConfig) {
@@ -174,8 +196,18 @@ public final class Trainer {
         optimizer.lr = schedule(sft: true).lr(at: s)
         var batch: [SFTExample] = []
         for _ in 0..<config.sft.batchSize { batch.append(traces[state.sftRNG.int(below: traces.count)]) }
-        let (loss, tokens) = SFT.loss(policy: policy, batch: batch, pad: Int32(tokenizer.pad))
-        loss.backward()
+        // Each rank takes the loss of its share of the batch over the whole batch's tokens; the
+        // summed gradients are the one-process gradient.
+        let tokens = batch.reduce(0) { $0 + SFT.targetCount($1) }
+        let mine = communicator.share(batch.count)
+        var localLoss = 0.0
+        if !mine.isEmpty {
+            let (loss, _) = SFT.loss(policy: policy, batch: Array(batch[mine]), pad: Int32(tokenizer.pad), normalizer: tokens)
+            loss.backward()
+            localLoss = Double(loss.item)
+        }
+        communicator.sumGradients(policy.parameters)
+        let loss = communicator.sum([localLoss])[0]
         let norm = config.optimizer.maxGradNorm > 0
             ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm)) : gradNorm(policy.parameters)
         optimizer.update()
@@ -183,10 +215,10 @@ public final class Trainer {
         policy.afterOptimizerStep()
         state.step += 1
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        try log.log(step: state.step, stage: "sft", ["loss": Double(loss.item), "learning_rate": Double(optimizer.lr),
-                                                     "grad_norm": norm, "step_time": dt, "tokens_per_s": Double(tokens) / dt]
-                                                     .merging(policy.routingMetrics) { a, _ in a })
-        progress(stage: "sft", dt: dt, fields: String(format: "loss %.4f", loss.item))
+        try log?.log(step: state.step, stage: "sft", ["loss": loss, "learning_rate": Double(optimizer.lr),
+                                                      "grad_norm": norm, "step_time": dt, "tokens_per_s": Double(tokens) / dt]
+                                                      .merging(policy.routingMetrics) { a, _ in a })
+        progress(stage: "sft", dt: dt, fields: String(format: "loss %.4f", loss))
         // The last SFT step's checkpoint is written by startGRPO, after the baseline eval.
         if state.step < sftSteps && config.checkpoint.every > 0 && state.step % config.checkpoint.every == 0 {
             try saveCheckpoint()
@@ -197,7 +229,10 @@ public final class Trainer {
     func startGRPO() throws {
         let sftFinal = checkpointsDirectory.appendingPathComponent("sft-final")
         try saveFolder(sftFinal)
-        if config.grpo.beta > 0 { reference = try Checkpoint.load(from: sftFinal).policy }
+        if config.grpo.beta > 0 {  // a copy of what sft-final holds, without waiting for rank 0 to write it
+            let weights = Dictionary(uniqueKeysWithValues: policy.namedParameters)
+            reference = Policy(config: policy.config) { name, _ in weights[name]!.copy() }
+        }
         let eval = try evaluate()
         state.startEval = eval
         state.lastEval = eval
@@ -218,7 +253,10 @@ public final class Trainer {
         // generate → score → advantages (DAPO dynamic sampling refills zero-variance groups)
         repeat {
             let problems = try sampler.next(config.grpo.promptsPerStep - batch.count / config.grpo.numGenerations)
-            var scored = try step.generate(policy: policy, problems: problems, rng: &state.samplingRNG)
+            let root = state.samplingRNG.state, round = UInt64(rounds)
+            var scored = try step.generate(policy: policy, problems: problems, communicator: communicator, stream: {
+                RNG(seed: root, stream: "grpo", keys: [UInt64(k), round, UInt64($0)])
+            })
             let zero = step.assignAdvantages(&scored)
             if rounds == 0 { zeroStd = zero }
             for i in stride(from: 0, to: scored.count, by: config.grpo.numGenerations) {
@@ -235,7 +273,8 @@ public final class Trainer {
         var metrics = step.rewardMetrics(batch, zeroStdFraction: zeroStd)
         // loss → update (skipped when every group lacks signal: all advantages are 0)
         if batch.contains(where: { $0.advantage != 0 }) {
-            metrics.merge(try step.update(policy: policy, reference: reference, optimizer: optimizer, samples: batch)) { a, _ in a }
+            metrics.merge(try step.update(policy: policy, reference: reference, optimizer: optimizer, samples: batch,
+                                          communicator: communicator)) { a, _ in a }
         }
         state.step += 1
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
@@ -243,9 +282,9 @@ public final class Trainer {
         metrics["step_time"] = dt
         metrics.merge(policy.routingMetrics) { a, _ in a }
         metrics["tokens_per_s"] = batch.map { Double($0.completion.tokens.count) }.reduce(0, +) / dt
-        try log.log(step: state.step, stage: "grpo", metrics)
+        try log?.log(step: state.step, stage: "grpo", metrics)
         for sc in batch.prefix(config.logging.completionsPerStep) {
-            try log.logCompletion(CompletionRecord(
+            try log?.logCompletion(CompletionRecord(
                 step: state.step, prompt: sc.problem.prompt, completion: sc.text, answer: sc.problem.answer,
                 family: sc.problem.family, level: sc.problem.difficulty,
                 rewards: Dictionary(uniqueKeysWithValues: sc.rewards.values.map { ($0.name, $0.value) }),
@@ -287,9 +326,10 @@ public final class Trainer {
 
     /// Held-out eval of the current policy, logged as stage "eval"; tracks the best checkpoint.
     func evaluate() throws -> [String: Double] {
-        let report = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: evalProblems, options: Self.evalOptions(config))
+        let report = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: evalProblems, options: Self.evalOptions(config),
+                                            communicator: communicator)
         let scalars = report.scalars()
-        try log.log(step: state.step, stage: "eval", scalars)
+        try log?.log(step: state.step, stage: "eval", scalars)
         evalHistory.append((state.step, scalars["eval/pass@1"] ?? 0))
         if state.step > sftSteps, let p = scalars["eval/pass@1"], p > (state.bestPassAt1 ?? -1) {
             state.bestPassAt1 = p
@@ -304,6 +344,7 @@ public final class Trainer {
     /// Writes checkpoints/step-NNNNNN atomically (a temporary folder, then a rename), prunes old
     /// ones, and refreshes the report.
     func saveCheckpoint() throws {
+        guard communicator.isWriter else { return }
         let name = Checkpoints.folderName(step: state.step)
         try saveFolder(checkpointsDirectory.appendingPathComponent(name))
         try Checkpoints.prune(in: runDirectory, keepLast: config.checkpoint.keepLast)
@@ -313,6 +354,7 @@ public final class Trainer {
 
     /// Saves weights, tokenizer, optimizer and trainer state into `folder`, replacing it atomically.
     func saveFolder(_ folder: URL) throws {
+        guard communicator.isWriter else { return }
         let fm = FileManager.default
         try fm.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
         let tmp = folder.deletingLastPathComponent().appendingPathComponent(".tmp-\(folder.lastPathComponent)-\(getpid())")
@@ -336,6 +378,7 @@ public final class Trainer {
     }
 
     func writeStatus(_ s: RunStatus.State, message: String? = nil) throws {
+        guard communicator.isWriter else { return }
         try RunStatus.write(RunStatus(state: s, step: state.step, totalSteps: totalSteps,
                                       stage: state.step < sftSteps ? "sft" : "grpo", message: message), to: runDirectory)
     }

@@ -151,7 +151,8 @@ struct BenchGenerate: ParsableCommand {
 struct BenchGRPO: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grpo",
-        abstract: "One full GRPO step (sample, score, reference and policy passes, AdamW), as trl_peer.py.")
+        abstract: "One full GRPO step (sample, score, reference and policy passes, AdamW), as trl_peer.py.",
+        discussion: "Under mpirun the step is data parallel: --prompts is the global batch, each rank samples its share of the groups, and gradients are summed across ranks; rank 0 prints.")
     @Option(help: "Model width.") var d = 256
     @Option(help: "Decoder blocks.") var layers = 4
     @Option(help: "Attention heads.") var heads = 4
@@ -164,6 +165,7 @@ struct BenchGRPO: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
+        let comm = try Communicator.world()
         var cfg = TrainConfig()
         cfg.model.dModel = d
         cfg.model.layers = layers
@@ -188,7 +190,6 @@ struct BenchGRPO: ParsableCommand {
         // Problems like the peer's ("what is x+y?" over 2-3 digit numbers): addition levels 1-2.
         let family = TaskRegistry.family(named: "add")!
         var index = 0
-        var sampling = RNG(seed: 0, stream: "sampling")
         var times: [Double] = []
         for i in 0...steps {
             let problems = (0..<prompts).map { _ -> Problem in
@@ -196,20 +197,27 @@ struct BenchGRPO: ParsableCommand {
                 return family.problem(seed: 0, stream: "bench", level: 1 + index % 2, index: index, id: "bench-\(index)")
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
-            var batch = try step.generate(policy: policy, problems: problems, rng: &sampling)
+            var batch = try step.generate(policy: policy, problems: problems, communicator: comm) {
+                RNG(seed: 0, stream: "sampling", keys: [UInt64(i), UInt64($0)])
+            }
             _ = step.assignAdvantages(&batch)
-            _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch)
+            _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
+                                communicator: comm)
             if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
         }
+        // The gradient sum alone (every rank runs it): what data parallelism adds to a step.
+        let reduce = comm.size > 1 ? medianSeconds(repeats: 5) { comm.sumGradients(policy.parameters) } : 0
+        comm.finalize()
+        guard comm.isWriter else { return }
         let median = times.sorted()[times.count / 2]
         let completions = Double(prompts * g)
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"kernel\":\"%@\"}",
+            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\"}",
                          policy.config.parameterCount, d, layers, prompts, g, new, median, completions / median,
-                         completions * Double(new) / median, Parallel.threads, BLAS.info.kernel as NSString))
+                         completions * Double(new) / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString))
         } else {
-            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f: median %.3f s over %d steps",
-                         d, layers, prompts, g, new, beta, median, times.count))
+            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s): median %.3f s over %d steps (%.1f completions/s; gradient sum %.4f s)",
+                         d, layers, prompts, g, new, beta, comm.size, Parallel.threads, median, times.count, completions / median, reduce))
         }
     }
 }

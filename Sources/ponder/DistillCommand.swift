@@ -25,7 +25,7 @@ struct DistillCommand: ParsableCommand {
     @Flag(name: .customLong("skip-teacher-eval"), help: "Do not evaluate the teacher on the student's held-out set first.") var skipTeacherEval = false
 
     func run() throws {
-        let (cfg, dir) = try Train.prepareRun(config: studentConfig, runDir: runDir, overrides: overrides, resume: resume)
+        let (cfg, dir) = try Train.prepareRun(config: studentConfig, runDir: runDir, overrides: overrides, resume: resume, communicator: .single)
         let console = TerminalConsole()
         if cfg.threads > 0 { Parallel.threads = cfg.threads }
         let tokenizer = CharTokenizer()

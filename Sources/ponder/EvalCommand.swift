@@ -13,7 +13,8 @@ struct EvalCommand: ParsableCommand {
         abstract: "Evaluate checkpoints on held-out problems: pass@1, pass@k, maj@k, format, length.",
         discussion: """
             By default every family's test set, the first 20 problems of each level. With several \
-            checkpoints, prints pass@1 and format side by side with the deltas against the first.
+            checkpoints, prints pass@1 and format side by side with the deltas against the first. \
+            Under mpirun the problems are split across ranks and rank 0 prints.
             """
     )
 
@@ -47,6 +48,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
+        let comm = try Communicator.world()
         for path in checkpoints {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -67,12 +69,14 @@ struct EvalCommand: ParsableCommand {
         for path in checkpoints {
             let (policy, tokenizer, _) = try Checkpoint.load(from: URL(fileURLWithPath: path))
             var report = try Evaluator.evaluate(
-                policy: policy, tokenizer: tokenizer, problems: problems, options: options,
-                progress: { done, total in Self.progress("\(path): \(done)/\(total) problems") })
-            Self.progress(nil)
+                policy: policy, tokenizer: tokenizer, problems: problems, options: options, communicator: comm,
+                progress: { done, total in if comm.isWriter { Self.progress("\(path): \(done)/\(total) problems") } })
+            if comm.isWriter { Self.progress(nil) }
             report.checkpoint = path
             reports.append(report)
         }
+        comm.finalize()  // only after success: a rank that throws exits without it, and mpirun ends the job
+        guard comm.isWriter else { return }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -14,8 +14,10 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from the run folder's newest complete checkpoint.") var resume = false
 
     /// Loads the config and readies its run folder (runs/<config name> unless given), writing the
-    /// resolved config there; refuses to start over an existing run without --resume.
-    static func prepareRun(config: String, runDir: String?, overrides: [String], resume: Bool) throws -> (TrainConfig, URL) {
+    /// resolved config there; refuses to start over an existing run without --resume. Under mpirun
+    /// every rank calls this, and only the writer (rank 0) touches the folder.
+    static func prepareRun(config: String, runDir: String?, overrides: [String], resume: Bool,
+                           communicator comm: Communicator) throws -> (TrainConfig, URL) {
         let url = URL(fileURLWithPath: config)
         let cfg = try ConfigLoader.load(url, overrides: overrides)
         let name = url.deletingPathExtension().lastPathComponent
@@ -23,18 +25,28 @@ struct Train: ParsableCommand {
         if !resume && FileManager.default.fileExists(atPath: MetricsLog.metricsURL(dir).path) {
             throw ValidationError("\(dir.path) already holds a run: pass --resume to continue it, or --run-dir for a new folder")
         }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try AtomicFile.write(Data(ConfigLoader.yaml(cfg).utf8), to: dir.appendingPathComponent("config.yaml"))
+        comm.barrier()  // every rank has looked before rank 0 starts writing
+        if comm.isWriter {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try AtomicFile.write(Data(ConfigLoader.yaml(cfg).utf8), to: dir.appendingPathComponent("config.yaml"))
+        }
         return (cfg, dir)
     }
 
     func run() throws {
-        let (cfg, dir) = try Self.prepareRun(config: config, runDir: runDir, overrides: overrides, resume: resume)
-        let console = TerminalConsole()
-        console.message("run folder: \(dir.path) | \(cfg.sft.steps) SFT + \(cfg.grpo.steps) GRPO steps | families: \(cfg.data.families.joined(separator: ", "))")
-        let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console)
-        console.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
+        // Under mpirun every rank runs this command; rank 0 alone writes the run folder and the terminal.
+        let comm = try Communicator.world()
+        let (cfg, dir) = try Self.prepareRun(config: config, runDir: runDir, overrides: overrides, resume: resume, communicator: comm)
+        let console = comm.isWriter ? TerminalConsole() : nil
+        console?.message("run folder: \(dir.path) | \(cfg.sft.steps) SFT + \(cfg.grpo.steps) GRPO steps | families: \(cfg.data.families.joined(separator: ", "))")
+        if comm.size > 1 {
+            console?.message("data parallel: \(comm.size) ranks, \(cfg.grpo.promptsPerStep) prompts per GRPO step in all | \(comm.libraryVersion.split(separator: ",").first ?? "")")
+        }
+        let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console, communicator: comm)
+        console?.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
         let end = try trainer.run()
+        comm.finalize()  // only after success: a rank that throws exits without it, and mpirun ends the job
+        guard comm.isWriter else { return }
         try Summary.printEnd(trainer: trainer, end: end, runDirectory: dir)
     }
 }
