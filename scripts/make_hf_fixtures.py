@@ -157,7 +157,10 @@ def make_model(out: str, arch: str, dtype: str, shards: int) -> None:
         max_shard = f"{total // shards // 1000 + 1}KB"
     model.save_pretrained(out, max_shard_size=max_shard)
     PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>").save_pretrained(out)
-    model = model.to(torch.float32)  # the reference runs in fp32 on the (rounded) weights
+    # The reference is the folder as transformers loads it in fp32 (a model cast down and back up
+    # would also carry a bf16-rounded RoPE inv_freq buffer).
+    auto = LlamaForCausalLM if arch == "llama" else Qwen2ForCausalLM
+    model = auto.from_pretrained(out, dtype=torch.float32).eval()
 
     text = "What is 12+30? <think>\n12+30=42\n</think>\n<answer>\n42\n</answer>"
     ids = tok.encode(text, add_special_tokens=False).ids

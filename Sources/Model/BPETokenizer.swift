@@ -42,6 +42,8 @@ public struct BPETokenizer: Tokenizer {
     let charByte: [Unicode.Scalar: UInt8]
     /// The raw tokenizer.json, saved unchanged into checkpoints.
     public let fileData: Data
+    /// The folder's tokenizer_config.json, if any, saved unchanged into checkpoints.
+    public var configData: Data?
 
     public let vocabSize: Int
     public let bos: Int
@@ -355,6 +357,14 @@ public struct BPETokenizer: Tokenizer {
     /// Writes the tokenizer.json it was read from, unchanged.
     public func save(to url: URL) throws {
         try AtomicFile.write(fileData, to: url)
+    }
+
+    /// Writes the folder's original tokenizer_config.json (`configData`), or a minimal one naming EOS
+    /// and PAD so that `transformers.AutoTokenizer` loads the folder.
+    public func saveConfig(to url: URL) throws {
+        let minimal = "{\"tokenizer_class\":\"PreTrainedTokenizerFast\",\"eos_token\":\(jsonString(tokenOfID[eos] ?? "")),"
+            + "\"pad_token\":\(jsonString(tokenOfID[pad] ?? "")),\"clean_up_tokenization_spaces\":false}\n"
+        try AtomicFile.write(configData ?? Data(minimal.utf8), to: url)
     }
 }
 

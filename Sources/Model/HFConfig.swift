@@ -15,7 +15,8 @@
 
 import Foundation
 
-/// A Llama `config.json` as `transformers.LlamaConfig` reads it (transformers 4.x and 5.x).
+/// A Llama or Qwen2 `config.json` as `transformers.LlamaConfig` / `Qwen2Config` reads it
+/// (transformers 4.x and 5.x). Qwen2 is Llama with biases on the q, k and v projections.
 ///
 /// Reading ignores keys Ponder does not use (`transformers_version`, `use_cache`, …), as
 /// transformers does, and fills absent optional keys with `LlamaConfig`'s defaults. Features Ponder
@@ -24,8 +25,10 @@ public struct LlamaConfigJSON: Equatable, Sendable {
     // MARK: Identity
     /// `["LlamaForCausalLM"]`.
     public var architectures = ["LlamaForCausalLM"]
-    /// `"llama"`.
+    /// `"llama"` or `"qwen2"`.
     public var modelType = "llama"
+    /// Qwen2's sliding-window attention; only `false` is supported.
+    public var useSlidingWindow = false
     /// Parameter dtype; Ponder writes `"float32"` (key `dtype`, which transformers 5 uses; older
     /// releases default to float32 when it is absent, and `torch_dtype` is accepted on read).
     public var dtype = "float32"
@@ -94,6 +97,12 @@ public struct LlamaConfigJSON: Equatable, Sendable {
         self.padTokenId = padTokenId
     }
 
+    /// Qwen2 puts biases on q, k and v (and none on o).
+    public var qkvBias: Bool { modelType == "qwen2" }
+
+    /// The model types Ponder reads.
+    public static let modelTypes = ["llama", "qwen2"]
+
     // MARK: Checks
 
     /// Throws the first setting Ponder cannot run, naming the `config.json` key and what would work.
@@ -101,7 +110,10 @@ public struct LlamaConfigJSON: Equatable, Sendable {
         func fail(_ key: String, _ message: String) -> HFConfigError {
             HFConfigError(file: file, key: key, message: message)
         }
-        guard modelType == "llama" else { throw fail("model_type", "is \"\(modelType)\"; Ponder reads \"llama\"") }
+        guard Self.modelTypes.contains(modelType) else {
+            throw fail("model_type", "is \"\(modelType)\"; Ponder reads \"llama\" and \"qwen2\"")
+        }
+        guard !useSlidingWindow else { throw fail("use_sliding_window", "is true; Ponder supports full attention only") }
         for (key, value) in [
             ("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
             ("num_hidden_layers", numHiddenLayers), ("num_attention_heads", numAttentionHeads),
@@ -146,6 +158,12 @@ public struct LlamaConfigJSON: Equatable, Sendable {
                 TensorSpec(p + "self_attn.k_proj.weight", [kv, D]),  // (K*hd, D)
                 TensorSpec(p + "self_attn.v_proj.weight", [kv, D]),  // (K*hd, D)
                 TensorSpec(p + "self_attn.o_proj.weight", [D, q]),  // (D, H*hd)
+            ]
+            if qkvBias {
+                specs += [TensorSpec(p + "self_attn.q_proj.bias", [q]), TensorSpec(p + "self_attn.k_proj.bias", [kv]),
+                          TensorSpec(p + "self_attn.v_proj.bias", [kv])]
+            }
+            specs += [
                 TensorSpec(p + "post_attention_layernorm.weight", [D]),
                 TensorSpec(p + "mlp.gate_proj.weight", [F, D]),
                 TensorSpec(p + "mlp.up_proj.weight", [F, D]),
@@ -206,7 +224,7 @@ extension LlamaConfigJSON: Codable {
         case num_attention_heads, num_key_value_heads, head_dim, max_position_embeddings, rms_norm_eps
         case rope_theta, rope_parameters, rope_scaling, hidden_act, attention_bias, mlp_bias
         case tie_word_embeddings, bos_token_id, eos_token_id, pad_token_id, torch_dtype
-        case model_type
+        case model_type, use_sliding_window, layer_types
     }
 
     /// transformers 5 keeps RoPE settings here; transformers 4 reads the top-level `rope_theta`.
@@ -221,8 +239,16 @@ extension LlamaConfigJSON: Codable {
             HFConfigError(file: "config.json", key: key.rawValue, message: message)
         }
         modelType = try c.decode(String.self, forKey: .model_type)
-        guard modelType == "llama" else {
-            throw unsupported(.model_type, "is \"\(modelType)\"; Ponder reads \"llama\"")
+        guard Self.modelTypes.contains(modelType) else {
+            throw unsupported(.model_type, "is \"\(modelType)\"; Ponder reads \"llama\" and \"qwen2\"")
+        }
+        useSlidingWindow = try c.decodeIfPresent(Bool.self, forKey: .use_sliding_window) ?? false
+        if useSlidingWindow {
+            throw unsupported(.use_sliding_window, "is true; Ponder supports full attention only (set it to false)")
+        }
+        if let types = try c.decodeIfPresent([String?].self, forKey: .layer_types),
+           let other = types.first(where: { $0 != "full_attention" }) {
+            throw unsupported(.layer_types, "contains \(other.map { "\"\($0)\"" } ?? "null"); Ponder supports \"full_attention\" layers only")
         }
         architectures = try c.decodeIfPresent([String].self, forKey: .architectures) ?? []
         dtype =
@@ -276,8 +302,12 @@ extension LlamaConfigJSON: Codable {
         try c.encode(ropeTheta, forKey: .rope_theta)
         try c.encode(RopeParameters(rope_type: "default", rope_theta: ropeTheta), forKey: .rope_parameters)
         try c.encode(hiddenAct, forKey: .hidden_act)
-        try c.encode(attentionBias, forKey: .attention_bias)
-        try c.encode(mlpBias, forKey: .mlp_bias)
+        if qkvBias {
+            try c.encode(false, forKey: .use_sliding_window)
+        } else {
+            try c.encode(attentionBias, forKey: .attention_bias)
+            try c.encode(mlpBias, forKey: .mlp_bias)
+        }
         try c.encode(tieWordEmbeddings, forKey: .tie_word_embeddings)
         try c.encode(bosTokenId, forKey: .bos_token_id)
         if eosTokenIds.count == 1 {

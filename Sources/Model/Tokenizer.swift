@@ -23,6 +23,8 @@ public protocol Tokenizer: Sendable {
     var stopTokens: Set<Int32> { get }
     /// Ids that start every plain prompt (BOS, or nothing for models trained without one).
     var promptPrefix: [Int] { get }
+    /// Token ids of a problem's prompt; the default is Ponder's plain layout (`promptPrefix` + text + "\n").
+    func encodePrompt(_ text: String) throws -> [Int]
     /// The ids of `text`; added tokens (specials and tags) are recognised greedily, longest first.
     /// Adds no BOS or EOS. Throws `TokenizerError.unknownCharacter` for text outside the vocabulary.
     func encode(_ text: String) throws -> [Int]

@@ -254,7 +254,7 @@ public enum Evaluator {
     /// through `Sampler.sample`, RNG stream "eval" of `options.seed`), grades and aggregates them.
     /// Deterministic for given inputs. `progress` is called with (problems done, total) after each batch.
     public static func evaluate(
-        policy: Policy, tokenizer: CharTokenizer, problems: [Problem], options: EvalOptions,
+        policy: Policy, tokenizer: any Tokenizer, problems: [Problem], options: EvalOptions,
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> EvalReport {
         try options.validate()
