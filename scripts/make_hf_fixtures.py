@@ -11,7 +11,7 @@ with an NFC normalizer), each with special and added tokens, and records `encode
 add_special_tokens=False)` ids and `decode` texts of a hard test corpus in expected.json.
 
 `model` writes a tiny random LlamaForCausalLM / Qwen2ForCausalLM folder (GQA, tied embeddings, Qwen2
-q/k/v biases, head_dim != hidden/heads for llama) with a BPE tokenizer, plus reference.json holding
+q/k/v biases; for llama head_dim != hidden/heads and Llama-3 RoPE scaling) with a BPE tokenizer, plus reference.json holding
 transformers' logits for fixed ids and its greedy generation. Everything is seeded: the same pinned
 versions (torch 2.x, transformers 5.x, tokenizers 0.2x) give the same files.
 
@@ -138,7 +138,11 @@ def make_model(out: str, arch: str, dtype: str, shards: int) -> None:
         config = Qwen2Config(**common, rope_theta=1_000_000.0, use_sliding_window=False)
         model = Qwen2ForCausalLM(config)
     else:
-        config = LlamaConfig(**common, head_dim=12, rope_theta=500_000.0)
+        # Llama-3.2-style RoPE scaling, with a short original context so that all three frequency
+        # bands (kept, interpolated, divided by factor) occur at head_dim 12.
+        config = LlamaConfig(**common, head_dim=12, rope_parameters={
+            "rope_type": "llama3", "rope_theta": 500_000.0, "factor": 4.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
         model = LlamaForCausalLM(config)
     with torch.no_grad():  # wide weights so argmax never ties
         for name, p in model.named_parameters():

@@ -129,6 +129,7 @@ public enum Checkpoint {
             maxPositionEmbeddings: c.maxContext, rmsNormEps: Double(c.rmsEps),
             ropeTheta: c.ropeTheta, tieWordEmbeddings: c.tieEmbeddings,
             bosTokenId: tokenizer.bos, eosTokenId: tokenizer.eos, padTokenId: tokenizer.pad)
+        hf.ropeScaling = c.ropeScaling
         if c.hasQKVBias {
             hf.modelType = "qwen2"
             hf.architectures = ["Qwen2ForCausalLM"]
@@ -144,6 +145,7 @@ public enum Checkpoint {
         if hf.numKeyValueHeads != hf.numAttentionHeads { c.kvHeads = hf.numKeyValueHeads }
         if hf.headDim * hf.numAttentionHeads != hf.hiddenSize { c.headSize = hf.headDim }
         if hf.qkvBias { c.qkvBias = true }
+        c.ropeScaling = hf.ropeScaling
         return c
     }
 }

@@ -56,6 +56,8 @@ public struct LlamaConfigJSON: Equatable, Sendable {
     public var rmsNormEps: Double
     /// RoPE base θ.
     public var ropeTheta: Double
+    /// Llama-3 RoPE scaling (`rope_type: "llama3"`), or nil for plain RoPE.
+    public var ropeScaling: Llama3RopeScaling?
     /// Activation of the MLP gate; only `"silu"` is supported.
     public var hiddenAct = "silu"
     /// Bias on q, k, v, o projections; unsupported, always false.
@@ -230,7 +232,26 @@ extension LlamaConfigJSON: Codable {
     /// transformers 5 keeps RoPE settings here; transformers 4 reads the top-level `rope_theta`.
     private struct RopeParameters: Codable {
         var rope_type: String?
+        var type: String?
         var rope_theta: Double?
+        var factor: Double?
+        var low_freq_factor: Double?
+        var high_freq_factor: Double?
+        var original_max_position_embeddings: Int?
+
+        /// The Llama-3 scaling these parameters describe, nil for default RoPE; other types throw.
+        func scaling(_ fail: (String) -> HFConfigError) throws -> Llama3RopeScaling? {
+            switch rope_type ?? type ?? "default" {
+            case "default": return nil
+            case "llama3":
+                guard let factor, let low_freq_factor, let high_freq_factor, let original_max_position_embeddings,
+                      factor > 0, high_freq_factor > low_freq_factor, low_freq_factor > 0, original_max_position_embeddings > 0
+                else { throw fail("has rope_type \"llama3\" without a valid factor, low_freq_factor < high_freq_factor and original_max_position_embeddings") }
+                return Llama3RopeScaling(factor: factor, lowFreqFactor: low_freq_factor, highFreqFactor: high_freq_factor,
+                                         originalMaxPositions: original_max_position_embeddings)
+            case let other: throw fail("has rope_type \"\(other)\"; Ponder supports \"default\" and \"llama3\" RoPE only")
+            }
+        }
     }
 
     public init(from decoder: Decoder) throws {
@@ -264,11 +285,12 @@ extension LlamaConfigJSON: Codable {
         maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .max_position_embeddings) ?? 2048
         rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rms_norm_eps) ?? 1e-6
         let rope = try c.decodeIfPresent(RopeParameters.self, forKey: .rope_parameters)
-        if let type = rope?.rope_type, type != "default" {
-            throw unsupported(.rope_parameters, "has rope_type \"\(type)\"; Ponder supports \"default\" RoPE only")
-        }
+        ropeScaling = try rope?.scaling { unsupported(.rope_parameters, $0) }
         if try c.contains(.rope_scaling) && !c.decodeNil(forKey: .rope_scaling) {
-            throw unsupported(.rope_scaling, "is set; Ponder supports unscaled RoPE only (rope_scaling: null)")
+            guard let scaling = try? c.decode(RopeParameters.self, forKey: .rope_scaling) else {
+                throw unsupported(.rope_scaling, "must be null or a {\"rope_type\": …} object")
+            }
+            ropeScaling = try scaling.scaling { unsupported(.rope_scaling, $0) } ?? ropeScaling
         }
         ropeTheta = try rope?.rope_theta ?? c.decodeIfPresent(Double.self, forKey: .rope_theta) ?? 10_000
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hidden_act) ?? "silu"
@@ -300,7 +322,14 @@ extension LlamaConfigJSON: Codable {
         try c.encode(rmsNormEps, forKey: .rms_norm_eps)
         // Both spellings, so transformers 4.x (rope_theta) and 5.x (rope_parameters) read the same θ.
         try c.encode(ropeTheta, forKey: .rope_theta)
-        try c.encode(RopeParameters(rope_type: "default", rope_theta: ropeTheta), forKey: .rope_parameters)
+        if let s = ropeScaling {
+            let p = RopeParameters(rope_type: "llama3", rope_theta: ropeTheta, factor: s.factor, low_freq_factor: s.lowFreqFactor,
+                                   high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalMaxPositions)
+            try c.encode(p, forKey: .rope_parameters)
+            try c.encode(p, forKey: .rope_scaling)
+        } else {
+            try c.encode(RopeParameters(rope_type: "default", rope_theta: ropeTheta), forKey: .rope_parameters)
+        }
         try c.encode(hiddenAct, forKey: .hidden_act)
         if qkvBias {
             try c.encode(false, forKey: .use_sliding_window)
@@ -318,6 +347,38 @@ extension LlamaConfigJSON: Codable {
             try c.encode(eosTokenIds, forKey: .eos_token_id)
         }
         try c.encode(padTokenId, forKey: .pad_token_id)
+    }
+}
+
+/// Llama-3's RoPE frequency scaling (Llama 3.1/3.2, `rope_type: "llama3"`): wavelengths longer than
+/// original_max_position_embeddings / low_freq_factor are slowed by `factor`, those shorter than
+/// … / high_freq_factor are kept, and the band between is interpolated, as transformers'
+/// `_compute_llama3_parameters` does (in float32).
+public struct Llama3RopeScaling: Codable, Equatable, Sendable {
+    public var factor: Double
+    public var lowFreqFactor: Double
+    public var highFreqFactor: Double
+    public var originalMaxPositions: Int
+
+    public init(factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositions: Int) {
+        self.factor = factor
+        self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor
+        self.originalMaxPositions = originalMaxPositions
+    }
+
+    /// The D/2 scaled inverse frequencies.
+    public func inverseFrequencies(headDim: Int, base: Double) -> [Float] {
+        let (factor, low, high, old) = (Float(self.factor), Float(lowFreqFactor), Float(highFreqFactor), Float(originalMaxPositions))
+        let lowWavelen = old / low, highWavelen = old / high
+        return (0..<(headDim / 2)).map { i in
+            let invFreq = Float(1.0 / Foundation.pow(base, Double(2 * i) / Double(headDim)))
+            let wavelen = 2 * Float.pi / invFreq
+            if wavelen > lowWavelen { return invFreq / factor }
+            if wavelen < highWavelen { return invFreq }
+            let smooth = (old / wavelen - low) / (high - low)
+            return (1 - smooth) * invFreq / factor + smooth * invFreq
+        }
     }
 }
 

@@ -40,6 +40,8 @@ public struct PolicyConfig: Codable, Equatable, Sendable {
     public var headSize: Int?
     /// Biases on the q, k and v projections (Qwen2); nil or false: none.
     public var qkvBias: Bool?
+    /// Llama-3 RoPE frequency scaling (Llama 3.1/3.2); nil: plain RoPE.
+    public var ropeScaling: Llama3RopeScaling?
 
     public init(vocabSize: Int, dModel: Int, layers: Int, heads: Int, ffDim: Int, maxContext: Int,
                 ropeTheta: Double = 10_000, rmsEps: Float = 1e-5, tieEmbeddings: Bool = false, initStd: Float = 0.02) {
@@ -171,7 +173,8 @@ public final class Policy {
         blocks = try (0..<config.layers).map { i in try Block(config) { try make("model.layers.\(i).\($0)", $1) } }
         norm = try make("model.norm.weight", [config.dModel])
         head = config.tieEmbeddings ? nil : try make("lm_head.weight", [config.vocabSize, config.dModel])
-        rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxContext)
+        rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxContext,
+                         inverseFrequencies: config.ropeScaling?.inverseFrequencies(headDim: config.headDim, base: config.ropeTheta))
     }
 
     /// The LM head weight (the embedding when tied).

@@ -82,10 +82,10 @@ final class HFConfigTests: XCTestCase {
             "is true; Ponder's attention has no biases")
         try rejects(
             "{\(base),\"num_attention_heads\":4,\"rope_scaling\":{\"type\":\"linear\"}}", key: "rope_scaling",
-            "is set; Ponder supports unscaled RoPE only (rope_scaling: null)")
+            "has rope_type \"linear\"; Ponder supports \"default\" and \"llama3\" RoPE only")
         try rejects(
             "{\(base),\"num_attention_heads\":4,\"rope_parameters\":{\"rope_type\":\"yarn\"}}", key: "rope_parameters",
-            "has rope_type \"yarn\"; Ponder supports \"default\" RoPE only")
+            "has rope_type \"yarn\"; Ponder supports \"default\" and \"llama3\" RoPE only")
         try rejects(
             "{\(base),\"num_attention_heads\":4,\"pad_token_id\":50}", key: "pad_token_id",
             "is 50; it must be in 0..<50 (vocab_size)")

@@ -84,7 +84,8 @@ final class HFImportTests: XCTestCase {
         let url = dir.appendingPathComponent("config.json")
         let original = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         for (key, value, expect) in [
-            ("rope_scaling", ["rope_type": "llama3", "factor": 8.0] as Any, "rope_scaling"),
+            ("rope_scaling", ["rope_type": "yarn", "factor": 8.0] as Any, "rope_scaling has rope_type \"yarn\""),
+            ("rope_scaling", ["rope_type": "llama3", "factor": 8.0] as Any, "rope_scaling has rope_type \"llama3\" without"),
             ("use_sliding_window", true as Any, "use_sliding_window"),
             ("hidden_act", "gelu" as Any, "hidden_act"),
             ("model_type", "mistral" as Any, "model_type"),
@@ -126,12 +127,14 @@ final class HFImportTests: XCTestCase {
             XCTAssertTrue(tokenizer is BPETokenizer)
             XCTAssertEqual(policy.config.hasQKVBias, arch == "qwen2")
             XCTAssertEqual(policy.config.kvHeadCount, 2)
+            XCTAssertEqual(policy.config.ropeScaling?.factor, arch == "llama" ? 4 : nil)
             XCTAssertEqual(try tokenizer.encode("What is 12+30? <think>\n12+30=42\n</think>\n<answer>\n42\n</answer>").map(Int32.init), ref.ids)
             XCTAssertEqual(try tokenizer.encode("Café 2024: it's <think>").map(Int32.init), ref.prompt)
             let logits = Autograd.noGrad { policy.forward(ids: ref.ids, batch: 1, time: ref.ids.count) }
             let scale = ref.logits.map(abs).max()!
             let diff = zip(logits.array, ref.logits).map { abs($0 - $1) }.max()!
             XCTAssertLessThan(diff, 1e-4 * scale, "\(arch): max |Δlogit| \(diff) of max |logit| \(scale)")
+            print("\(arch): max |Δlogit| \(diff) of max |logit| \(scale)")
             var rng = RNG(seed: 0)
             let greedy = Sampler.sample(policy: policy, prompts: [ref.prompt], group: 2, options: SamplingOptions(maxNewTokens: ref.generated.count, greedy: true),
                                         stopTokens: [], padToken: Int32(tokenizer.pad), rng: &rng)
