@@ -13,8 +13,10 @@ public final class RoPETable {
     let cos: [Float]  // (maxPositions, D/2)
     let sin: [Float]
 
-    public init(headDim: Int, base: Double = 10_000, maxPositions: Int) {
+    /// `inverseFrequencies` (D/2 values) replaces θ^(-2i/D), for scaled RoPE such as Llama-3's.
+    public init(headDim: Int, base: Double = 10_000, maxPositions: Int, inverseFrequencies: [Float]? = nil) {
         precondition(headDim % 2 == 0, "RoPE needs an even head size, got \(headDim)")
+        precondition(inverseFrequencies.map { $0.count == headDim / 2 } ?? true, "RoPE needs \(headDim / 2) inverse frequencies")
         self.headDim = headDim
         self.base = base
         self.maxPositions = maxPositions
@@ -23,7 +25,7 @@ public final class RoPETable {
         for p in 0..<maxPositions {
             for i in 0..<h {
                 // As transformers: inv_freq in float32, then the product in float32.
-                let invFreq = Float(1.0 / Foundation.pow(base, Double(2 * i) / Double(headDim)))
+                let invFreq = inverseFrequencies?[i] ?? Float(1.0 / Foundation.pow(base, Double(2 * i) / Double(headDim)))
                 let angle = Float(p) * invFreq
                 c[p * h + i] = Foundation.cos(angle)
                 s[p * h + i] = Foundation.sin(angle)

@@ -15,7 +15,8 @@
 
 import Foundation
 
-/// A Llama `config.json` as `transformers.LlamaConfig` reads it (transformers 4.x and 5.x).
+/// A Llama or Qwen2 `config.json` as `transformers.LlamaConfig` / `Qwen2Config` reads it
+/// (transformers 4.x and 5.x). Qwen2 is Llama with biases on the q, k and v projections.
 ///
 /// Reading ignores keys Ponder does not use (`transformers_version`, `use_cache`, …), as
 /// transformers does, and fills absent optional keys with `LlamaConfig`'s defaults. Features Ponder
@@ -24,8 +25,10 @@ public struct LlamaConfigJSON: Equatable, Sendable {
     // MARK: Identity
     /// `["LlamaForCausalLM"]`.
     public var architectures = ["LlamaForCausalLM"]
-    /// `"llama"`.
+    /// `"llama"` or `"qwen2"`.
     public var modelType = "llama"
+    /// Qwen2's sliding-window attention; only `false` is supported.
+    public var useSlidingWindow = false
     /// Parameter dtype; Ponder writes `"float32"` (key `dtype`, which transformers 5 uses; older
     /// releases default to float32 when it is absent, and `torch_dtype` is accepted on read).
     public var dtype = "float32"
@@ -53,6 +56,8 @@ public struct LlamaConfigJSON: Equatable, Sendable {
     public var rmsNormEps: Double
     /// RoPE base θ.
     public var ropeTheta: Double
+    /// Llama-3 RoPE scaling (`rope_type: "llama3"`), or nil for plain RoPE.
+    public var ropeScaling: Llama3RopeScaling?
     /// Activation of the MLP gate; only `"silu"` is supported.
     public var hiddenAct = "silu"
     /// Bias on q, k, v, o projections; unsupported, always false.
@@ -94,6 +99,12 @@ public struct LlamaConfigJSON: Equatable, Sendable {
         self.padTokenId = padTokenId
     }
 
+    /// Qwen2 puts biases on q, k and v (and none on o).
+    public var qkvBias: Bool { modelType == "qwen2" }
+
+    /// The model types Ponder reads.
+    public static let modelTypes = ["llama", "qwen2"]
+
     // MARK: Checks
 
     /// Throws the first setting Ponder cannot run, naming the `config.json` key and what would work.
@@ -101,7 +112,10 @@ public struct LlamaConfigJSON: Equatable, Sendable {
         func fail(_ key: String, _ message: String) -> HFConfigError {
             HFConfigError(file: file, key: key, message: message)
         }
-        guard modelType == "llama" else { throw fail("model_type", "is \"\(modelType)\"; Ponder reads \"llama\"") }
+        guard Self.modelTypes.contains(modelType) else {
+            throw fail("model_type", "is \"\(modelType)\"; Ponder reads \"llama\" and \"qwen2\"")
+        }
+        guard !useSlidingWindow else { throw fail("use_sliding_window", "is true; Ponder supports full attention only") }
         for (key, value) in [
             ("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
             ("num_hidden_layers", numHiddenLayers), ("num_attention_heads", numAttentionHeads),
@@ -146,6 +160,12 @@ public struct LlamaConfigJSON: Equatable, Sendable {
                 TensorSpec(p + "self_attn.k_proj.weight", [kv, D]),  // (K*hd, D)
                 TensorSpec(p + "self_attn.v_proj.weight", [kv, D]),  // (K*hd, D)
                 TensorSpec(p + "self_attn.o_proj.weight", [D, q]),  // (D, H*hd)
+            ]
+            if qkvBias {
+                specs += [TensorSpec(p + "self_attn.q_proj.bias", [q]), TensorSpec(p + "self_attn.k_proj.bias", [kv]),
+                          TensorSpec(p + "self_attn.v_proj.bias", [kv])]
+            }
+            specs += [
                 TensorSpec(p + "post_attention_layernorm.weight", [D]),
                 TensorSpec(p + "mlp.gate_proj.weight", [F, D]),
                 TensorSpec(p + "mlp.up_proj.weight", [F, D]),
@@ -206,13 +226,32 @@ extension LlamaConfigJSON: Codable {
         case num_attention_heads, num_key_value_heads, head_dim, max_position_embeddings, rms_norm_eps
         case rope_theta, rope_parameters, rope_scaling, hidden_act, attention_bias, mlp_bias
         case tie_word_embeddings, bos_token_id, eos_token_id, pad_token_id, torch_dtype
-        case model_type
+        case model_type, use_sliding_window, layer_types
     }
 
     /// transformers 5 keeps RoPE settings here; transformers 4 reads the top-level `rope_theta`.
     private struct RopeParameters: Codable {
         var rope_type: String?
+        var type: String?
         var rope_theta: Double?
+        var factor: Double?
+        var low_freq_factor: Double?
+        var high_freq_factor: Double?
+        var original_max_position_embeddings: Int?
+
+        /// The Llama-3 scaling these parameters describe, nil for default RoPE; other types throw.
+        func scaling(_ fail: (String) -> HFConfigError) throws -> Llama3RopeScaling? {
+            switch rope_type ?? type ?? "default" {
+            case "default": return nil
+            case "llama3":
+                guard let factor, let low_freq_factor, let high_freq_factor, let original_max_position_embeddings,
+                      factor > 0, high_freq_factor > low_freq_factor, low_freq_factor > 0, original_max_position_embeddings > 0
+                else { throw fail("has rope_type \"llama3\" without a valid factor, low_freq_factor < high_freq_factor and original_max_position_embeddings") }
+                return Llama3RopeScaling(factor: factor, lowFreqFactor: low_freq_factor, highFreqFactor: high_freq_factor,
+                                         originalMaxPositions: original_max_position_embeddings)
+            case let other: throw fail("has rope_type \"\(other)\"; Ponder supports \"default\" and \"llama3\" RoPE only")
+            }
+        }
     }
 
     public init(from decoder: Decoder) throws {
@@ -221,8 +260,16 @@ extension LlamaConfigJSON: Codable {
             HFConfigError(file: "config.json", key: key.rawValue, message: message)
         }
         modelType = try c.decode(String.self, forKey: .model_type)
-        guard modelType == "llama" else {
-            throw unsupported(.model_type, "is \"\(modelType)\"; Ponder reads \"llama\"")
+        guard Self.modelTypes.contains(modelType) else {
+            throw unsupported(.model_type, "is \"\(modelType)\"; Ponder reads \"llama\" and \"qwen2\"")
+        }
+        useSlidingWindow = try c.decodeIfPresent(Bool.self, forKey: .use_sliding_window) ?? false
+        if useSlidingWindow {
+            throw unsupported(.use_sliding_window, "is true; Ponder supports full attention only (set it to false)")
+        }
+        if let types = try c.decodeIfPresent([String?].self, forKey: .layer_types),
+           let other = types.first(where: { $0 != "full_attention" }) {
+            throw unsupported(.layer_types, "contains \(other.map { "\"\($0)\"" } ?? "null"); Ponder supports \"full_attention\" layers only")
         }
         architectures = try c.decodeIfPresent([String].self, forKey: .architectures) ?? []
         dtype =
@@ -238,11 +285,12 @@ extension LlamaConfigJSON: Codable {
         maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .max_position_embeddings) ?? 2048
         rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rms_norm_eps) ?? 1e-6
         let rope = try c.decodeIfPresent(RopeParameters.self, forKey: .rope_parameters)
-        if let type = rope?.rope_type, type != "default" {
-            throw unsupported(.rope_parameters, "has rope_type \"\(type)\"; Ponder supports \"default\" RoPE only")
-        }
+        ropeScaling = try rope?.scaling { unsupported(.rope_parameters, $0) }
         if try c.contains(.rope_scaling) && !c.decodeNil(forKey: .rope_scaling) {
-            throw unsupported(.rope_scaling, "is set; Ponder supports unscaled RoPE only (rope_scaling: null)")
+            guard let scaling = try? c.decode(RopeParameters.self, forKey: .rope_scaling) else {
+                throw unsupported(.rope_scaling, "must be null or a {\"rope_type\": …} object")
+            }
+            ropeScaling = try scaling.scaling { unsupported(.rope_scaling, $0) } ?? ropeScaling
         }
         ropeTheta = try rope?.rope_theta ?? c.decodeIfPresent(Double.self, forKey: .rope_theta) ?? 10_000
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hidden_act) ?? "silu"
@@ -274,10 +322,21 @@ extension LlamaConfigJSON: Codable {
         try c.encode(rmsNormEps, forKey: .rms_norm_eps)
         // Both spellings, so transformers 4.x (rope_theta) and 5.x (rope_parameters) read the same θ.
         try c.encode(ropeTheta, forKey: .rope_theta)
-        try c.encode(RopeParameters(rope_type: "default", rope_theta: ropeTheta), forKey: .rope_parameters)
+        if let s = ropeScaling {
+            let p = RopeParameters(rope_type: "llama3", rope_theta: ropeTheta, factor: s.factor, low_freq_factor: s.lowFreqFactor,
+                                   high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalMaxPositions)
+            try c.encode(p, forKey: .rope_parameters)
+            try c.encode(p, forKey: .rope_scaling)
+        } else {
+            try c.encode(RopeParameters(rope_type: "default", rope_theta: ropeTheta), forKey: .rope_parameters)
+        }
         try c.encode(hiddenAct, forKey: .hidden_act)
-        try c.encode(attentionBias, forKey: .attention_bias)
-        try c.encode(mlpBias, forKey: .mlp_bias)
+        if qkvBias {
+            try c.encode(false, forKey: .use_sliding_window)
+        } else {
+            try c.encode(attentionBias, forKey: .attention_bias)
+            try c.encode(mlpBias, forKey: .mlp_bias)
+        }
         try c.encode(tieWordEmbeddings, forKey: .tie_word_embeddings)
         try c.encode(bosTokenId, forKey: .bos_token_id)
         if eosTokenIds.count == 1 {
@@ -288,6 +347,38 @@ extension LlamaConfigJSON: Codable {
             try c.encode(eosTokenIds, forKey: .eos_token_id)
         }
         try c.encode(padTokenId, forKey: .pad_token_id)
+    }
+}
+
+/// Llama-3's RoPE frequency scaling (Llama 3.1/3.2, `rope_type: "llama3"`): wavelengths longer than
+/// original_max_position_embeddings / low_freq_factor are slowed by `factor`, those shorter than
+/// … / high_freq_factor are kept, and the band between is interpolated, as transformers'
+/// `_compute_llama3_parameters` does (in float32).
+public struct Llama3RopeScaling: Codable, Equatable, Sendable {
+    public var factor: Double
+    public var lowFreqFactor: Double
+    public var highFreqFactor: Double
+    public var originalMaxPositions: Int
+
+    public init(factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositions: Int) {
+        self.factor = factor
+        self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor
+        self.originalMaxPositions = originalMaxPositions
+    }
+
+    /// The D/2 scaled inverse frequencies.
+    public func inverseFrequencies(headDim: Int, base: Double) -> [Float] {
+        let (factor, low, high, old) = (Float(self.factor), Float(lowFreqFactor), Float(highFreqFactor), Float(originalMaxPositions))
+        let lowWavelen = old / low, highWavelen = old / high
+        return (0..<(headDim / 2)).map { i in
+            let invFreq = Float(1.0 / Foundation.pow(base, Double(2 * i) / Double(headDim)))
+            let wavelen = 2 * Float.pi / invFreq
+            if wavelen > lowWavelen { return invFreq / factor }
+            if wavelen < highWavelen { return invFreq }
+            let smooth = (old / wavelen - low) / (high - low)
+            return (1 - smooth) * invFreq / factor + smooth * invFreq
+        }
     }
 }
 

@@ -2,8 +2,10 @@
 // Config, then the block, then the policy with its two forwards: the recorded one for training, and
 // the KV-cached one for sampling. Both run the same ops on the same weights and give the same logits.
 //
-// Dimensions: B batch, T time, C = d_model, H heads, D = C/H head size, F ff size, V vocabulary,
-// S sequences being sampled, L new tokens in a cached step.
+// Dimensions: B batch, T time, C = d_model, H heads, K key/value heads (K = H: multi-head attention;
+// K < H: grouped-query attention, Ainslie et al. 2023, query head h reading kv head h / (H/K)),
+// D head size (C/H unless set), F ff size, V vocabulary, S sequences being sampled, L new tokens in
+// a cached step.
 
 import Autograd
 import Foundation
@@ -36,6 +38,14 @@ public struct PolicyConfig: Codable, Equatable, Sendable {
     public var mla: MLAConfig? = nil
     /// Mixture-of-experts feed-forward (nil: dense SwiGLU everywhere); needs `mla`.
     public var moe: MoEConfig? = nil
+    /// K key/value heads (nil: K = H). Fewer than `heads` is grouped-query attention.
+    public var kvHeads: Int?
+    /// D when it is not dModel / heads (HF's head_dim); nil: dModel / heads.
+    public var headSize: Int?
+    /// Biases on the q, k and v projections (Qwen2); nil or false: none.
+    public var qkvBias: Bool?
+    /// Llama-3 RoPE frequency scaling (Llama 3.1/3.2); nil: plain RoPE.
+    public var ropeScaling: Llama3RopeScaling?
 
     public init(vocabSize: Int, dModel: Int, layers: Int, heads: Int, ffDim: Int, maxContext: Int,
                 ropeTheta: Double = 10_000, rmsEps: Float = 1e-5, tieEmbeddings: Bool = false, initStd: Float = 0.02) {
@@ -51,15 +61,21 @@ public struct PolicyConfig: Codable, Equatable, Sendable {
         self.initStd = initStd
     }
 
-    public var headDim: Int { dModel / heads }
+    /// D, the width of one head.
+    public var headDim: Int { headSize ?? dModel / heads }
+    /// K, the key/value heads.
+    public var kvHeadCount: Int { kvHeads ?? heads }
+    /// Whether q, k and v carry biases.
+    public var hasQKVBias: Bool { qkvBias ?? false }
 
     /// Checks the sizes fit together; the message names the field.
     public func validate() throws {
         func need(_ ok: Bool, _ msg: String) throws { if !ok { throw PolicyError.invalidConfig(msg) } }
         try need(vocabSize > 0, "vocab_size must be positive")
         try need(dModel > 0 && layers > 0 && heads > 0 && ffDim > 0, "d_model, layers, heads and ff must be positive")
-        try need(dModel % heads == 0, "d_model (\(dModel)) must be a multiple of heads (\(heads))")
-        try need(headDim % 2 == 0, "head size d_model/heads = \(headDim) must be even for RoPE")
+        try need(headSize != nil || dModel % heads == 0, "d_model (\(dModel)) must be a multiple of heads (\(heads))")
+        try need(headDim > 0 && headDim % 2 == 0, "head size \(headDim) must be positive and even for RoPE")
+        try need(kvHeadCount > 0 && heads % kvHeadCount == 0, "kv heads (\(kvHeadCount)) must divide heads (\(heads))")
         try need(maxContext > 1, "max_context must be at least 2")
         try validateDeepseek()
     }
@@ -67,7 +83,8 @@ public struct PolicyConfig: Codable, Equatable, Sendable {
     /// Parameters, counting a tied head once.
     public var parameterCount: Int {
         if isDeepseek { return deepseekTensorSpecs().filter(\.trainable).map { $0.spec.shape.reduce(1, *) }.reduce(0, +) }
-        let block = 2 * dModel + 4 * dModel * dModel + 3 * dModel * ffDim
+        let (q, kv) = (heads * headDim, kvHeadCount * headDim)
+        let block = 2 * dModel + 2 * dModel * (q + kv) + 3 * dModel * ffDim + (hasQKVBias ? q + 2 * kv : 0)
         return vocabSize * dModel * (tieEmbeddings ? 1 : 2) + layers * block + dModel
     }
 }
@@ -86,7 +103,10 @@ public enum PolicyError: Error, CustomStringConvertible {
 /// One decoder block's weights, in Hugging Face layouts (linear weights are (out, in)).
 public final class Block {
     public let attnNorm: Tensor   // (C)
-    public let wq, wk, wv, wo: Tensor  // (C, C)
+    public let wq: Tensor         // (H·D, C)
+    public let wk, wv: Tensor     // (K·D, C)
+    public let wo: Tensor         // (C, H·D)
+    public let bq, bk, bv: Tensor?  // (H·D), (K·D), (K·D): Qwen2's biases, else nil
     public let mlpNorm: Tensor    // (C)
     public let wGate, wUp: Tensor  // (F, C)
     public let wDown: Tensor      // (C, F)
@@ -94,10 +114,14 @@ public final class Block {
     /// Weights from `make(HF name suffix, shape)`.
     init(_ c: PolicyConfig, make: (String, [Int]) throws -> Tensor) rethrows {
         attnNorm = try make("input_layernorm.weight", [c.dModel])
-        wq = try make("self_attn.q_proj.weight", [c.dModel, c.dModel])
-        wk = try make("self_attn.k_proj.weight", [c.dModel, c.dModel])
-        wv = try make("self_attn.v_proj.weight", [c.dModel, c.dModel])
-        wo = try make("self_attn.o_proj.weight", [c.dModel, c.dModel])
+        let (q, kv) = (c.heads * c.headDim, c.kvHeadCount * c.headDim)
+        wq = try make("self_attn.q_proj.weight", [q, c.dModel])
+        wk = try make("self_attn.k_proj.weight", [kv, c.dModel])
+        wv = try make("self_attn.v_proj.weight", [kv, c.dModel])
+        wo = try make("self_attn.o_proj.weight", [c.dModel, q])
+        bq = c.hasQKVBias ? try make("self_attn.q_proj.bias", [q]) : nil
+        bk = c.hasQKVBias ? try make("self_attn.k_proj.bias", [kv]) : nil
+        bv = c.hasQKVBias ? try make("self_attn.v_proj.bias", [kv]) : nil
         mlpNorm = try make("post_attention_layernorm.weight", [c.dModel])
         wGate = try make("mlp.gate_proj.weight", [c.ffDim, c.dModel])
         wUp = try make("mlp.up_proj.weight", [c.ffDim, c.dModel])
@@ -107,9 +131,17 @@ public final class Block {
     /// (HF name suffix, tensor) pairs.
     var named: [(String, Tensor)] {
         [("input_layernorm.weight", attnNorm), ("self_attn.q_proj.weight", wq), ("self_attn.k_proj.weight", wk),
-         ("self_attn.v_proj.weight", wv), ("self_attn.o_proj.weight", wo),
-         ("post_attention_layernorm.weight", mlpNorm), ("mlp.gate_proj.weight", wGate),
-         ("mlp.up_proj.weight", wUp), ("mlp.down_proj.weight", wDown)]
+         ("self_attn.v_proj.weight", wv), ("self_attn.o_proj.weight", wo)]
+            + [("self_attn.q_proj.bias", bq), ("self_attn.k_proj.bias", bk), ("self_attn.v_proj.bias", bv)]
+            .compactMap { name, t in t.map { (name, $0) } }
+            + [("post_attention_layernorm.weight", mlpNorm), ("mlp.gate_proj.weight", wGate),
+               ("mlp.up_proj.weight", wUp), ("mlp.down_proj.weight", wDown)]
+    }
+
+    /// h·Wᵀ (+ b): (N, C) → (N, out).
+    static func project(_ h: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor {
+        let y = Tensor.matmul(h, w, transposeB: true)
+        return b.map { y + $0 } ?? y
     }
 
     /// The SwiGLU MLP on normed input h (N, C) → (N, C).
@@ -139,9 +171,9 @@ public final class Policy {
     public convenience init(config: PolicyConfig, rng: inout RNG) {
         var r = rng
         self.init(config: config) { name, shape in
-            name.hasSuffix("norm.weight")
-                ? Tensor(shape: shape, repeating: 1, requiresGrad: true)
-                : name.hasSuffix("e_score_correction_bias") ? Tensor.zeros(shape)
+            name.hasSuffix("e_score_correction_bias") ? Tensor.zeros(shape)
+                : name.hasSuffix("norm.weight") || name.hasSuffix(".bias")
+                ? Tensor(shape: shape, repeating: name.hasSuffix(".bias") ? 0 : 1, requiresGrad: true)
                 : Tensor.randn(shape, std: config.initStd, rng: &r, requiresGrad: true)
         }
         rng = r
@@ -158,7 +190,8 @@ public final class Policy {
         latentRope = config.mla.map { RoPETable(headDim: $0.qkRopeHeadDim, base: config.ropeTheta, maxPositions: config.maxContext) }
         norm = try make("model.norm.weight", [config.dModel])
         head = config.tieEmbeddings ? nil : try make("lm_head.weight", [config.vocabSize, config.dModel])
-        rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxContext)
+        rope = RoPETable(headDim: config.headDim, base: config.ropeTheta, maxPositions: config.maxContext,
+                         inverseFrequencies: config.ropeScaling?.inverseFrequencies(headDim: config.headDim, base: config.ropeTheta))
     }
 
     /// The LM head weight (the embedding when tied).
@@ -190,7 +223,7 @@ public final class Policy {
         precondition(ids.count == b * t, "\(ids.count) ids for batch \(b) × time \(t)")
         precondition(t <= config.maxContext, "sequence of \(t) tokens exceeds max_context \(config.maxContext)")
         if config.isDeepseek { return latentForward(ids: ids, batch: b, time: t, keyStart: keyStart) }
-        let c = config.dModel, h = config.heads, d = config.headDim
+        let h = config.heads, kv = config.kvHeadCount, d = config.headDim
         var positions = [Int32](repeating: 0, count: b * t)
         for r in 0..<b {
             let pad = keyStart?[r] ?? 0
@@ -199,12 +232,18 @@ public final class Policy {
         var x = Tensor.embedding(embed, ids: ids)  // (B·T, C)
         for blk in blocks {
             let hn = Tensor.rmsNorm(x, weight: blk.attnNorm, eps: config.rmsEps)
-            func heads(_ w: Tensor, rotate: Bool) -> Tensor {
-                let p = Tensor.matmul(hn, w, transposeB: true).reshaped([b, t, h, d])
-                return (rotate ? Tensor.rope(p, positions: positions, table: rope) : p).transposed(1, 2)  // (B, H, T, D)
+            func heads(_ w: Tensor, _ bias: Tensor?, _ n: Int, rotate: Bool) -> Tensor {
+                var p = Block.project(hn, w, bias).reshaped([b, t, n, d])
+                if rotate { p = Tensor.rope(p, positions: positions, table: rope) }
+                if n < h {  // GQA: repeat each kv head H/K times, as HF's repeat_kv does
+                    let one = p.reshaped([b, t, n, 1, d])
+                    p = Tensor.concat(Array(repeating: one, count: h / n), axis: 3).reshaped([b, t, h, d])
+                }
+                return p.transposed(1, 2)  // (B, H, T, D)
             }
-            let q = heads(blk.wq, rotate: true), k = heads(blk.wk, rotate: true), v = heads(blk.wv, rotate: false)
-            let a = Tensor.causalAttention(q, k, v, keyStart: keyStart).transposed(1, 2).reshaped([b * t, c])
+            let q = heads(blk.wq, blk.bq, h, rotate: true), k = heads(blk.wk, blk.bk, kv, rotate: true)
+            let v = heads(blk.wv, blk.bv, kv, rotate: false)
+            let a = Tensor.causalAttention(q, k, v, keyStart: keyStart).transposed(1, 2).reshaped([b * t, h * d])
             x = x + Tensor.matmul(a, blk.wo, transposeB: true)
             x = x + blk.mlp(Tensor.rmsNorm(x, weight: blk.mlpNorm, eps: config.rmsEps))
         }
@@ -215,8 +254,9 @@ public final class Policy {
 
 // MARK: - KV-cached forward (no tape)
 
-/// Keys and values of S left-padded sequences, per layer (S, H, capacity, D), all sequences at the
-/// same length. `keyStart[s]` is sequence s's left padding.
+/// Keys and values of S left-padded sequences, per layer (S, K, capacity, D): one slot per kv head,
+/// so grouped-query attention caches H/K times less. All sequences are at the same length.
+/// `keyStart[s]` is sequence s's left padding.
 public final class KVCache {
     public let seqs: Int, heads: Int, headDim: Int, capacity: Int
     public let keyStart: [Int]
@@ -229,11 +269,11 @@ public final class KVCache {
     public init(config: PolicyConfig, seqs: Int, capacity: Int, keyStart: [Int]) {
         precondition(keyStart.count == seqs)
         self.seqs = seqs
-        heads = config.heads
+        heads = config.kvHeadCount
         headDim = config.headDim
         self.capacity = capacity
         self.keyStart = keyStart
-        let n = seqs * config.heads * capacity * config.headDim
+        let n = seqs * heads * capacity * config.headDim
         let mhaLayers = config.isDeepseek ? 0 : config.layers
         k = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
         v = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
@@ -257,7 +297,8 @@ extension Policy {
     public func step(_ ids: [Int32], tokensPerSeq l: Int, cache: KVCache, allPositions: Bool = false) -> Tensor {
         Autograd.noGrad {
             if config.isDeepseek { return latentStep(ids, tokensPerSeq: l, cache: cache, allPositions: allPositions) }
-            let s = cache.seqs, c = config.dModel, h = config.heads, d = config.headDim
+            let s = cache.seqs, h = config.heads, kvh = config.kvHeadCount, d = config.headDim
+            let qw = h * d, kw = kvh * d, rep = h / kvh
             let t0 = cache.length
             precondition(ids.count == s * l && t0 + l <= cache.capacity, "cache overflow: \(t0) + \(l) > \(cache.capacity)")
             var positions = [Int32](repeating: 0, count: s * l)
@@ -267,29 +308,30 @@ extension Policy {
             let cap = cache.capacity
             for (layer, blk) in blocks.enumerated() {
                 let hn = Tensor.rmsNorm(x, weight: blk.attnNorm, eps: config.rmsEps)
-                let q = Tensor.rope(Tensor.matmul(hn, blk.wq, transposeB: true).reshaped([s, l, h, d]), positions: positions, table: rope)
-                let k = Tensor.rope(Tensor.matmul(hn, blk.wk, transposeB: true).reshaped([s, l, h, d]), positions: positions, table: rope)
-                let v = Tensor.matmul(hn, blk.wv, transposeB: true)
+                let q = Tensor.rope(Block.project(hn, blk.wq, blk.bq).reshaped([s, l, h, d]), positions: positions, table: rope)
+                let k = Tensor.rope(Block.project(hn, blk.wk, blk.bk).reshaped([s, l, kvh, d]), positions: positions, table: rope)
+                let v = Block.project(hn, blk.wv, blk.bv)
                 let kc = cache.k[layer], vc = cache.v[layer]
-                // Append: (S, L, H, D) → cache slots t0..<t0+L of (S, H, cap, D).
+                // Append: (S, L, K, D) → cache slots t0..<t0+L of (S, K, cap, D).
                 for r in 0..<s {
                     for i in 0..<l {
-                        for hh in 0..<h {
-                            let src = (r * l + i) * c + hh * d, dst = ((r * h + hh) * cap + t0 + i) * d
+                        for hh in 0..<kvh {
+                            let src = (r * l + i) * kw + hh * d, dst = ((r * kvh + hh) * cap + t0 + i) * d
                             (kc + dst).update(from: k.data + src, count: d)
                             (vc + dst).update(from: v.data + src, count: d)
                         }
                     }
                 }
-                let att = Tensor(uninitialized: [s * l, c])
+                let att = Tensor(uninitialized: [s * l, qw])
                 let qd = q.data, od = att.data
                 Parallel.forRanges(s * h, cost: l * (t0 + l) * d * 4) { range in
                     var p = [Float](repeating: 0, count: t0 + l)
                     for sh in range {
                         let r = sh / h, hh = sh % h, start = cache.keyStart[r]
-                        let kb = kc + sh * cap * d, vb = vc + sh * cap * d
+                        let kvIndex = r * kvh + hh / rep  // GQA: query head hh reads kv head hh / (H/K)
+                        let kb = kc + kvIndex * cap * d, vb = vc + kvIndex * cap * d
                         for i in 0..<l {
-                            let qi = qd + (r * l + i) * c + hh * d, oi = od + (r * l + i) * c + hh * d
+                            let qi = qd + (r * l + i) * qw + hh * d, oi = od + (r * l + i) * qw + hh * d
                             let end = t0 + i  // causal: keys start...end
                             oi.update(repeating: 0, count: d)
                             if start > end { continue }
@@ -313,6 +355,7 @@ extension Policy {
             }
             cache.advance(l)
             if !allPositions && l > 1 {
+                let c = config.dModel
                 let last = Tensor(uninitialized: [s, c])
                 for r in 0..<s { (last.data + r * c).update(from: x.data + (r * l + l - 1) * c, count: c) }
                 x = last

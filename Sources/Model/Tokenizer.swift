@@ -1,6 +1,7 @@
 // Tokenizers. Ponder's text layout (DESIGN.md, Conventions) needs BOS, EOS, PAD and the four R1 tags
 // as single tokens; everything else is characters. `CharTokenizer` is the character-level tokenizer;
-// a byte-level BPE can later conform to the same `Tokenizer` protocol.
+// `BPETokenizer` (BPETokenizer.swift) reads an imported model's byte-level BPE, where the tags may be
+// plain text.
 //
 // Text is handled as Unicode scalars (code points), not Swift `Character`s, because the Hugging Face
 // `tokenizers` library splits by code point: "\r\n" is one Character but two tokens.
@@ -17,8 +18,13 @@ public protocol Tokenizer: Sendable {
     var eos: Int { get }
     /// Padding: fills batches; never attended to.
     var pad: Int { get }
-    /// The ids of `<think>`, `</think>`, `<answer>` and `</answer>`.
-    var tags: ReasoningTags { get }
+    /// Ids that end a completion: EOS, and `</answer>` where it is one token (the R1 template is
+    /// complete there); an imported chat model adds its end-of-turn token.
+    var stopTokens: Set<Int32> { get }
+    /// Ids that start every plain prompt (BOS, or nothing for models trained without one).
+    var promptPrefix: [Int] { get }
+    /// Token ids of a problem's prompt; the default is Ponder's plain layout (`promptPrefix` + text + "\n").
+    func encodePrompt(_ text: String) throws -> [Int]
     /// The ids of `text`; added tokens (specials and tags) are recognised greedily, longest first.
     /// Adds no BOS or EOS. Throws `TokenizerError.unknownCharacter` for text outside the vocabulary.
     func encode(_ text: String) throws -> [Int]
@@ -77,7 +83,12 @@ public struct CharTokenizer: Tokenizer, Equatable {
     public var pad: Int { 0 }
     public var bos: Int { 1 }
     public var eos: Int { 2 }
+    /// The ids of `<think>`, `</think>`, `<answer>` and `</answer>`.
     public var tags: ReasoningTags { ReasoningTags(thinkStart: 3, thinkEnd: 4, answerStart: 5, answerEnd: 6) }
+    /// EOS and `</answer>`.
+    public var stopTokens: Set<Int32> { [Int32(eos), Int32(tags.answerEnd)] }
+    /// BOS.
+    public var promptPrefix: [Int] { [bos] }
 
     /// A tokenizer over `alphabet` (sorted and deduplicated here).
     public init(alphabet: [Unicode.Scalar] = CharTokenizer.defaultAlphabet) {
@@ -255,8 +266,5 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
 
 extension Tokenizer {
     /// Token ids of a prompt in Ponder's layout (DESIGN.md): BOS + problem text + "\n".
-    public func encodePrompt(_ text: String) throws -> [Int] { [bos] + (try encode(text + "\n")) }
-
-    /// The tokens that end a completion: EOS, and `</answer>` (the R1 template is complete there).
-    public var stopTokens: Set<Int32> { [Int32(eos), Int32(tags.answerEnd)] }
+    public func encodePrompt(_ text: String) throws -> [Int] { promptPrefix + (try encode(text + "\n")) }
 }

@@ -112,6 +112,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var curriculum = Curriculum.Config()
         /// Folder of held-out test sets, never served for training.
         public var datasets = "datasets"
+        /// Prompt layout: plain (BOS + problem + newline), or a chat template for an imported chat model: chat (ChatML or Llama-3, whichever the tokenizer has), chatml, llama3.
+        public var promptFormat = "plain"
     }
 
     public struct SFTSection: Codable, Equatable, Sendable {
@@ -283,6 +285,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(data.weights.isEmpty || data.weights.count == data.families.count, "data.weights",
                  "needs one weight per family (\(data.families.count)), or none")
         do { try data.curriculum.validate() } catch { throw ConfigError(file: nil, key: "data.curriculum", message: "\(error)") }
+        try need(PromptFormat(rawValue: data.promptFormat) != nil, "data.prompt_format",
+                 "is '\(data.promptFormat)'; use \(PromptFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         try need(sft.steps >= 0, "sft.steps", "must be 0 or more")
         try need(sft.steps == 0 || (sft.numTraces > 0 && sft.batchSize > 0), "sft.num_traces", "and sft.batch_size must be positive when sft.steps > 0")
         try need(grpo.steps >= 0, "grpo.steps", "must be 0 or more")

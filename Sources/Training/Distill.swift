@@ -90,7 +90,7 @@ public enum Distill {
     /// of `promptsPerBatch` prompts), keeps the accepted ones (distinct texts first, at most
     /// keep_per_problem each) and counts per family. Deterministic in `rng`.
     public static func collect(
-        teacher: Policy, tokenizer: CharTokenizer, problems: [Problem], config: TrainConfig,
+        teacher: Policy, tokenizer: any Tokenizer, problems: [Problem], config: TrainConfig,
         teacherName: String, promptsPerBatch: Int = 16, rng: inout RNG,
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> DistillResult {
@@ -134,8 +134,9 @@ public enum Distill {
         return result
     }
 
-    /// SFT examples from kept traces: prompt, the teacher's completion, EOS.
-    public static func examples(_ traces: [DistilledTrace], tokenizer: CharTokenizer) throws -> [SFTExample] {
+    /// SFT examples from kept traces: prompt, the teacher's completion, EOS. Traces are text, so the
+    /// student may use another tokenizer than the teacher, as long as it can spell the text.
+    public static func examples(_ traces: [DistilledTrace], tokenizer: any Tokenizer) throws -> [SFTExample] {
         try traces.map { t in
             let prompt = try tokenizer.encodePrompt(t.prompt)
             let completion = try tokenizer.encode(t.completion) + [tokenizer.eos]

@@ -258,7 +258,7 @@ public enum Evaluator {
     /// With a `communicator` of several ranks, each rank samples and grades its share of the problems,
     /// and every rank returns the whole report.
     public static func evaluate(
-        policy: Policy, tokenizer: CharTokenizer, problems: [Problem], options: EvalOptions,
+        policy: Policy, tokenizer: any Tokenizer, problems: [Problem], options: EvalOptions,
         communicator: Communicator = .single, progress: ((Int, Int) -> Void)? = nil
     ) throws -> EvalReport {
         try options.validate()

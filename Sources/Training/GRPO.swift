@@ -23,12 +23,12 @@ public struct GRPOStepResult {
 
 public struct GRPOStep {
     public let config: TrainConfig
-    public let tokenizer: CharTokenizer
+    public let tokenizer: any Tokenizer
     public let rewards: RewardSet
     /// Tokens every completion must reach before a stop token ends it (benchmarks fix the length).
     public var minNewTokens = 0
 
-    public init(config: TrainConfig, tokenizer: CharTokenizer, rewards: RewardSet) {
+    public init(config: TrainConfig, tokenizer: any Tokenizer, rewards: RewardSet) {
         self.config = config
         self.tokenizer = tokenizer
         self.rewards = rewards

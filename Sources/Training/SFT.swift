@@ -41,7 +41,7 @@ public enum SFT {
     public static func targetCount(_ ex: SFTExample) -> Int { ex.ids.count - ex.promptLength }
 
     /// Prompt + teacher completion + EOS, tokenised.
-    public static func example(_ p: Problem, tokenizer: CharTokenizer) throws -> SFTExample {
+    public static func example(_ p: Problem, tokenizer: any Tokenizer) throws -> SFTExample {
         let prompt = try tokenizer.encodePrompt(p.prompt)
         let completion = try tokenizer.encode(p.teacherCompletion) + [tokenizer.eos]
         return SFTExample(ids: (prompt + completion).map(Int32.init), promptLength: prompt.count)

@@ -39,7 +39,10 @@ public protocol TrainerConsole: AnyObject {
 public final class Trainer {
     public let config: TrainConfig
     public let runDirectory: URL
-    public let tokenizer = CharTokenizer()
+    /// The model's tokenizer, laid out in `data.prompt_format` (prompts, SFT traces, sampling).
+    public let tokenizer: any Tokenizer
+    /// The model's own tokenizer, written into checkpoints.
+    let baseTokenizer: any Tokenizer
     public private(set) var policy: Policy
     public private(set) var state: TrainerState
     /// The processes of a data-parallel run; rank 0 alone writes the run folder.
@@ -68,10 +71,10 @@ public final class Trainer {
 
     /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint. Under
     /// data parallelism every rank calls this with the same config and run folder, and every rank
-    /// loads the same checkpoint. `sftExamples` replaces the task solvers' traces as the SFT set
-    /// (distillation's kept teacher completions).
+    /// loads the same checkpoint. `sftTraces` replaces the task solvers' traces as the SFT set
+    /// (distillation's kept teacher completions, tokenised with this run's tokenizer).
     public init(config: TrainConfig, runDirectory: URL, resume: Bool, console: TrainerConsole? = nil,
-                sftExamples: [SFTExample]? = nil, communicator: Communicator = .single) throws {
+                sftTraces: [DistilledTrace]? = nil, communicator: Communicator = .single) throws {
         self.config = config
         self.runDirectory = runDirectory
         self.console = console
@@ -84,16 +87,32 @@ public final class Trainer {
             throw ConfigError(file: nil, key: "data.datasets", message: "names '\(datasets.path)', which does not exist; run `ponder tasks generate` or point it at the datasets folder")
         }
         heldOut = try HeldOutSet.load(directory: datasets)
+        // The weights and tokenizer: the newest checkpoint on resume, else model.from, else fresh.
+        let latest = resume ? Checkpoints.latest(in: runDirectory) : nil
+        var loaded: (policy: Policy, tokenizer: any Tokenizer)?
+        if let latest {
+            let l = try Checkpoint.load(from: latest.url)
+            loaded = (l.policy, l.tokenizer)
+        } else if !config.model.from.isEmpty {
+            let l = try Checkpoint.load(from: URL(fileURLWithPath: config.model.from))
+            loaded = (l.policy, l.tokenizer)
+        }
+        baseTokenizer = loaded?.tokenizer ?? CharTokenizer()
+        do {
+            tokenizer = try PromptFormat(rawValue: config.data.promptFormat)!.apply(to: baseTokenizer)
+        } catch {
+            throw ConfigError(file: nil, key: "data.prompt_format", message: "\(error)")
+        }
         rewards = try RewardSet(config: config.grpo.rewards)
         evalProblems = try Self.evalProblems(config)
-        if let sftExamples {
-            traces = sftExamples
+        if let sftTraces {
+            traces = try Distill.examples(sftTraces, tokenizer: tokenizer)
         } else {
             let traceProblems = SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
                                            seed: config.seed, heldOut: heldOut)
             traces = try traceProblems.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
         }
-        if config.sft.steps > 0 && traces.isEmpty && sftExamples != nil {
+        if config.sft.steps > 0 && traces.isEmpty && sftTraces != nil {
             throw ConfigError(file: nil, key: "sft.steps", message: "has no examples to train on: the teacher kept no completions (raise distill.samples_per_problem or distill.problems, or use a stronger teacher)")
         }
         if config.sft.steps > 0 && traces.isEmpty {
@@ -102,10 +121,8 @@ public final class Trainer {
         sampler = try TrainingSampler(families: config.data.families, weights: config.data.weights.isEmpty ? nil : config.data.weights,
                                       seed: config.seed, heldOut: heldOut, curriculum: config.data.curriculum)
 
-        let latest = resume ? Checkpoints.latest(in: runDirectory) : nil
         if resume && latest == nil { console?.message("no complete checkpoint in \(runDirectory.path): starting fresh") }
-        if let latest {
-            let loaded = try Checkpoint.load(from: latest.url)
+        if let latest, let loaded {
             policy = loaded.policy
             state = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: latest.url.appendingPathComponent("trainer_state.json")))
             optimizer = AdamW(policy.parameters, lr: 0)
@@ -114,8 +131,8 @@ public final class Trainer {
             if let s = state.sampler { sampler.state = s }
             console?.message("resuming from \(latest.url.lastPathComponent) (step \(state.step) of \(config.sft.steps + config.grpo.steps))")
         } else {
-            if !config.model.from.isEmpty {
-                policy = try Checkpoint.load(from: URL(fileURLWithPath: config.model.from)).policy
+            if let loaded {
+                policy = loaded.policy
             } else {
                 var initRNG = RNG(seed: config.seed, stream: "init")
                 policy = Policy(config: config.policyConfig(vocabSize: tokenizer.vocabSize), rng: &initRNG)
@@ -359,7 +376,7 @@ public final class Trainer {
         try fm.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
         let tmp = folder.deletingLastPathComponent().appendingPathComponent(".tmp-\(folder.lastPathComponent)-\(getpid())")
         try? fm.removeItem(at: tmp)
-        try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: tmp, metadata: ["step": "\(state.step)"])
+        try Checkpoint.save(policy: policy, tokenizer: baseTokenizer, to: tmp, metadata: ["step": "\(state.step)"])
         var opt = SafeTensorsFile(metadata: ["step": "\(optimizer.step)"])
         for (k, v) in optimizer.stateArrays() { opt.tensors[k] = StoredTensor(shape: [v.count], data: v) }
         try opt.write(to: tmp.appendingPathComponent("optimizer.safetensors"))

@@ -162,6 +162,8 @@ struct BenchGRPO: ParsableCommand {
     @Option(help: "New tokens per completion (exactly, as the peer's min_new_tokens).") var new = 128
     @Option(help: "KL coefficient (a reference pass runs when > 0).") var beta: Float = 0.04
     @Option(help: "Timed steps after one warm-up step.") var steps = 4
+    @Option(help: "Hugging Face or Ponder model folder to load instead of a fresh d/layers/heads/ff model.") var from: String?
+    @Option(help: "Prompt layout (plain, chat, chatml, llama3).") var promptFormat = "plain"
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -179,11 +181,21 @@ struct BenchGRPO: ParsableCommand {
         cfg.grpo.learningRate = 1e-4
         cfg.grpo.rewards = RewardConfig(weights: ["correctness": 1, "format": 1])
         try cfg.validate()
-        let tokenizer = CharTokenizer()
-        var rng = RNG(seed: 0, stream: "init")
-        let policy = Policy(config: cfg.policyConfig(vocabSize: tokenizer.vocabSize), rng: &rng)
-        var refRNG = RNG(seed: 0, stream: "init")
-        let reference = Policy(config: policy.config, rng: &refRNG)
+        cfg.data.promptFormat = promptFormat
+        let tokenizer: any Tokenizer
+        let policy: Policy, reference: Policy
+        if let from {
+            let loaded = try Checkpoint.load(from: URL(fileURLWithPath: from))
+            tokenizer = try PromptFormat(rawValue: promptFormat).map { try $0.apply(to: loaded.tokenizer) } ?? loaded.tokenizer
+            policy = loaded.policy
+            reference = beta > 0 ? try Checkpoint.load(from: URL(fileURLWithPath: from)).policy : policy
+        } else {
+            tokenizer = CharTokenizer()
+            var rng = RNG(seed: 0, stream: "init")
+            policy = Policy(config: cfg.policyConfig(vocabSize: tokenizer.vocabSize), rng: &rng)
+            var refRNG = RNG(seed: 0, stream: "init")
+            reference = Policy(config: policy.config, rng: &refRNG)
+        }
         let optimizer = AdamW(policy.parameters, lr: cfg.grpo.learningRate)
         var step = GRPOStep(config: cfg, tokenizer: tokenizer, rewards: try RewardSet(config: cfg.grpo.rewards))
         step.minNewTokens = new
@@ -213,11 +225,11 @@ struct BenchGRPO: ParsableCommand {
         let completions = Double(prompts * g)
         if json {
             print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\"}",
-                         policy.config.parameterCount, d, layers, prompts, g, new, median, completions / median,
+                         policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, completions / median,
                          completions * Double(new) / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString))
         } else {
             print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s): median %.3f s over %d steps (%.1f completions/s; gradient sum %.4f s)",
-                         d, layers, prompts, g, new, beta, comm.size, Parallel.threads, median, times.count, completions / median, reduce))
+                         policy.config.dModel, policy.config.layers, prompts, g, new, beta, comm.size, Parallel.threads, median, times.count, completions / median, reduce))
         }
     }
 }

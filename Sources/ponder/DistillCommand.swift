@@ -28,22 +28,20 @@ struct DistillCommand: ParsableCommand {
         let (cfg, dir) = try Train.prepareRun(config: studentConfig, runDir: runDir, overrides: overrides, resume: resume, communicator: .single)
         let console = TerminalConsole()
         if cfg.threads > 0 { Parallel.threads = cfg.threads }
-        let tokenizer = CharTokenizer()
         var result: DistillResult
         if resume, let saved = try Distill.load(runDirectory: dir) {
             result = saved
             console.message("reusing \(saved.traces.count) kept traces from \(dir.appendingPathComponent(Distill.tracesFile).path)")
         } else {
-            result = try collect(cfg, tokenizer: tokenizer, console: console)
+            result = try collect(cfg, console: console)
             try Distill.save(result, runDirectory: dir)
         }
         print(Distill.table(result))
         if let e = result.teacherEval {
             console.message(String(format: "teacher held-out pass@1 %.3f (format %.3f)", e["eval/pass@1"] ?? 0, e["eval/format"] ?? 0))
         }
-        let examples = try Distill.examples(result.traces, tokenizer: tokenizer)
-        console.message("student: \(examples.count) kept completions as its SFT set | run folder: \(dir.path) | \(cfg.sft.steps) SFT + \(cfg.grpo.steps) GRPO steps")
-        let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console, sftExamples: examples)
+        console.message("student: \(result.traces.count) kept completions as its SFT set | run folder: \(dir.path) | \(cfg.sft.steps) SFT + \(cfg.grpo.steps) GRPO steps")
+        let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console, sftTraces: result.traces)
         console.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
         let end = try trainer.run()
         try Summary.printEnd(trainer: trainer, end: end, runDirectory: dir)
@@ -53,10 +51,15 @@ struct DistillCommand: ParsableCommand {
     }
 
     /// Loads and checks the teacher, optionally evaluates it, and rejection-samples its completions.
-    func collect(_ cfg: TrainConfig, tokenizer: CharTokenizer, console: TerminalConsole) throws -> DistillResult {
+    /// The teacher samples with its own tokenizer, in the student config's prompt format; kept
+    /// traces are text, which the student's tokenizer encodes again.
+    func collect(_ cfg: TrainConfig, console: TerminalConsole) throws -> DistillResult {
         let loaded = try Checkpoint.load(from: URL(fileURLWithPath: teacher))
-        guard loaded.tokenizer == tokenizer else {
-            throw ValidationError("\(teacher)/tokenizer.json is not the tokenizer the student uses (\(loaded.tokenizer.vocabSize) vs \(tokenizer.vocabSize) tokens); distillation needs a shared vocabulary")
+        let tokenizer: any Tokenizer
+        do {
+            tokenizer = try PromptFormat(rawValue: cfg.data.promptFormat)!.apply(to: loaded.tokenizer)
+        } catch {
+            throw ValidationError("data.prompt_format: \(error) (for the teacher \(teacher))")
         }
         let maxNew = cfg.distill.maxNewTokens > 0 ? cfg.distill.maxNewTokens : cfg.grpo.maxCompletionLength
         let heldOut = try HeldOutSet.load(directory: URL(fileURLWithPath: cfg.data.datasets))

@@ -8,7 +8,8 @@ struct Sample: ParsableCommand {
         abstract: "Print completions of a prompt from a checkpoint folder.")
 
     @Argument(help: "Checkpoint folder (model.safetensors, config.json, tokenizer.json).") var checkpoint: String
-    @Option(help: "Problem text; the prompt is BOS + text + newline.") var prompt: String
+    @Option(help: "Problem text; the prompt is BOS + text + newline (or the chat template with --prompt-format).") var prompt: String
+    @Option(help: "Prompt layout: plain, chat, chatml or llama3 (as data.prompt_format).") var promptFormat = "plain"
     @Flag(help: "Always take the most likely token.") var greedy = false
     @Option(help: "Sampling temperature.") var temperature: Float = 1
     @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: off).") var topK = 0
@@ -24,10 +25,14 @@ struct Sample: ParsableCommand {
         guard maxNew >= 1 else { throw ValidationError("--max-new must be at least 1") }
         guard temperature > 0 || greedy else { throw ValidationError("--temperature must be > 0 (or use --greedy)") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard PromptFormat(rawValue: promptFormat) != nil else {
+            throw ValidationError("--prompt-format must be one of \(PromptFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     func run() throws {
-        let (policy, tokenizer, _) = try Checkpoint.load(from: URL(fileURLWithPath: checkpoint))
+        let (policy, base, _) = try Checkpoint.load(from: URL(fileURLWithPath: checkpoint))
+        let tokenizer = try PromptFormat(rawValue: promptFormat)!.apply(to: base)
         let ids = try tokenizer.encodePrompt(prompt).map(Int32.init)
         let opts = SamplingOptions(temperature: temperature, topK: topK, topP: topP, minP: minP,
                                    maxNewTokens: min(maxNew, policy.config.maxContext - ids.count), greedy: greedy)

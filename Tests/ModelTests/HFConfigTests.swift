@@ -82,17 +82,17 @@ final class HFConfigTests: XCTestCase {
             "is true; Ponder's attention has no biases")
         try rejects(
             "{\(base),\"num_attention_heads\":4,\"rope_scaling\":{\"type\":\"linear\"}}", key: "rope_scaling",
-            "is set; Ponder supports unscaled RoPE only (rope_scaling: null)")
+            "has rope_type \"linear\"; Ponder supports \"default\" and \"llama3\" RoPE only")
         try rejects(
             "{\(base),\"num_attention_heads\":4,\"rope_parameters\":{\"rope_type\":\"yarn\"}}", key: "rope_parameters",
-            "has rope_type \"yarn\"; Ponder supports \"default\" RoPE only")
+            "has rope_type \"yarn\"; Ponder supports \"default\" and \"llama3\" RoPE only")
         try rejects(
             "{\(base),\"num_attention_heads\":4,\"pad_token_id\":50}", key: "pad_token_id",
             "is 50; it must be in 0..<50 (vocab_size)")
-        try rejects(#"{"model_type":"gpt2"}"#, key: "model_type", "is \"gpt2\"; Ponder reads \"llama\"")
+        try rejects(#"{"model_type":"gpt2"}"#, key: "model_type", "is \"gpt2\"; Ponder reads \"llama\" and \"qwen2\"")
         try rejects(
             "{\(base.replacingOccurrences(of: "llama", with: "mistral")),\"num_attention_heads\":4}",
-            key: "model_type", "is \"mistral\"; Ponder reads \"llama\"")
+            key: "model_type", "is \"mistral\"; Ponder reads \"llama\" and \"qwen2\"")
         try rejects("not json", key: nil, "is not valid JSON")
     }
 

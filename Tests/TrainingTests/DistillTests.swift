@@ -105,7 +105,7 @@ final class DistillTests: XCTestCase {
     func testATeacherThatKeptNothingIsAClearError() throws {
         let run = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-run-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: run) }
-        XCTAssertThrowsError(try Trainer(config: try TrainerTests.tinyConfig(), runDirectory: run, resume: false, sftExamples: [])) { error in
+        XCTAssertThrowsError(try Trainer(config: try TrainerTests.tinyConfig(), runDirectory: run, resume: false, sftTraces: [])) { error in
             XCTAssertEqual((error as? ConfigError)?.key, "sft.steps")
         }
     }
