@@ -43,7 +43,7 @@ public struct GRPOStep {
 
     /// Samples G completions for each of `problems` and scores them.
     public func generate(policy: Policy, problems: [Problem], rng: inout RNG) throws -> [ScoredCompletion] {
-        let prompts = try problems.map { try tokenizer.encodePrompt($0.prompt).map(Int32.init) }
+        let prompts = try encodePrompts(problems, policy: policy)
         let completions = Sampler.sample(policy: policy, prompts: prompts, group: config.grpo.numGenerations, options: options,
                                          stopTokens: tokenizer.stopTokens, padToken: Int32(tokenizer.pad), rng: &rng)
         return score(completions, problems)
@@ -52,10 +52,21 @@ public struct GRPOStep {
     /// Samples G completions for each of `problems`, problem p's group drawing from `rngs[p]` alone,
     /// and scores them.
     public func generate(policy: Policy, problems: [Problem], rngs: inout [RNG]) throws -> [ScoredCompletion] {
-        let prompts = try problems.map { try tokenizer.encodePrompt($0.prompt).map(Int32.init) }
+        let prompts = try encodePrompts(problems, policy: policy)
         let completions = Sampler.sample(policy: policy, prompts: prompts, group: config.grpo.numGenerations, options: options,
                                          stopTokens: tokenizer.stopTokens, padToken: Int32(tokenizer.pad), rngs: &rngs)
         return score(completions, problems)
+    }
+
+    /// The problems' prompt ids, checked to leave room for max_completion_length in the context
+    /// (release builds skip the sampler's own precondition).
+    func encodePrompts(_ problems: [Problem], policy: Policy) throws -> [[Int32]] {
+        let prompts = try problems.map { try tokenizer.encodePrompt($0.prompt).map(Int32.init) }
+        if let i = prompts.indices.max(by: { prompts[$0].count < prompts[$1].count }),
+           prompts[i].count + config.grpo.maxCompletionLength > policy.config.maxContext {
+            throw ConfigError(file: nil, key: "model.max_context", message: "is \(policy.config.maxContext) tokens, but problem \(problems[i].id) has a \(prompts[i].count)-token prompt and grpo.max_completion_length is \(config.grpo.maxCompletionLength): raise model.max_context, lower the completion length, or cap data.curriculum.max_level")
+        }
+        return prompts
     }
 
     func score(_ completions: [Completion], _ problems: [Problem]) -> [ScoredCompletion] {

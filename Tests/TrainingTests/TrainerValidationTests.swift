@@ -1,6 +1,9 @@
 // Run-time checks of a config against what it asks the model to do, caught before training starts.
 
 import Foundation
+import Autograd
+import Model
+import Tasks
 import Training
 import XCTest
 
@@ -19,5 +22,25 @@ final class TrainerValidationTests: XCTestCase {
         }
         cfg.sft.levels = [1]
         XCTAssertNoThrow(try Trainer(config: cfg, runDirectory: run, resume: false), "level-1 traces fit")
+    }
+}
+
+final class GRPOPromptLengthTests: XCTestCase {
+    func testAPromptThatLeavesNoRoomForTheCompletionIsAClearError() throws {
+        var cfg = try TrainerTests.tinyConfig()
+        cfg.grpo.maxCompletionLength = 40
+        let tokenizer = CharTokenizer()
+        var rng = RNG(seed: 1, stream: "init")
+        let policy = Policy(config: cfg.policyConfig(vocabSize: tokenizer.vocabSize), rng: &rng)  // max_context 64
+        let step = GRPOStep(config: cfg, tokenizer: tokenizer, rewards: try RewardSet())
+        let long = try XCTUnwrap(TaskRegistry.family(named: "add")).problem(seed: 1, stream: "t", level: 5, index: 0, id: "long")
+        XCTAssertGreaterThan(try tokenizer.encodePrompt(long.prompt).count + 40, 64, "the test needs a prompt that does not fit")
+        var srng = RNG(seed: 2, stream: "sampling")
+        XCTAssertThrowsError(try step.generate(policy: policy, problems: [long], rng: &srng)) { error in
+            XCTAssertEqual((error as? ConfigError)?.key, "model.max_context", "\(error)")
+            XCTAssertTrue("\(error)".contains("long"), "names the problem: \(error)")
+        }
+        let short = try XCTUnwrap(TaskRegistry.family(named: "add")).problem(seed: 1, stream: "t", level: 1, index: 0, id: "short")
+        XCTAssertEqual(try step.generate(policy: policy, problems: [short], rng: &srng).count, cfg.grpo.numGenerations)
     }
 }
