@@ -80,21 +80,29 @@ extension Tensor {
 
     /// Causal softmax attention: softmax(q·kᵀ/√D + mask)·v for q, k, v (B, H, T, D) → (B, H, T, D).
     /// `keyStart[b]` masks the first keys of batch row b (left padding); query rows before it give 0.
-    /// Fused so that the (T, T) scores are made once per head and only the probabilities are saved.
     public static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyStart: [Int]? = nil) -> Tensor {
         precondition(q.rank == 4 && q.shape == k.shape && k.shape == v.shape, "attention needs equal (B, H, T, D) shapes, got \(q.shape) \(k.shape) \(v.shape)")
-        let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        return causalAttention(q, k, v, scale: 1 / Float(q.shape[3]).squareRoot(), keyStart: keyStart)
+    }
+
+    /// Causal softmax attention softmax(q·kᵀ·scale + mask)·v for q, k (B, H, T, Dk) and v
+    /// (B, H, T, Dv) → (B, H, T, Dv). `keyStart[b]` masks the first keys of row b (left padding);
+    /// query rows before it give 0. MLA's values are narrower than its keys (DeepSeek-V3: Dk = 192,
+    /// Dv = 128), and its scale is 1/√Dk. Fused so that the (T, T) scores are made once per head and only the probabilities are saved;
+    /// heads are independent, so each thread takes whole (b, h) pairs with single-threaded sgemms.
+    public static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, keyStart: [Int]? = nil) -> Tensor {
+        precondition(q.rank == 4 && q.shape == k.shape && v.rank == 4 && Array(v.shape.prefix(3)) == Array(q.shape.prefix(3)),
+                     "attention needs q, k (B, H, T, Dk) and v (B, H, T, Dv), got \(q.shape) \(k.shape) \(v.shape)")
+        let (b, h, t, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), dv = v.shape[3]
         if let keyStart { precondition(keyStart.count == b, "keyStart needs \(b) entries") }
-        let scale = 1 / Float(d).squareRoot()
-        let out = Tensor(uninitialized: q.shape)
+        let out = Tensor(uninitialized: [b, h, t, dv])
         let probs = BufferPool.take(b * h * t * t)  // (B, H, T, T), saved
-        let tt = t * t, td = t * d
-        // Heads are independent: each thread takes whole (b, h) pairs, with single-threaded sgemms.
-        Parallel.forRanges(b * h, cost: 4 * tt * d) { range in
+        let tt = t * t, tdk = t * dk, tdv = t * dv
+        Parallel.forRanges(b * h, cost: 2 * tt * (dk + dv)) { range in
             for bh in range {
                 let p = probs + bh * tt
-                BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: d, alpha: scale,
-                           a: q.data + bh * td, lda: d, b: k.data + bh * td, ldb: d, beta: 0, c: p, ldc: t)
+                BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: dk, alpha: scale,
+                           a: q.data + bh * tdk, lda: dk, b: k.data + bh * tdk, ldb: dk, beta: 0, c: p, ldc: t)
                 let start = keyStart?[bh / h] ?? 0
                 for i in 0..<t {
                     let row = p + i * t
@@ -109,32 +117,31 @@ extension Tensor {
                     for j in start...i { row[j] *= inv }
                     for j in (i + 1)..<t { row[j] = 0 }
                 }
-                BLAS.sgemm(transA: false, transB: false, m: t, n: d, k: t,
-                           a: p, lda: t, b: v.data + bh * td, ldb: d, beta: 0, c: out.data + bh * td, ldc: d)
+                BLAS.sgemm(transA: false, transB: false, m: t, n: dv, k: t,
+                           a: p, lda: t, b: v.data + bh * tdv, ldb: dv, beta: 0, c: out.data + bh * tdv, ldc: dv)
             }
         }
         let saved = ProbsBuffer(probs, count: b * h * t * t)
         if Autograd.needsGrad(out, q, k, v) {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
-                // Each head's block of dQ, dK and dV is written by one gemm: new buffers take beta 0.
                 let gq = q.requiresGrad ? q.storage.gradForOverwrite() : nil
                 let gk = k.requiresGrad ? k.storage.gradForOverwrite() : nil
                 let gv = v.requiresGrad ? v.storage.gradForOverwrite() : nil
-                Parallel.forRanges(b * h, cost: 8 * tt * d) { range in
+                Parallel.forRanges(b * h, cost: 4 * tt * (dk + dv)) { range in
                     let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
                     defer { dp.deallocate() }
                     for bh in range {
-                        let p = saved.pointer + bh * tt, go = g + bh * td
-                        let qd = q.data + bh * td, kd = k.data + bh * td, vd = v.data + bh * td
+                        let p = saved.pointer + bh * tt, go = g + bh * tdv
+                        let qd = q.data + bh * tdk, kd = k.data + bh * tdk, vd = v.data + bh * tdv
                         if let gv {  // dV += Pᵀ · dO
-                            BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
-                                       a: p, lda: t, b: go, ldb: d, beta: gv.fresh ? 0 : 1, c: gv.pointer + bh * td, ldc: d)
+                            BLAS.sgemm(transA: true, transB: false, m: t, n: dv, k: t,
+                                       a: p, lda: t, b: go, ldb: dv, beta: gv.fresh ? 0 : 1, c: gv.pointer + bh * tdv, ldc: dv)
                         }
                         guard gq != nil || gk != nil else { continue }
                         // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-                        BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: d,
-                                   a: go, lda: d, b: vd, ldb: d, beta: 0, c: dp, ldc: t)
+                        BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: dv,
+                                   a: go, lda: dv, b: vd, ldb: dv, beta: 0, c: dp, ldc: t)
                         for i in 0..<t {
                             let pr = p + i * t, dr = dp + i * t
                             let dot = Kernels.dot(pr, dr, i + 1)
@@ -142,12 +149,12 @@ extension Tensor {
                             for j in (i + 1)..<t { dr[j] = 0 }
                         }
                         if let gq {  // dQ += dS · K
-                            BLAS.sgemm(transA: false, transB: false, m: t, n: d, k: t,
-                                       a: dp, lda: t, b: kd, ldb: d, beta: gq.fresh ? 0 : 1, c: gq.pointer + bh * td, ldc: d)
+                            BLAS.sgemm(transA: false, transB: false, m: t, n: dk, k: t,
+                                       a: dp, lda: t, b: kd, ldb: dk, beta: gq.fresh ? 0 : 1, c: gq.pointer + bh * tdk, ldc: dk)
                         }
                         if let gk {  // dK += dSᵀ · Q
-                            BLAS.sgemm(transA: true, transB: false, m: t, n: d, k: t,
-                                       a: dp, lda: t, b: qd, ldb: d, beta: gk.fresh ? 0 : 1, c: gk.pointer + bh * td, ldc: d)
+                            BLAS.sgemm(transA: true, transB: false, m: t, n: dk, k: t,
+                                       a: dp, lda: t, b: qd, ldb: dk, beta: gk.fresh ? 0 : 1, c: gk.pointer + bh * tdk, ldc: dk)
                         }
                     }
                 }

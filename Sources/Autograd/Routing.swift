@@ -1,8 +1,8 @@
-// Ops for mixture-of-experts routing (Shazeer et al. 2017; DeepSeek-V3, Liu et al. 2024) and for
-// attention whose values are narrower than its keys (multi-head latent attention, DeepSeek-V2).
+// Ops for mixture-of-experts routing (Shazeer et al. 2017; DeepSeek-V3, Liu et al. 2024). Attention
+// whose values are narrower than its keys (MLA) is `causalAttention(_:_:_:scale:keyStart:)` in
+// Attention.swift.
 //
-// N tokens, E experts, k experts per token, M = N·k routed rows, C channels,
-// B batch, H heads, T time, Dk query/key head size, Dv value head size.
+// N tokens, E experts, k experts per token, M = N·k routed rows, C channels.
 
 import Foundation
 
@@ -81,85 +81,6 @@ extension Tensor {
                         let gr = g + Int(rows[i]) * c
                         if let gy { Kernels.axpy(pw[i], gr, gy + i * c, c) }
                         if let gw { gw[i] += Kernels.dot(gr, py + i * c, c) }
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    // MARK: - Attention with Dv ≠ Dk
-
-    /// Causal softmax attention softmax(q·kᵀ·scale + mask)·v for q, k (B, H, T, Dk) and v
-    /// (B, H, T, Dv) → (B, H, T, Dv). `keyStart[b]` masks the first keys of row b (left padding);
-    /// query rows before it give 0. MLA's values are narrower than its keys (DeepSeek-V3: Dk = 192,
-    /// Dv = 128), and its scale is 1/√Dk. Fused like `causalAttention`: saves the probabilities only.
-    public static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, keyStart: [Int]? = nil) -> Tensor {
-        precondition(q.rank == 4 && q.shape == k.shape && v.rank == 4 && Array(v.shape.prefix(3)) == Array(q.shape.prefix(3)),
-                     "attention needs q, k (B, H, T, Dk) and v (B, H, T, Dv), got \(q.shape) \(k.shape) \(v.shape)")
-        let (b, h, t, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), dv = v.shape[3]
-        if let keyStart { precondition(keyStart.count == b, "keyStart needs \(b) entries") }
-        let out = Tensor(uninitialized: [b, h, t, dv])
-        let probs = BufferPool.take(b * h * t * t)  // (B, H, T, T), saved
-        let tt = t * t, tdk = t * dk, tdv = t * dv
-        Parallel.forRanges(b * h, cost: 2 * tt * (dk + dv)) { range in
-            for bh in range {
-                let p = probs + bh * tt
-                BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: dk, alpha: scale,
-                           a: q.data + bh * tdk, lda: dk, b: k.data + bh * tdk, ldb: dk, beta: 0, c: p, ldc: t)
-                let start = keyStart?[bh / h] ?? 0
-                for i in 0..<t {
-                    let row = p + i * t
-                    if start > i {
-                        row.update(repeating: 0, count: t)
-                        continue
-                    }
-                    let len = i - start + 1
-                    let mx = Kernels.max(row + start, len)
-                    let inv = 1 / Kernels.expShifted(row + start, row + start, len, shift: mx)
-                    for j in 0..<start { row[j] = 0 }
-                    for j in start...i { row[j] *= inv }
-                    for j in (i + 1)..<t { row[j] = 0 }
-                }
-                BLAS.sgemm(transA: false, transB: false, m: t, n: dv, k: t,
-                           a: p, lda: t, b: v.data + bh * tdv, ldb: dv, beta: 0, c: out.data + bh * tdv, ldc: dv)
-            }
-        }
-        let saved = ProbsBuffer(probs, count: b * h * t * t)
-        if Autograd.needsGrad(out, q, k, v) {
-            Autograd.record {
-                guard let g = outGrad(out) else { return }
-                let gq = q.requiresGrad ? q.storage.gradForOverwrite() : nil
-                let gk = k.requiresGrad ? k.storage.gradForOverwrite() : nil
-                let gv = v.requiresGrad ? v.storage.gradForOverwrite() : nil
-                Parallel.forRanges(b * h, cost: 4 * tt * (dk + dv)) { range in
-                    let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
-                    defer { dp.deallocate() }
-                    for bh in range {
-                        let p = saved.pointer + bh * tt, go = g + bh * tdv
-                        let qd = q.data + bh * tdk, kd = k.data + bh * tdk, vd = v.data + bh * tdv
-                        if let gv {  // dV += Pᵀ · dO
-                            BLAS.sgemm(transA: true, transB: false, m: t, n: dv, k: t,
-                                       a: p, lda: t, b: go, ldb: dv, beta: gv.fresh ? 0 : 1, c: gv.pointer + bh * tdv, ldc: dv)
-                        }
-                        guard gq != nil || gk != nil else { continue }
-                        // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-                        BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: dv,
-                                   a: go, lda: dv, b: vd, ldb: dv, beta: 0, c: dp, ldc: t)
-                        for i in 0..<t {
-                            let pr = p + i * t, dr = dp + i * t
-                            let dot = Kernels.dot(pr, dr, i + 1)
-                            for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                            for j in (i + 1)..<t { dr[j] = 0 }
-                        }
-                        if let gq {  // dQ += dS · K
-                            BLAS.sgemm(transA: false, transB: false, m: t, n: dk, k: t,
-                                       a: dp, lda: t, b: kd, ldb: dk, beta: gq.fresh ? 0 : 1, c: gq.pointer + bh * tdk, ldc: dk)
-                        }
-                        if let gk {  // dK += dSᵀ · Q
-                            BLAS.sgemm(transA: true, transB: false, m: t, n: dk, k: t,
-                                       a: dp, lda: t, b: qd, ldb: dk, beta: gk.fresh ? 0 : 1, c: gk.pointer + bh * tdk, ldc: dk)
-                        }
                     }
                 }
             }
