@@ -412,30 +412,17 @@ public enum JSONValue: Equatable, Sendable {
     /// Pretty-printed text, keys sorted.
     public func text(indent: Int) -> String {
         let pad = String(repeating: "  ", count: indent + 1), end = String(repeating: "  ", count: indent)
-        func quote(_ s: String) -> String {
-            var out = "\""
-            for ch in s.unicodeScalars {
-                switch ch {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case _ where ch.value < 0x20: out += String(format: "\\u%04x", ch.value)
-                default: out.unicodeScalars.append(ch)
-                }
-            }
-            return out + "\""
-        }
         switch self {
         case .int(let i): return String(i)
         case .double(let d):
             let t = "\(d)"  // Swift's shortest round-trip form: 1.0, 2.5, 1e-06
             return t.contains(".") || t.contains("e") ? t : t + ".0"
-        case .string(let s): return quote(s)
+        case .string(let s): return jsonString(s)
         case .bool(let b): return b ? "true" : "false"
         case .null: return "null"
-        case .strings(let a): return "[" + a.map(quote).joined(separator: ", ") + "]"
+        case .strings(let a): return "[" + a.map(jsonString).joined(separator: ", ") + "]"
         case .object(let o):
-            let rows = o.keys.sorted().map { pad + quote($0) + ": " + o[$0]!.text(indent: indent + 1) }
+            let rows = o.keys.sorted().map { pad + jsonString($0) + ": " + o[$0]!.text(indent: indent + 1) }
             return "{\n" + rows.joined(separator: ",\n") + "\n" + end + "}"
         }
     }

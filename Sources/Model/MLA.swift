@@ -216,11 +216,7 @@ extension Policy {
     }
 
     func latentForward(ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]?) -> Tensor {
-        var positions = [Int32](repeating: 0, count: b * t)
-        for r in 0..<b {
-            let pad = keyStart?[r] ?? 0
-            for i in 0..<t { positions[r * t + i] = Int32(max(0, i - pad)) }
-        }
+        let positions = Self.positions(rows: b, length: t, keyStart: keyStart)
         var x = Tensor.embedding(embed, ids: ids)  // (B·T, C)
         for blk in latentBlocks {
             let hn = Tensor.rmsNorm(x, weight: blk.attnNorm, eps: config.rmsEps)
@@ -239,8 +235,7 @@ extension Policy {
         let (dn, r, dv, rkv) = (m.qkNopeHeadDim, m.qkRopeHeadDim, m.vHeadDim, m.kvLoraRank)
         let dk = dn + r, t0 = cache.length, cap = cache.capacity
         precondition(ids.count == s * l && t0 + l <= cap, "cache overflow: \(t0) + \(l) > \(cap)")
-        var positions = [Int32](repeating: 0, count: s * l)
-        for q in 0..<s { for i in 0..<l { positions[q * l + i] = Int32(max(0, t0 + i - cache.keyStart[q])) } }
+        let positions = Self.positions(rows: s, length: l, from: t0, keyStart: cache.keyStart)
         let scale = 1 / Float(dk).squareRoot()
         var x = Tensor.embedding(embed, ids: ids)  // (S·L, C)
         for (layer, blk) in latentBlocks.enumerated() {

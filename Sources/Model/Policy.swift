@@ -194,6 +194,17 @@ public final class Policy {
                          inverseFrequencies: config.ropeScaling?.inverseFrequencies(headDim: config.headDim, base: config.ropeTheta))
     }
 
+    /// RoPE positions (rows·length) of `length` tokens per row starting at slot `from`: row r's real
+    /// tokens start after its `keyStart[r]` left-pad slots and count from 0 (pads get 0).
+    static func positions(rows: Int, length: Int, from start: Int = 0, keyStart: [Int]?) -> [Int32] {
+        var positions = [Int32](repeating: 0, count: rows * length)
+        for r in 0..<rows {
+            let pad = keyStart?[r] ?? 0
+            for i in 0..<length { positions[r * length + i] = Int32(max(0, start + i - pad)) }
+        }
+        return positions
+    }
+
     /// The LM head weight (the embedding when tied).
     public var lmHead: Tensor { head ?? embed }
 
@@ -224,11 +235,7 @@ public final class Policy {
         precondition(t <= config.maxContext, "sequence of \(t) tokens exceeds max_context \(config.maxContext)")
         if config.isDeepseek { return latentForward(ids: ids, batch: b, time: t, keyStart: keyStart) }
         let h = config.heads, kv = config.kvHeadCount, d = config.headDim
-        var positions = [Int32](repeating: 0, count: b * t)
-        for r in 0..<b {
-            let pad = keyStart?[r] ?? 0
-            for i in 0..<t { positions[r * t + i] = Int32(max(0, i - pad)) }
-        }
+        let positions = Self.positions(rows: b, length: t, keyStart: keyStart)
         var x = Tensor.embedding(embed, ids: ids)  // (B·T, C)
         for blk in blocks {
             let hn = Tensor.rmsNorm(x, weight: blk.attnNorm, eps: config.rmsEps)
@@ -301,8 +308,7 @@ extension Policy {
             let qw = h * d, kw = kvh * d, rep = h / kvh
             let t0 = cache.length
             precondition(ids.count == s * l && t0 + l <= cache.capacity, "cache overflow: \(t0) + \(l) > \(cache.capacity)")
-            var positions = [Int32](repeating: 0, count: s * l)
-            for r in 0..<s { for i in 0..<l { positions[r * l + i] = Int32(max(0, t0 + i - cache.keyStart[r])) } }
+            let positions = Self.positions(rows: s, length: l, from: t0, keyStart: cache.keyStart)
             var x = Tensor.embedding(embed, ids: ids)  // (S·L, C)
             let scale = 1 / Float(d).squareRoot()
             let cap = cache.capacity
