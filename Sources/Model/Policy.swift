@@ -232,7 +232,9 @@ public final class Policy {
     /// tokens get positions 0, 1, …). Without it, rows are unpadded.
     public func forward(ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]? = nil) -> Tensor {
         precondition(ids.count == b * t, "\(ids.count) ids for batch \(b) × time \(t)")
-        precondition(t <= config.maxContext, "sequence of \(t) tokens exceeds max_context \(config.maxContext)")
+        // Not a precondition: release builds (-Ounchecked) drop those, and positions past the RoPE
+        // table would be read silently. Callers (trainer, sampler, eval) check first with clear errors.
+        guard t <= config.maxContext else { fatalError("sequence of \(t) tokens exceeds max_context \(config.maxContext)") }
         if config.isDeepseek { return latentForward(ids: ids, batch: b, time: t, keyStart: keyStart) }
         let h = config.heads, kv = config.kvHeadCount, d = config.headDim
         let positions = Self.positions(rows: b, length: t, keyStart: keyStart)
@@ -275,6 +277,8 @@ public final class KVCache {
 
     public init(config: PolicyConfig, seqs: Int, capacity: Int, keyStart: [Int]) {
         precondition(keyStart.count == seqs)
+        // Kept in release builds (see `forward`): a cache past max_context would read past the RoPE table.
+        guard capacity <= config.maxContext else { fatalError("KV cache of \(capacity) slots exceeds max_context \(config.maxContext)") }
         self.seqs = seqs
         heads = config.kvHeadCount
         headDim = config.headDim
