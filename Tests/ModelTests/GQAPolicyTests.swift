@@ -28,10 +28,7 @@ final class GQAPolicyTests: XCTestCase {
         return policy
     }
 
-    func tokens(_ n: Int, seed: UInt64) -> [Int32] {
-        var rng = RNG(seed: seed)
-        return (0..<n).map { _ in Int32(3 + rng.int(below: 20)) }
-    }
+    func tokens(_ n: Int, seed: UInt64) -> [Int32] { testTokens(n, seed: seed) }
 
     func testShapesNamesAndCacheSize() {
         let policy = makePolicy()
@@ -51,26 +48,8 @@ final class GQAPolicyTests: XCTestCase {
         let policy = makePolicy()
         let v = Self.config.vocabSize
         for lengths in [[9, 9], [9, 6, 4]] {
-            let t = 9, b = lengths.count
-            var ids = [Int32](repeating: 0, count: b * t)
-            let keyStart = lengths.map { t - $0 }
-            for (r, len) in lengths.enumerated() {
-                let seq = tokens(len, seed: UInt64(r + 10))
-                for i in 0..<len { ids[r * t + keyStart[r] + i] = seq[i] }
-            }
-            let padded = lengths.contains { $0 < t }
-            let full = Autograd.noGrad { policy.forward(ids: ids, batch: b, time: t, keyStart: padded ? keyStart : nil) }
-            let cache = KVCache(config: policy.config, seqs: b, capacity: t, keyStart: keyStart)
-            let prefill = 5
-            var chunk = [Int32]()
-            for r in 0..<b { chunk += ids[(r * t)..<(r * t + prefill)] }
-            var cached = [Float](repeating: 0, count: b * t * v)
-            let first = policy.step(chunk, tokensPerSeq: prefill, cache: cache, allPositions: true)
-            for r in 0..<b { for i in 0..<prefill { for j in 0..<v { cached[(r * t + i) * v + j] = first.data[(r * prefill + i) * v + j] } } }
-            for i in prefill..<t {
-                let step = policy.step((0..<b).map { ids[$0 * t + i] }, tokensPerSeq: 1, cache: cache)
-                for r in 0..<b { for j in 0..<v { cached[(r * t + i) * v + j] = step.data[r * v + j] } }
-            }
+            let (_, full, cached, keyStart, t) = cachedAndFullLogits(policy, lengths: lengths)
+            let b = lengths.count
             for r in 0..<b {
                 for i in keyStart[r]..<t {
                     for j in 0..<v {

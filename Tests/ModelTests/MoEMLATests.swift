@@ -29,10 +29,7 @@ final class MoEMLATests: XCTestCase {
         return p
     }
 
-    func tokens(_ n: Int, seed: UInt64) -> [Int32] {
-        var rng = RNG(seed: seed)
-        return (0..<n).map { _ in Int32(3 + rng.int(below: 20)) }
-    }
+    func tokens(_ n: Int, seed: UInt64) -> [Int32] { testTokens(n, seed: seed) }
 
     // MARK: Routing
 
@@ -182,30 +179,6 @@ final class MoEMLATests: XCTestCase {
 
     // MARK: Cached decoding
 
-    /// Logits of the full forward, and of prefill + one-token cached steps, at every real position.
-    func cachedAndFull(_ policy: Policy, lengths: [Int]) -> (full: Tensor, cached: [Float], keyStart: [Int], t: Int) {
-        let t = lengths.max()!, b = lengths.count, v = policy.config.vocabSize
-        var ids = [Int32](repeating: 0, count: b * t)
-        let keyStart = lengths.map { t - $0 }
-        for (r, len) in lengths.enumerated() {
-            let seq = tokens(len, seed: UInt64(r + 10))
-            for i in 0..<len { ids[r * t + keyStart[r] + i] = seq[i] }
-        }
-        let full = Autograd.noGrad { policy.forward(ids: ids, batch: b, time: t, keyStart: keyStart) }
-        let cache = KVCache(config: policy.config, seqs: b, capacity: t, keyStart: keyStart)
-        let prefill = 5
-        var cached = [Float](repeating: 0, count: b * t * v)
-        var chunk = [Int32]()
-        for r in 0..<b { chunk += ids[(r * t)..<(r * t + prefill)] }
-        let first = policy.step(chunk, tokensPerSeq: prefill, cache: cache, allPositions: true)
-        for r in 0..<b { for i in 0..<prefill { for j in 0..<v { cached[(r * t + i) * v + j] = first.data[(r * prefill + i) * v + j] } } }
-        for i in prefill..<t {
-            let step = policy.step((0..<b).map { ids[$0 * t + i] }, tokensPerSeq: 1, cache: cache)
-            for r in 0..<b { for j in 0..<v { cached[(r * t + i) * v + j] = step.data[r * v + j] } }
-        }
-        return (full, cached, keyStart, t)
-    }
-
     /// MLA's cached decoding (absorbed and naive) equals its full forward position by position,
     /// with left padding and without; the cache holds Rkv + R floats per token per layer.
     func testMLACachedDecodingMatchesFullForward() {
@@ -214,7 +187,7 @@ final class MoEMLATests: XCTestCase {
             for absorb in [true, false] {
                 policy.absorbMLA = absorb
                 for lengths in [[9, 6, 4], [9, 9]] {
-                    let (full, cached, keyStart, t) = cachedAndFull(policy, lengths: lengths)
+                    let (_, full, cached, keyStart, t) = cachedAndFullLogits(policy, lengths: lengths)
                     let v = policy.config.vocabSize
                     for r in 0..<lengths.count {
                         for i in keyStart[r]..<t {

@@ -13,35 +13,15 @@ final class PolicyTests: XCTestCase {
         return Policy(config: c, rng: &rng)
     }
 
-    func tokens(_ n: Int, seed: UInt64) -> [Int32] {
-        var rng = RNG(seed: seed)
-        return (0..<n).map { _ in Int32(3 + rng.int(below: 20)) }
-    }
+    func tokens(_ n: Int, seed: UInt64) -> [Int32] { testTokens(n, seed: seed) }
 
     /// KV-cached decoding, prefill then one token at a time, gives the full forward's logits at
     /// every real position, for left-padded rows as for unpadded ones.
     func testCachedDecodingMatchesFullForward() {
         let policy = makePolicy()
         let lengths = [9, 6, 4]  // padded to 9 on the left
-        let t = 9, b = lengths.count, v = Self.tiny.vocabSize
-        var ids = [Int32](repeating: 0, count: b * t)
-        let keyStart = lengths.map { t - $0 }
-        for (r, len) in lengths.enumerated() {
-            let seq = tokens(len, seed: UInt64(r + 10))
-            for i in 0..<len { ids[r * t + keyStart[r] + i] = seq[i] }
-        }
-        let full = Autograd.noGrad { policy.forward(ids: ids, batch: b, time: t, keyStart: keyStart) }
-        let cache = KVCache(config: policy.config, seqs: b, capacity: t, keyStart: keyStart)
-        let prefill = 5
-        var cached = [Float](repeating: 0, count: b * t * v)
-        var chunk = [Int32]()
-        for r in 0..<b { chunk += ids[(r * t)..<(r * t + prefill)] }
-        let first = policy.step(chunk, tokensPerSeq: prefill, cache: cache, allPositions: true)
-        for r in 0..<b { for i in 0..<prefill { for j in 0..<v { cached[(r * t + i) * v + j] = first.data[(r * prefill + i) * v + j] } } }
-        for i in prefill..<t {
-            let step = policy.step((0..<b).map { ids[$0 * t + i] }, tokensPerSeq: 1, cache: cache)
-            for r in 0..<b { for j in 0..<v { cached[(r * t + i) * v + j] = step.data[r * v + j] } }
-        }
+        let (ids, full, cached, keyStart, t) = cachedAndFullLogits(policy, lengths: lengths)
+        let b = lengths.count, v = Self.tiny.vocabSize
         for r in 0..<b {
             for i in keyStart[r]..<t {
                 for j in 0..<v {

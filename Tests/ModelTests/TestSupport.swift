@@ -1,4 +1,6 @@
+import Autograd
 import Foundation
+import Model
 import XCTest
 
 /// A fresh, empty directory.
@@ -15,4 +17,36 @@ extension XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
     }
+}
+
+/// `n` seeded token ids in 3..<23 (no specials).
+func testTokens(_ n: Int, seed: UInt64) -> [Int32] {
+    var rng = RNG(seed: seed)
+    return (0..<n).map { _ in Int32(3 + rng.int(below: 20)) }
+}
+
+/// Rows of `lengths` seeded tokens, left-padded to the longest: the full forward's logits (keyStart
+/// nil when no row is padded), and the logits of a 5-token prefill then one-token cached steps, at
+/// every slot ((B·T, V) row-major; pad slots of `cached` are compared by no one).
+func cachedAndFullLogits(_ policy: Policy, lengths: [Int]) -> (ids: [Int32], full: Tensor, cached: [Float], keyStart: [Int], t: Int) {
+    let t = lengths.max()!, b = lengths.count, v = policy.config.vocabSize, prefill = 5
+    var ids = [Int32](repeating: 0, count: b * t)
+    let keyStart = lengths.map { t - $0 }
+    for (r, len) in lengths.enumerated() {
+        let seq = testTokens(len, seed: UInt64(r + 10))
+        for i in 0..<len { ids[r * t + keyStart[r] + i] = seq[i] }
+    }
+    let padded = keyStart.contains { $0 > 0 }
+    let full = Autograd.noGrad { policy.forward(ids: ids, batch: b, time: t, keyStart: padded ? keyStart : nil) }
+    let cache = KVCache(config: policy.config, seqs: b, capacity: t, keyStart: keyStart)
+    var cached = [Float](repeating: 0, count: b * t * v)
+    var chunk = [Int32]()
+    for r in 0..<b { chunk += ids[(r * t)..<(r * t + prefill)] }
+    let first = policy.step(chunk, tokensPerSeq: prefill, cache: cache, allPositions: true)
+    for r in 0..<b { for i in 0..<prefill { for j in 0..<v { cached[(r * t + i) * v + j] = first.data[(r * prefill + i) * v + j] } } }
+    for i in prefill..<t {
+        let step = policy.step((0..<b).map { ids[$0 * t + i] }, tokensPerSeq: 1, cache: cache)
+        for r in 0..<b { for j in 0..<v { cached[(r * t + i) * v + j] = step.data[r * v + j] } }
+    }
+    return (ids, full, cached, keyStart, t)
 }
