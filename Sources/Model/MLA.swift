@@ -270,24 +270,6 @@ extension Policy {
         return Tensor.matmul(xn, lmHead, transposeB: true)
     }
 
-    /// Softmax attention of query i of sequence q over keys start...end, with `score(j)` the scaled
-    /// logit of key j; calls `accumulate(j, p_j)` with the normalised probabilities.
-    @inline(__always)
-    private func softmaxOver(_ start: Int, _ end: Int, _ p: inout [Float], score: (Int) -> Float, accumulate: (Int, Float) -> Void) {
-        var mx = -Float.infinity
-        for j in start...end {
-            p[j] = score(j)
-            mx = max(mx, p[j])
-        }
-        var sum: Float = 0
-        for j in start...end {
-            p[j] = Foundation.exp(p[j] - mx)
-            sum += p[j]
-        }
-        let inv = 1 / sum
-        for j in start...end { accumulate(j, p[j] * inv) }
-    }
-
     /// Absorbed MLA decoding: q_lat = W_UKᵀ·q_nope per head (one sgemm per head over all S·L
     /// queries), scores q_lat·c_j + q_r·k_r,j against the cached latents, o_lat = Σ p_j c_j, and
     /// out = W_UV·o_lat (one sgemm per head).
@@ -311,7 +293,7 @@ extension Policy {
                     oi.update(repeating: 0, count: rkv)
                     let end = t0 + i
                     if start > end { continue }
-                    softmaxOver(start, end, &p, score: { j in
+                    Self.softmaxOver(start, end, &p, score: { j in
                         (Kernels.dot(qi, cc + (q * cap + j) * rkv, rkv) + Kernels.dot(ri, kc + (q * cap + j) * r, r)) * scale
                     }, accumulate: { j, pj in Kernels.axpy(pj, cc + (q * cap + j) * rkv, oi, rkv) })
                 }
@@ -345,7 +327,7 @@ extension Policy {
                     oi.update(repeating: 0, count: dv)
                     let end = t0 + i
                     if start > end { continue }
-                    softmaxOver(start, end, &p, score: { j in
+                    Self.softmaxOver(start, end, &p, score: { j in
                         let kj = kd + ((q * tot + j) * h + hh) * w
                         return (Kernels.dot(qn + row * dn, kj, dn) + Kernels.dot(qr + row * r, kc + (q * cap + j) * r, r)) * scale
                     }, accumulate: { j, pj in Kernels.axpy(pj, kd + ((q * tot + j) * h + hh) * w + dn, oi, dv) })
