@@ -98,27 +98,34 @@ extension Tensor {
         let out = Tensor(uninitialized: [b, h, t, dv])
         let probs = BufferPool.take(b * h * t * t)  // (B, H, T, T), saved
         let tt = t * t, tdk = t * dk, tdv = t * dv
-        Parallel.forRanges(b * h, cost: 2 * tt * (dk + dv)) { range in
+        // Causal blocks: query rows i0..<i1 only meet keys 0..<i1, so each block's products stop
+        // there (at T = 256, 5/8 of the full T×T work). Entries past a block's last key are never
+        // read; the ones it skips in a sum are exact zeros at its end, so every value is the same
+        // as with the full products.
+        let blocks = Self.causalBlocks(t)
+        Parallel.forRanges(b * h, cost: tt * (dk + dv)) { range in
             for bh in range {
                 let p = probs + bh * tt
-                BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: dk, alpha: scale,
-                           a: q.data + bh * tdk, lda: dk, b: k.data + bh * tdk, ldb: dk, beta: 0, c: p, ldc: t)
                 let start = keyStart?[bh / h] ?? 0
-                for i in 0..<t {
-                    let row = p + i * t
-                    if start > i {
-                        row.update(repeating: 0, count: t)
-                        continue
+                for (i0, i1) in blocks {
+                    BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dk, alpha: scale,
+                               a: q.data + bh * tdk + i0 * dk, lda: dk, b: k.data + bh * tdk, ldb: dk, beta: 0, c: p + i0 * t, ldc: t)
+                    for i in i0..<i1 {
+                        let row = p + i * t
+                        if start > i {
+                            row.update(repeating: 0, count: i1)
+                            continue
+                        }
+                        let len = i - start + 1
+                        let mx = Kernels.max(row + start, len)
+                        let inv = 1 / Kernels.expShifted(row + start, row + start, len, shift: mx)
+                        for j in 0..<start { row[j] = 0 }
+                        for j in start...i { row[j] *= inv }
+                        for j in (i + 1)..<i1 { row[j] = 0 }
                     }
-                    let len = i - start + 1
-                    let mx = Kernels.max(row + start, len)
-                    let inv = 1 / Kernels.expShifted(row + start, row + start, len, shift: mx)
-                    for j in 0..<start { row[j] = 0 }
-                    for j in start...i { row[j] *= inv }
-                    for j in (i + 1)..<t { row[j] = 0 }
+                    BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dv, k: i1,
+                               a: p + i0 * t, lda: t, b: v.data + bh * tdv, ldb: dv, beta: 0, c: out.data + bh * tdv + i0 * dv, ldc: dv)
                 }
-                BLAS.sgemm(transA: false, transB: false, m: t, n: dv, k: t,
-                           a: p, lda: t, b: v.data + bh * tdv, ldb: dv, beta: 0, c: out.data + bh * tdv, ldc: dv)
             }
         }
         let saved = ProbsBuffer(probs, count: b * h * t * t)
@@ -128,39 +135,55 @@ extension Tensor {
                 let gq = q.requiresGrad ? q.storage.gradForOverwrite() : nil
                 let gk = k.requiresGrad ? k.storage.gradForOverwrite() : nil
                 let gv = v.requiresGrad ? v.storage.gradForOverwrite() : nil
-                Parallel.forRanges(b * h, cost: 4 * tt * (dk + dv)) { range in
+                Parallel.forRanges(b * h, cost: 2 * tt * (dk + dv)) { range in
                     let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
                     defer { dp.deallocate() }
                     for bh in range {
                         let p = saved.pointer + bh * tt, go = g + bh * tdv
                         let qd = q.data + bh * tdk, kd = k.data + bh * tdk, vd = v.data + bh * tdv
-                        if let gv {  // dV += Pᵀ · dO
-                            BLAS.sgemm(transA: true, transB: false, m: t, n: dv, k: t,
-                                       a: p, lda: t, b: go, ldb: dv, beta: gv.fresh ? 0 : 1, c: gv.pointer + bh * tdv, ldc: dv)
+                        if let gv {  // dV += Pᵀ · dO; keys k0..<k1 meet queries k0..<T
+                            for (k0, k1) in blocks {
+                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dv, k: t - k0,
+                                           a: p + k0 * t + k0, lda: t, b: go + k0 * dv, ldb: dv, beta: gv.fresh ? 0 : 1,
+                                           c: gv.pointer + bh * tdv + k0 * dv, ldc: dv)
+                            }
                         }
                         guard gq != nil || gk != nil else { continue }
-                        // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-                        BLAS.sgemm(transA: false, transB: true, m: t, n: t, k: dv,
-                                   a: go, lda: dv, b: vd, ldb: dv, beta: 0, c: dp, ldc: t)
-                        for i in 0..<t {
-                            let pr = p + i * t, dr = dp + i * t
-                            let dot = Kernels.dot(pr, dr, i + 1)
-                            for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                            for j in (i + 1)..<t { dr[j] = 0 }
-                        }
-                        if let gq {  // dQ += dS · K
-                            BLAS.sgemm(transA: false, transB: false, m: t, n: dk, k: t,
-                                       a: dp, lda: t, b: kd, ldb: dk, beta: gq.fresh ? 0 : 1, c: gq.pointer + bh * tdk, ldc: dk)
+                        for (i0, i1) in blocks {
+                            // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
+                            BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dv,
+                                       a: go + i0 * dv, lda: dv, b: vd, ldb: dv, beta: 0, c: dp + i0 * t, ldc: t)
+                            for i in i0..<i1 {
+                                let pr = p + i * t, dr = dp + i * t
+                                let dot = Kernels.dot(pr, dr, i + 1)
+                                for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                                for j in (i + 1)..<i1 { dr[j] = 0 }
+                            }
+                            if let gq {  // dQ += dS · K
+                                BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dk, k: i1,
+                                           a: dp + i0 * t, lda: t, b: kd, ldb: dk, beta: gq.fresh ? 0 : 1,
+                                           c: gq.pointer + bh * tdk + i0 * dk, ldc: dk)
+                            }
                         }
                         if let gk {  // dK += dSᵀ · Q
-                            BLAS.sgemm(transA: true, transB: false, m: t, n: dk, k: t,
-                                       a: dp, lda: t, b: qd, ldb: dk, beta: gk.fresh ? 0 : 1, c: gk.pointer + bh * tdk, ldc: dk)
+                            for (k0, k1) in blocks {
+                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dk, k: t - k0,
+                                           a: dp + k0 * t + k0, lda: t, b: qd + k0 * dk, ldb: dk, beta: gk.fresh ? 0 : 1,
+                                           c: gk.pointer + bh * tdk + k0 * dk, ldc: dk)
+                            }
                         }
                     }
                 }
             }
         }
         return out
+    }
+}
+
+extension Tensor {
+    /// Query blocks of the fused causal attention: 64 rows each (the last may be shorter).
+    static func causalBlocks(_ t: Int) -> [(Int, Int)] {
+        stride(from: 0, to: t, by: 64).map { ($0, Swift.min(t, $0 + 64)) }
     }
 }
 

@@ -120,6 +120,17 @@ final class NNTests: XCTestCase {
         XCTAssertEqual(Array(out.array[0..<3]), Array(v.array[0..<3]))
     }
 
+    /// Longer than one 64-row causal block (150 = 64 + 64 + 22), with a left pad that ends inside the
+    /// second block: values and gradients equal the unfused reference over the whole T×T mask.
+    func testCausalAttentionAcrossBlocks() {
+        let q = param([2, 2, 150, 8], seed: 66), k = param([2, 2, 150, 8], seed: 67), v = param([2, 2, 150, 8], seed: 68)
+        for start in [nil, [70, 0]] {
+            GradCheck.sameAs([q, k, v], fused: { Tensor.causalAttention($0[0], $0[1], $0[2], keyStart: start) }) {
+                self.referenceAttention($0[0], $0[1], $0[2], keyStart: start)
+            }
+        }
+    }
+
     func testCausalAttentionWithLeftPadding() {
         let q = param([2, 1, 6, 4], seed: 63), k = param([2, 1, 6, 4], seed: 64), v = param([2, 1, 6, 4], seed: 65)
         let start = [2, 0]
