@@ -100,8 +100,8 @@ extension Tensor {
         let tt = t * t, tdk = t * dk, tdv = t * dv
         // Causal blocks: query rows i0..<i1 only meet keys 0..<i1, so each block's products stop
         // there (at T = 256, 5/8 of the full T×T work). Entries past a block's last key are never
-        // read; the ones it skips in a sum are exact zeros at its end, so every value is the same
-        // as with the full products.
+        // read, and the terms a shorter sum leaves out are exact zeros; values differ from the full
+        // products only in rounding (OpenBLAS's summation order depends on a product's shape).
         let blocks = Self.causalBlocks(t)
         Parallel.forRanges(b * h, cost: tt * (dk + dv)) { range in
             for bh in range {
