@@ -202,7 +202,7 @@ struct BenchGRPO: ParsableCommand {
         // Problems like the peer's ("what is x+y?" over 2-3 digit numbers): addition levels 1-2.
         let family = TaskRegistry.family(named: "add")!
         var index = 0
-        var times: [Double] = []
+        var times: [Double] = [], sampling: [Double] = []
         for i in 0...steps {
             let problems = (0..<prompts).map { _ -> Problem in
                 index += 1
@@ -212,24 +212,32 @@ struct BenchGRPO: ParsableCommand {
             var batch = try step.generate(policy: policy, problems: problems, communicator: comm) {
                 RNG(seed: 0, stream: "sampling", keys: [UInt64(i), UInt64($0)])
             }
+            let t1 = DispatchTime.now().uptimeNanoseconds
             _ = step.assignAdvantages(&batch)
             _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
                                 communicator: comm)
-            if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+            if i > 0 {
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                sampling.append(Double(t1 - t0) / 1e9)
+            }
         }
         // The gradient sum alone (every rank runs it): what data parallelism adds to a step.
         let reduce = comm.size > 1 ? medianSeconds(repeats: 5) { comm.sumGradients(policy.parameters) } : 0
         comm.finalize()
         guard comm.isWriter else { return }
         let median = times.sorted()[times.count / 2]
+        // Where a step goes: sampling and scoring, then the rest (reference pass, policy forward and
+        // backward, AdamW), each the median over the timed steps.
+        let sample = sampling.sorted()[sampling.count / 2]
+        let update = zip(times, sampling).map { $0 - $1 }.sorted()[times.count / 2]
         let completions = Double(prompts * g)
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\"}",
-                         policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, completions / median,
+            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\"}",
+                         policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
                          completions * Double(new) / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString))
         } else {
-            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s): median %.3f s over %d steps (%.1f completions/s; gradient sum %.4f s)",
-                         policy.config.dModel, policy.config.layers, prompts, g, new, beta, comm.size, Parallel.threads, median, times.count, completions / median, reduce))
+            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s): median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s)",
+                         policy.config.dModel, policy.config.layers, prompts, g, new, beta, comm.size, Parallel.threads, median, times.count, sample, update, completions / median, reduce))
         }
     }
 }
