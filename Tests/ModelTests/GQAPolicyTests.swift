@@ -95,21 +95,6 @@ final class GQAPolicyTests: XCTestCase {
             Tensor.logSoftmaxGather(policy.forward(ids: ids, batch: b, time: t, keyStart: [1, 0]), targets: targets).sum()
         }
         loss().backward()
-        var rng = RNG(seed: 5)
-        let h: Float = 1e-2
-        for (name, p) in policy.namedParameters {
-            let analytic = p.gradArray
-            for _ in 0..<4 {
-                let i = rng.int(below: p.count)
-                let saved = p.data[i]
-                p.data[i] = saved + h
-                let lp = Autograd.noGrad { Double(loss().item) }
-                p.data[i] = saved - h
-                let lm = Autograd.noGrad { Double(loss().item) }
-                p.data[i] = saved
-                let numeric = (lp - lm) / Double(2 * h)
-                XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 3e-3 + 2e-2 * abs(numeric), "\(name)[\(i)]")
-            }
-        }
+        checkParameterGradients(policy, loss: loss)
     }
 }

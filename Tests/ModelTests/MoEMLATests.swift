@@ -152,26 +152,8 @@ final class MoEMLATests: XCTestCase {
             }
             loss().backward()
             let selection = policy.moeLayers.map(\.lastExperts)
-            var rng = RNG(seed: 5)
-            let h: Float = 1e-2
-            var checked = 0, skipped = 0
-            for (name, p) in policy.namedParameters {
-                let analytic = p.gradArray
-                for _ in 0..<4 {
-                    let i = rng.int(below: p.count)
-                    let saved = p.data[i]
-                    p.data[i] = saved + h
-                    let lp = Autograd.noGrad { Double(loss().item) }
-                    let same1 = policy.moeLayers.map(\.lastExperts) == selection
-                    p.data[i] = saved - h
-                    let lm = Autograd.noGrad { Double(loss().item) }
-                    let same2 = policy.moeLayers.map(\.lastExperts) == selection
-                    p.data[i] = saved
-                    guard same1 && same2 else { skipped += 1; continue }
-                    checked += 1
-                    let numeric = (lp - lm) / Double(2 * h)
-                    XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 3e-3 + 2e-2 * abs(numeric), "q_lora \(qLora) \(name)[\(i)]")
-                }
+            let (checked, skipped) = checkParameterGradients(policy, label: "q_lora \(qLora) ", loss: loss) {
+                policy.moeLayers.map(\.lastExperts) == selection
             }
             XCTAssertLessThan(skipped, checked / 10, "too many selection flips: the check would be vacuous")
         }

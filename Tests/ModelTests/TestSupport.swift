@@ -50,3 +50,39 @@ func cachedAndFullLogits(_ policy: Policy, lengths: [Int]) -> (ids: [Int32], ful
     }
     return (ids, full, cached, keyStart, t)
 }
+
+/// Central differences on 4 seeded elements of every parameter tensor of `policy`, against the
+/// gradients already in them (the caller has run `loss().backward()`). Float32 forward, h = 1e-2,
+/// smooth O(1) functions: tolerance 3e-3 + 2% of the numeric value, as `GradCheck`. An element is
+/// skipped when `valid()` is false after either perturbed loss (an MoE selection flipped).
+/// Returns how many elements were checked and skipped.
+@discardableResult
+func checkParameterGradients(_ policy: Policy, label: String = "", loss: () -> Tensor, valid: () -> Bool = { true },
+                             file: StaticString = #filePath, line: UInt = #line) -> (checked: Int, skipped: Int) {
+    var rng = RNG(seed: 5)
+    let h: Float = 1e-2
+    var checked = 0, skipped = 0
+    for (name, p) in policy.namedParameters {
+        let analytic = p.gradArray
+        for _ in 0..<4 {
+            let i = rng.int(below: p.count)
+            let saved = p.data[i]
+            p.data[i] = saved + h
+            let lp = Autograd.noGrad { Double(loss().item) }
+            let validPlus = valid()
+            p.data[i] = saved - h
+            let lm = Autograd.noGrad { Double(loss().item) }
+            let validMinus = valid()
+            p.data[i] = saved
+            guard validPlus && validMinus else {
+                skipped += 1
+                continue
+            }
+            checked += 1
+            let numeric = (lp - lm) / Double(2 * h)
+            XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 3e-3 + 2e-2 * abs(numeric), "\(label)\(name)[\(i)]",
+                           file: file, line: line)
+        }
+    }
+    return (checked, skipped)
+}
