@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // Ponder: GRPO reasoning trainer. Layers follow ../shared/DESIGN.md; dependencies point one way only:
-// COpenBLAS → Autograd → Model → Training → ponder, with Tasks beside Model and Runs below the CLI.
+// COpenBLAS, CKernels → Autograd → Model → Training → ponder, with Tasks beside Model and Runs below the CLI.
 import PackageDescription
 
 let package = Package(
@@ -23,9 +23,12 @@ let package = Package(
             name: "COpenBLAS",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Ponder's AVX-512 GEMM against a pre-packed weight (cached decoding); per-function target
+        // attributes and a runtime CPU check, so the build runs on any x86-64 (and elsewhere it is a stub).
+        .target(name: "CKernels"),
         .target(
             name: "Autograd",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["COpenBLAS", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
             linkerSettings: [.linkedLibrary("dl")]
         ),

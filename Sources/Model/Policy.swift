@@ -139,15 +139,17 @@ public final class Block {
     }
 
     /// h·Wᵀ (+ b): (N, C) → (N, out).
-    static func project(_ h: Tensor, _ w: Tensor, _ b: Tensor?) -> Tensor {
-        let y = Tensor.matmul(h, w, transposeB: true)
+    static func project(_ h: Tensor, _ w: Tensor, _ b: Tensor?, linear: (Tensor, Tensor) -> Tensor = linear) -> Tensor {
+        let y = linear(h, w)
         return b.map { y + $0 } ?? y
     }
 
+    /// x · wᵀ, recorded for gradients (cached decoding passes `KVCache.linear` instead).
+    static func linear(_ x: Tensor, _ w: Tensor) -> Tensor { Tensor.matmul(x, w, transposeB: true) }
+
     /// The SwiGLU MLP on normed input h (N, C) → (N, C).
-    func mlp(_ h: Tensor) -> Tensor {
-        let g = Tensor.matmul(h, wGate, transposeB: true), u = Tensor.matmul(h, wUp, transposeB: true)
-        return Tensor.matmul(Tensor.swiglu(gate: g, up: u), wDown, transposeB: true)
+    func mlp(_ h: Tensor, linear: (Tensor, Tensor) -> Tensor = linear) -> Tensor {
+        linear(Tensor.swiglu(gate: linear(h, wGate), up: linear(h, wUp)), wDown)
     }
 }
 
@@ -314,6 +316,19 @@ public final class KVCache {
         v.forEach { $0.deallocate() }
     }
 
+    /// The weights packed for this cache's decode products, made at first use (see `linear`).
+    var packed: [ObjectIdentifier: PackedMatrix] = [:]
+
+    /// x · wᵀ through a copy of w packed at this cache's first step: the weights must not change
+    /// while a cache is in use (sampling and evaluation hold no optimizer).
+    func linear(_ x: Tensor, _ w: Tensor) -> Tensor {
+        let id = ObjectIdentifier(w)
+        if let p = packed[id] { return Tensor.matmul(x, packed: p) }
+        let p = PackedMatrix(w)
+        packed[id] = p
+        return Tensor.matmul(x, packed: p)
+    }
+
     /// Bytes held per sequence per token (K and V over all layers).
     public var bytesPerToken: Int { latent?.bytesPerToken ?? 2 * k.count * heads * headDim * 4 }
     func advance(_ n: Int) { length += n }
@@ -336,9 +351,9 @@ extension Policy {
             let cap = cache.capacity
             for (layer, blk) in blocks.enumerated() {
                 let hn = Tensor.rmsNorm(x, weight: blk.attnNorm, eps: config.rmsEps)
-                let q = Tensor.rope(Block.project(hn, blk.wq, blk.bq).reshaped([s, l, h, d]), positions: positions, table: rope)
-                let k = Tensor.rope(Block.project(hn, blk.wk, blk.bk).reshaped([s, l, kvh, d]), positions: positions, table: rope)
-                let v = Block.project(hn, blk.wv, blk.bv)
+                let q = Tensor.rope(Block.project(hn, blk.wq, blk.bq, linear: cache.linear).reshaped([s, l, h, d]), positions: positions, table: rope)
+                let k = Tensor.rope(Block.project(hn, blk.wk, blk.bk, linear: cache.linear).reshaped([s, l, kvh, d]), positions: positions, table: rope)
+                let v = Block.project(hn, blk.wv, blk.bv, linear: cache.linear)
                 let kc = cache.k[layer], vc = cache.v[layer]
                 // Append: (S, L, K, D) → cache slots t0..<t0+L of (S, K, cap, D).
                 for r in 0..<s {
@@ -353,7 +368,8 @@ extension Policy {
                 let att = Tensor(uninitialized: [s * l, qw])
                 let qd = q.data, od = att.data
                 Parallel.forRanges(s * h, cost: l * (t0 + l) * d * 4) { range in
-                    var p = [Float](repeating: 0, count: t0 + l)
+                    let p = UnsafeMutablePointer<Float>.allocate(capacity: t0 + l)
+                    defer { p.deallocate() }
                     for sh in range {
                         let r = sh / h, hh = sh % h, start = cache.keyStart[r]
                         let kvIndex = r * kvh + hh / rep  // GQA: query head hh reads kv head hh / (H/K)
@@ -361,15 +377,14 @@ extension Policy {
                         for i in 0..<l {
                             let qi = qd + (r * l + i) * qw + hh * d, oi = od + (r * l + i) * qw + hh * d
                             let end = t0 + i  // causal: keys start...end
-                            oi.update(repeating: 0, count: d)
-                            if start > end { continue }
-                            Self.softmaxOver(start, end, &p, score: { Kernels.dot(qi, kb + $0 * d, d) * scale },
-                                             accumulate: { Kernels.axpy($1, vb + $0 * d, oi, d) })
+                            if start > end { oi.update(repeating: 0, count: d); continue }
+                            Kernels.attendRow(q: qi, keys: kb, values: vb, start: start, end: end, d: d, scale: scale,
+                                              p: p, out: oi)
                         }
                     }
                 }
-                x = x + Tensor.matmul(att, blk.wo, transposeB: true)
-                x = x + blk.mlp(Tensor.rmsNorm(x, weight: blk.mlpNorm, eps: config.rmsEps))
+                x = x + cache.linear(att, blk.wo)
+                x = x + blk.mlp(Tensor.rmsNorm(x, weight: blk.mlpNorm, eps: config.rmsEps), linear: cache.linear)
             }
             cache.advance(l)
             if !allPositions && l > 1 {
@@ -379,7 +394,7 @@ extension Policy {
                 x = last
             }
             let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
-            return Tensor.matmul(xn, lmHead, transposeB: true)
+            return cache.linear(xn, lmHead)
         }
     }
 }

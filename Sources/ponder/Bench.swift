@@ -47,7 +47,7 @@ func medianSeconds(repeats: Int, body: () -> Void) -> Double {
 struct BenchMatmul: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matmul",
-        abstract: "sgemm GFLOP/s at 2048³ and at transformer shapes, with the OpenBLAS kernel in use.")
+        abstract: "sgemm GFLOP/s at 2048³ and at transformer shapes, with the OpenBLAS kernel in use, and the packed decoding GEMM.")
     @OptionGroup var output: BenchOutput
 
     /// (M, N, K): the square reference, a training step's QKV/out projections and MLP (4096 tokens
@@ -78,5 +78,33 @@ struct BenchMatmul: ParsableCommand {
                 ["bench": "matmul", "m": m, "n": n, "k": k, "gflops": gflops, "kernel": info.kernel],
                 text: String(format: "sgemm %5d x %4d x %4d  %7.1f GFLOP/s", m, n, k, gflops))
         }
+        // Decoding: x · wᵀ for the 64 rows of one step, against a weight packed once (Ponder's
+        // kernel) and through OpenBLAS (which packs it on every call).
+        if !output.json { print("decoding kernels: \(NativeKernels.name)") }
+        for (m, n, k) in Self.decodeShapes {
+            var rng = RNG(seed: 1)
+            let x = Tensor.randn([m, k], rng: &rng), w = Tensor.randn([n, k], rng: &rng)
+            let packed = PackedMatrix(w)
+            let c = Tensor(uninitialized: [m, n])
+            let flops = 2.0 * Double(m) * Double(n) * Double(k)
+            let inner = max(1, Int(2e9 / flops))
+            let sPacked = medianSeconds(repeats: output.repeats, body: {
+                for _ in 0..<inner { _ = Tensor.matmul(x, packed: packed) }
+            })
+            let sBLAS = medianSeconds(repeats: output.repeats, body: {
+                for _ in 0..<inner {
+                    BLAS.gemm(transA: false, transB: true, m: m, n: n, k: k, a: x.data, lda: k,
+                               b: w.data, ldb: k, beta: 0, c: c.data, ldc: n)
+                }
+            })
+            let gPacked = flops * Double(inner) / sPacked / 1e9, gBLAS = flops * Double(inner) / sBLAS / 1e9
+            output.emit(
+                ["bench": "matmul_packed", "m": m, "n": n, "k": k, "gflops": gPacked, "openblas_gflops": gBLAS,
+                 "decode_kernels": NativeKernels.name],
+                text: String(format: "x·wᵀ  %5d x %4d x %4d  %7.1f GFLOP/s packed, %7.1f OpenBLAS", m, n, k, gPacked, gBLAS))
+        }
     }
+
+    /// One decoding step of 64 sequences: d=256 projections and MLP, and d=512's MLP.
+    static let decodeShapes = [(64, 256, 256), (64, 768, 256), (64, 256, 768), (64, 1536, 512), (64, 512, 1536)]
 }

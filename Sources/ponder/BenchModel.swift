@@ -141,10 +141,10 @@ struct BenchGenerate: ParsableCommand {
              "d": cfg.dModel, "layers": cfg.layers, "batch": shape.genBatch,
              "new_tokens": shape.new, "gen_s": s, "tokens_per_s": Double(produced) / s,
              "kv_bytes_per_token": cfg.kvBytesPerToken, "params": cfg.parameterCount,
-             "threads": Parallel.threads, "kernel": BLAS.info.kernel],
-            text: String(format: "generate d=%d L=%d %@, %d sequences × %d new tokens: %.3f s, %.0f tokens/s, KV cache %d bytes/token",
+             "threads": Parallel.threads, "kernel": BLAS.info.kernel, "decode_kernels": NativeKernels.name],
+            text: String(format: "generate d=%d L=%d %@, %d sequences × %d new tokens: %.3f s, %.0f tokens/s, KV cache %d bytes/token; decoding kernels: %@",
                          cfg.dModel, cfg.layers, (cfg.mla == nil ? "mha" : "mla") as NSString, shape.genBatch, shape.new, s,
-                         Double(produced) / s, cfg.kvBytesPerToken))
+                         Double(produced) / s, cfg.kvBytesPerToken, NativeKernels.name as NSString))
     }
 }
 
@@ -232,9 +232,10 @@ struct BenchGRPO: ParsableCommand {
         let update = zip(times, sampling).map { $0 - $1 }.sorted()[times.count / 2]
         let completions = Double(prompts * g)
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\"}",
+            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\"}",
                          policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
-                         completions * Double(new) / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString))
+                         completions * Double(new) / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
+                         NativeKernels.name as NSString))
         } else {
             print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s): median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s)",
                          policy.config.dModel, policy.config.layers, prompts, g, new, beta, comm.size, Parallel.threads, median, times.count, sample, update, completions / median, reduce))

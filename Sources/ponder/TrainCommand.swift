@@ -1,4 +1,5 @@
 import ArgumentParser
+import Autograd
 import Foundation
 import Model
 import Runs
@@ -44,6 +45,7 @@ struct Train: ParsableCommand {
         }
         let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console, communicator: comm)
         console?.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
+        console?.message("kernels: OpenBLAS \(BLAS.info.kernel) (\(BLAS.info.reason)); decoding \(NativeKernels.name)")
         let end = try trainer.run()
         comm.finalize()  // only after success: a rank that throws exits without it, and mpirun ends the job
         guard comm.isWriter else { return }

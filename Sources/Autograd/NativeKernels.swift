@@ -1,0 +1,104 @@
+// Ponder's own AVX-512 kernels for cached decoding (CKernels), chosen at run time from the CPU's
+// features like the OpenBLAS kernel: without avx512f, or with PONDER_NATIVE_KERNELS=0, the same
+// calls run OpenBLAS and the portable Swift loops instead.
+//
+// - A weight packed once for the many products x · wᵀ of one sampling call (`PackedMatrix`).
+//   OpenBLAS packs both operands on every call; with the 64 rows of a decode step that copy of the
+//   weight cost about half as much as the product itself.
+// - One query row of decoding attention (`Kernels.attendRow`), which streams the cached keys and
+//   values with prefetching.
+
+import CKernels
+import Foundation
+
+public enum NativeKernels {
+    /// Whether the AVX-512 kernels run (else OpenBLAS and Swift loops).
+    nonisolated(unsafe) public static var enabled: Bool = {
+        if ProcessInfo.processInfo.environment["PONDER_NATIVE_KERNELS"] == "0" { return false }
+        return supported
+    }()
+
+    /// Whether this CPU can run them at all.
+    public static var supported: Bool { ponder_packed_gemm_available() != 0 }
+
+    /// Names the decoding kernels in use, for logs and benchmark output.
+    public static var name: String {
+        if enabled { return "avx512 (cpu features: avx512f)" }
+        return supported ? "openblas+swift (PONDER_NATIVE_KERNELS=0)" : "openblas+swift (no avx512f)"
+    }
+}
+
+/// A (N, K) weight prepared for repeated `Tensor.matmul(x, packed:)` = x · wᵀ. It copies the weight's
+/// values when made: later changes to the tensor are not seen (make a new one after an update).
+public final class PackedMatrix {
+    public let rows: Int, cols: Int
+    /// A copy of the weight when the packed kernel is off.
+    let weight: Tensor?
+    let panels: UnsafeMutablePointer<Float>?
+
+    public init(_ w: Tensor) {
+        precondition(w.rank == 2, "PackedMatrix needs a matrix, got \(w.shape)")
+        rows = w.dim(0)
+        cols = w.dim(1)
+        if NativeKernels.enabled {
+            let p = (rows + Int(PONDER_PANEL) - 1) / Int(PONDER_PANEL)
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: p * Int(PONDER_PANEL) * cols)
+            ponder_pack_transposed(w.data, rows, cols, cols, buf)
+            panels = buf
+            weight = nil
+        } else {
+            panels = nil
+            weight = w.copy()  // the same snapshot semantics as the packed copy
+        }
+    }
+
+    deinit { panels?.deallocate() }
+}
+
+extension Tensor {
+    /// x · wᵀ for x (…, K) and a packed (N, K) weight, giving (…, N). Not recorded for gradients:
+    /// for inference (cached decoding) only. Each output element is one multiply-add chain over K
+    /// in order, so results do not depend on the number of rows or threads.
+    public static func matmul(_ x: Tensor, packed w: PackedMatrix) -> Tensor {
+        let k = x.dim(-1)
+        precondition(k == w.cols, "matmul inner dimensions differ: \(x.shape) · (\(w.rows), \(w.cols))ᵀ")
+        guard let panels = w.panels else {
+            return Autograd.noGrad { Tensor.matmul(x, w.weight!, transposeB: true) }
+        }
+        let m = x.count / k, n = w.rows
+        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
+        let count = (n + Int(PONDER_PANEL) - 1) / Int(PONDER_PANEL)
+        let a = x.data, c = out.data
+        Parallel.forRanges(count, cost: m * k * Int(PONDER_PANEL)) { r in
+            ponder_gemm_packed(a, m, k, k, panels, n, r.lowerBound, r.upperBound, c, n)
+        }
+        return out
+    }
+}
+
+extension Kernels {
+    /// One query row of cached attention: p[j] = softmax over keys start...end of scale·(q·keys[j]),
+    /// out = Σ p[j]·values[j]; keys and values are rows of d floats, p scratch of ≥ end + 1 floats.
+    @inline(__always)
+    public static func attendRow(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                 start: Int, end: Int, d: Int, scale: Float,
+                                 p: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        if NativeKernels.enabled && d % 16 == 0 {
+            ponder_attend_row(q, keys, values, start, end, d, scale, p, out)
+            return
+        }
+        var mx = -Float.infinity
+        for j in start...end {
+            p[j] = dot(q, keys + j * d, d) * scale
+            mx = Swift.max(mx, p[j])
+        }
+        var sum: Float = 0
+        for j in start...end {
+            p[j] = Foundation.exp(p[j] - mx)
+            sum += p[j]
+        }
+        let inv = 1 / sum
+        out.update(repeating: 0, count: d)
+        for j in start...end { axpy(p[j] * inv, values + j * d, out, d) }
+    }
+}

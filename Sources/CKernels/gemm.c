@@ -1,0 +1,154 @@
+// AVX-512 GEMM against a pre-packed right operand (see include/ckernels.h). Compiled for any x86-64
+// CPU: only the kernels carry target("avx512f"), and they run only after the runtime check.
+
+#include "ckernels.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+int ponder_packed_gemm_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+}
+
+// MR rows × 32 columns: MR × 2 accumulators held in registers across the whole k loop, in groups of 4 steps.
+// Each group also asks for `pfLines` cache lines of the next panel (into L2) from `pf`, so that
+// the first pass over that panel, which would otherwise wait on memory at every load, finds it there.
+#define PONDER_STEP(MR, kk)                                                                             \
+    {                                                                                                   \
+        __m512 b0 = _mm512_loadu_ps(b + (kk) * PONDER_PANEL);                                           \
+        __m512 b1 = _mm512_loadu_ps(b + (kk) * PONDER_PANEL + 16);                                      \
+        for (int r = 0; r < MR; r++) {                                                                  \
+            __m512 x = _mm512_set1_ps(a[r * lda + (kk)]);                                               \
+            lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);                                                      \
+            hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);                                                      \
+        }                                                                                               \
+    }
+#define PONDER_KERNEL(MR)                                                                               \
+    __attribute__((target("avx512f"))) static void kernel##MR(const float *a, long lda, const float *b, \
+                                                              long k, float *c, long ldc, long cols,    \
+                                                              const float *pf, long pfLines) {          \
+        __m512 lo[MR], hi[MR];                                                                          \
+        for (int r = 0; r < MR; r++) { lo[r] = _mm512_setzero_ps(); hi[r] = _mm512_setzero_ps(); }     \
+        long kk = 0;                                                                                    \
+        for (; kk + 4 <= k; kk += 4) {                                                                  \
+            for (long l = 0; l < pfLines; l++) _mm_prefetch((const char *)(pf + l * 16), _MM_HINT_T1);  \
+            pf += pfLines * 16;                                                                         \
+            _Pragma("clang loop unroll(disable)")                                                       \
+            for (long j = kk; j < kk + 4; j++) PONDER_STEP(MR, j)                                       \
+        }                                                                                               \
+        for (; kk < k; kk++) PONDER_STEP(MR, kk)                                                        \
+        if (cols == PONDER_PANEL) {                                                                     \
+            for (int r = 0; r < MR; r++) {                                                              \
+                _mm512_storeu_ps(c + r * ldc, lo[r]);                                                   \
+                _mm512_storeu_ps(c + r * ldc + 16, hi[r]);                                              \
+            }                                                                                           \
+        } else {                                                                                        \
+            __mmask16 m0 = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);              \
+            __mmask16 m1 = cols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - 16)) - 1);            \
+            for (int r = 0; r < MR; r++) {                                                              \
+                _mm512_mask_storeu_ps(c + r * ldc, m0, lo[r]);                                          \
+                _mm512_mask_storeu_ps(c + r * ldc + 16, m1, hi[r]);                                     \
+            }                                                                                           \
+        }                                                                                               \
+    }
+
+PONDER_KERNEL(8)
+PONDER_KERNEL(4)
+PONDER_KERNEL(2)
+PONDER_KERNEL(1)
+
+void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *packed, long n,
+                        long panelLo, long panelHi, float *c, long ldc) {
+    // Rows in chunks of 64, so that a chunk of A (64 × k) stays in L2 while the panels stream by.
+    // A panel is k × 32 floats = 2k cache lines. While one panel is multiplied, its row groups
+    // prefetch the next one, spread evenly: a group covers k/4 steps, so 8 groups of 8 rows ask for
+    // 1 line per step and fewer groups for more (a single 1-row group asks for all 8).
+    for (long i0 = 0; i0 < m; i0 += 64) {
+        long i1 = i0 + 64 < m ? i0 + 64 : m;
+        long rows = i1 - i0;
+        long groups = rows / 8 + (rows % 8 >= 4) + ((rows % 4) >= 2) + (rows % 2);
+        long pfLines = groups >= 8 ? 1 : groups >= 4 ? 2 : groups >= 2 ? 4 : 8;
+        long span = pfLines * 16 * (k / 4);  // floats one group prefetches
+        long panelFloats = k * PONDER_PANEL;
+        for (long p = panelLo; p < panelHi; p++) {
+            long cols = n - p * PONDER_PANEL < PONDER_PANEL ? n - p * PONDER_PANEL : PONDER_PANEL;
+            const float *b = packed + p * panelFloats;
+            const float *next = p + 1 < panelHi ? b + panelFloats
+                              : (i1 < m ? packed + panelLo * panelFloats : b);
+            float *cp = c + p * PONDER_PANEL;
+            long i = i0, g = 0;
+            // Prefetch addresses stay inside the next panel; the last panel re-touches itself.
+#define PONDER_PF (g * span + span <= panelFloats ? next + g * span : next), (g * span + span <= panelFloats ? pfLines : 0)
+            for (; i + 8 <= i1; i += 8, g++) kernel8(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF);
+            for (; i + 4 <= i1; i += 4, g++) kernel4(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF);
+            for (; i + 2 <= i1; i += 2, g++) kernel2(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF);
+            for (; i < i1; i++, g++) kernel1(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF);
+#undef PONDER_PF
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) void ponder_attend_row(const float *q, const float *keys, const float *values,
+                                                          long start, long end, long d, float scale, float *p,
+                                                          float *out) {
+    const long ahead = 8 * d;  // floats: 8 rows ahead
+    float mx = -__builtin_inff();
+    for (long j = start; j <= end; j++) {
+        const float *kj = keys + j * d;
+        for (long c = 0; c < d; c += 16) _mm_prefetch((const char *)(kj + ahead + c), _MM_HINT_T0);
+        __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q), _mm512_loadu_ps(kj));
+        for (long c = 16; c < d; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), _mm512_loadu_ps(kj + c), acc);
+        float s = _mm512_reduce_add_ps(acc) * scale;
+        p[j] = s;
+        if (s > mx) mx = s;
+    }
+    float sum = 0;
+    for (long j = start; j <= end; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    const float inv = 1 / sum;
+    for (long c = 0; c < d; c += 16) _mm512_storeu_ps(out + c, _mm512_setzero_ps());
+    for (long j = start; j <= end; j++) {
+        const float *vj = values + j * d;
+        for (long c = 0; c < d; c += 16) _mm_prefetch((const char *)(vj + ahead + c), _MM_HINT_T0);
+        __m512 w = _mm512_set1_ps(p[j] * inv);
+        for (long c = 0; c < d; c += 16)
+            _mm512_storeu_ps(out + c, _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + c), _mm512_loadu_ps(out + c)));
+    }
+}
+
+#else
+
+int ponder_packed_gemm_available(void) { return 0; }
+
+void ponder_attend_row(const float *q, const float *keys, const float *values, long start, long end, long d,
+                       float scale, float *p, float *out) {
+    (void)q; (void)keys; (void)values; (void)start; (void)end; (void)d; (void)scale; (void)p; (void)out;
+}
+
+void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *packed, long n,
+                        long panelLo, long panelHi, float *c, long ldc) {
+    (void)a; (void)m; (void)k; (void)lda; (void)packed; (void)n; (void)panelLo; (void)panelHi; (void)c; (void)ldc;
+}
+
+#endif
+
+void ponder_pack_transposed(const float *w, long n, long k, long ldw, float *out) {
+    long panels = (n + PONDER_PANEL - 1) / PONDER_PANEL;
+    for (long p = 0; p < panels; p++) {
+        float *dst = out + p * k * PONDER_PANEL;
+        for (long j = 0; j < PONDER_PANEL; j++) {
+            long row = p * PONDER_PANEL + j;
+            if (row < n) {
+                const float *src = w + row * ldw;
+                for (long kk = 0; kk < k; kk++) dst[kk * PONDER_PANEL + j] = src[kk];
+            } else {
+                for (long kk = 0; kk < k; kk++) dst[kk * PONDER_PANEL + j] = 0;
+            }
+        }
+    }
+}

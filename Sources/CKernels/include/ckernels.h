@@ -1,0 +1,32 @@
+// Ponder's own GEMM for a weight that is reused many times (the decode steps of one sampling call):
+// C = A · Wᵀ with W packed once into column panels, so that no call re-packs it (OpenBLAS packs
+// every operand on every call; at 64 rows that copy costs about half as much as the product).
+// The kernel is AVX-512; callers check ponder_packed_gemm_available() and use OpenBLAS otherwise.
+#ifndef PONDER_CKERNELS_H
+#define PONDER_CKERNELS_H
+
+/// Output columns per packed panel.
+#define PONDER_PANEL 32
+
+/// 1 when this CPU runs the AVX-512 kernel (avx512f), else 0.
+int ponder_packed_gemm_available(void);
+
+/// Packs W (n rows × k columns, row stride ldw) into ceil(n / 32) panels of k × 32 floats:
+/// out[(p·k + kk)·32 + j] = W[p·32 + j][kk], zero past row n. `out` holds ceil(n/32)·32·k floats.
+void ponder_pack_transposed(const float *w, long n, long k, long ldw, float *out);
+
+/// C[i][j] = Σ_kk A[i][kk] · W[j][kk] for rows 0..<m and the columns of panels panelLo..<panelHi
+/// (columns below n only), with W packed by ponder_pack_transposed. Each element is one fused
+/// multiply-add chain over kk in order, so it does not depend on m, on the panel range or on how a
+/// caller splits the work. Only call when ponder_packed_gemm_available().
+void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *packed, long n,
+                        long panelLo, long panelHi, float *c, long ldc);
+
+/// One query row of cached decoding attention, for a head size d that is a multiple of 16:
+/// p[j] = softmax over keys start...end of scale·(q·keys[j]) and out = Σ_j p[j]·values[j] (keys and
+/// values: rows of d floats; p: scratch of at least end + 1 floats). The key and value rows stream
+/// from memory, so each loop prefetches 8 rows ahead. Only call when ponder_packed_gemm_available().
+void ponder_attend_row(const float *q, const float *keys, const float *values, long start, long end, long d,
+                       float scale, float *p, float *out);
+
+#endif

@@ -1,0 +1,102 @@
+import Autograd
+import XCTest
+
+/// Ponder's AVX-512 decoding kernels against OpenBLAS and the portable Swift loops they replace.
+final class NativeKernelsTests: XCTestCase {
+    override func tearDown() {
+        NativeKernels.enabled = NativeKernels.supported
+        Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// x · wᵀ through a packed weight equals OpenBLAS's product, over row counts that use every
+    /// kernel height (8, 4, 2, 1) and more than one 64-row chunk, and column counts that leave
+    /// partial panels (masked stores) or a single panel.
+    func testPackedMatmulMatchesOpenBLAS() throws {
+        try XCTSkipUnless(NativeKernels.enabled, "no avx512f here: PackedMatrix runs OpenBLAS itself")
+        var rng = RNG(seed: 7)
+        for (m, n, k) in [(1, 5, 3), (3, 31, 17), (7, 33, 64), (15, 64, 1), (64, 100, 96), (70, 257, 40), (130, 32, 512)] {
+            let x = Tensor.randn([m, k], rng: &rng), w = Tensor.randn([n, k], rng: &rng)
+            let want = Tensor.matmul(x, w, transposeB: true)
+            let got = Tensor.matmul(x, packed: PackedMatrix(w))
+            XCTAssertEqual(got.shape, [m, n])
+            // Rounding bound for a k-term float sum: a few ulps of Σ|x·w| (summation orders differ).
+            var worst: Float = 0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var size: Float = 0
+                    for t in 0..<k { size += abs(x.data[i * k + t] * w.data[j * k + t]) }
+                    worst = max(worst, abs(got.data[i * n + j] - want.data[i * n + j]) / (size * Float.ulpOfOne))
+                }
+            }
+            XCTAssertLessThan(worst, 8, "m=\(m) n=\(n) k=\(k): error in units of Σ|x·w|·ε")
+        }
+    }
+
+    /// A row's result does not depend on the other rows in the batch, on the kernel height that
+    /// computed it, or on the thread count: the sampler's determinism and "a padded prompt equals
+    /// the same prompt alone" rest on this.
+    func testPackedRowsAreIndependentOfBatchAndThreads() throws {
+        try XCTSkipUnless(NativeKernels.enabled, "no avx512f here")
+        var rng = RNG(seed: 3)
+        let m = 75, n = 70, k = 48
+        let x = Tensor.randn([m, k], rng: &rng), w = PackedMatrix(Tensor.randn([n, k], rng: &rng))
+        Parallel.threads = 2
+        let all = Tensor.matmul(x, packed: w)
+        Parallel.threads = 1
+        let serial = Tensor.matmul(x, packed: w)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: all.data, count: m * n)),
+                       Array(UnsafeBufferPointer(start: serial.data, count: m * n)))
+        for row in [0, 9, 66, 74] {  // rows made by the 8-, 1-, 8- and 1-row kernels in the full batch
+            let alone = Tensor(shape: [1, k], Array(UnsafeBufferPointer(start: x.data + row * k, count: k)))
+            let one = Tensor.matmul(alone, packed: w)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: one.data, count: n)),
+                           Array(UnsafeBufferPointer(start: all.data + row * n, count: n)), "row \(row)")
+        }
+    }
+
+    /// A packed matrix is a snapshot, on both paths: changing the tensor afterwards changes nothing.
+    func testPackedMatrixIsASnapshot() {
+        for native in [true, false] where !native || NativeKernels.supported {
+            NativeKernels.enabled = native
+            var rng = RNG(seed: 5)
+            let x = Tensor.randn([4, 8], rng: &rng), w = Tensor.randn([6, 8], rng: &rng)
+            let packed = PackedMatrix(w)
+            let before = Array(UnsafeBufferPointer(start: Tensor.matmul(x, packed: packed).data, count: 24))
+            w.data.update(repeating: 0, count: 48)
+            let after = Array(UnsafeBufferPointer(start: Tensor.matmul(x, packed: packed).data, count: 24))
+            XCTAssertEqual(before, after, native ? "packed" : "OpenBLAS fallback")
+            XCTAssertNotEqual(before, [Float](repeating: 0, count: 24))
+        }
+    }
+
+    /// One decoding-attention row (AVX-512, and the Swift loop for head sizes that are not a
+    /// multiple of 16 or when the kernels are off) equals softmax(scale·q·Kᵀ)·V computed in Double.
+    func testAttendRowMatchesReference() {
+        var rng = RNG(seed: 11)
+        for native in [true, false] where !native || NativeKernels.supported {
+            NativeKernels.enabled = native
+            for (d, start, end) in [(64, 0, 0), (64, 3, 40), (32, 0, 99), (48, 5, 20), (16, 7, 7)] {
+                let keys = Tensor.randn([end + 9, d], rng: &rng), values = Tensor.randn([end + 9, d], rng: &rng)
+                let q = Tensor.randn([d], rng: &rng)
+                let scale = 1 / Float(d).squareRoot()
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: end + 1)
+                defer { p.deallocate() }
+                let out = [Float](unsafeUninitializedCapacity: d) { buf, count in
+                    Kernels.attendRow(q: q.data, keys: keys.data, values: values.data, start: start, end: end,
+                                      d: d, scale: scale, p: p, out: buf.baseAddress!)
+                    count = d
+                }
+                var scores = (start...end).map { j in
+                    Double(scale) * (0..<d).reduce(0.0) { $0 + Double(q.data[$1]) * Double(keys.data[j * d + $1]) }
+                }
+                let mx = scores.max()!
+                scores = scores.map { Foundation.exp($0 - mx) }
+                let total = scores.reduce(0, +)
+                for c in 0..<d {
+                    let want = zip(start...end, scores).reduce(0.0) { $0 + $1.1 / total * Double(values.data[$1.0 * d + c]) }
+                    XCTAssertEqual(Double(out[c]), want, accuracy: 1e-5, "native \(native) d=\(d) keys \(start)...\(end) col \(c)")
+                }
+            }
+        }
+    }
+}
