@@ -87,9 +87,19 @@ extension Kernels {
             ponder_attend_row(q, keys, values, start, end, d, scale, p, out)
             return
         }
+        out.update(repeating: 0, count: d)
+        softmaxOver(start, end, p, score: { dot(q, keys + $0 * d, d) * scale }, accumulate: { axpy($1, values + $0 * d, out, d) })
+    }
+
+    /// One cached-decoding attention row in portable Swift: p[j] = softmax over keys start...end of
+    /// `score(j)`, then `accumulate(j, p[j])` for each key (`attendRow`'s fallback and MLA's cached
+    /// steps share it). Inlinable, so that the callers' closures inline across modules.
+    @inlinable @inline(__always)
+    public static func softmaxOver(_ start: Int, _ end: Int, _ p: UnsafeMutablePointer<Float>, score: (Int) -> Float,
+                                   accumulate: (Int, Float) -> Void) {
         var mx = -Float.infinity
         for j in start...end {
-            p[j] = dot(q, keys + j * d, d) * scale
+            p[j] = score(j)
             mx = Swift.max(mx, p[j])
         }
         var sum: Float = 0
@@ -98,7 +108,6 @@ extension Kernels {
             sum += p[j]
         }
         let inv = 1 / sum
-        out.update(repeating: 0, count: d)
-        for j in start...end { axpy(p[j] * inv, values + j * d, out, d) }
+        for j in start...end { accumulate(j, p[j] * inv) }
     }
 }

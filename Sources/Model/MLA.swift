@@ -284,7 +284,8 @@ extension Policy {
         }
         let cc = lc.c[layer], kc = lc.kr[layer], ql = qLat.data, qr = qRope.data, ol = oLat.data
         Parallel.forRanges(s * h, cost: l * (t0 + l) * (2 * rkv + r)) { range in
-            var p = [Float](repeating: 0, count: t0 + l)
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: t0 + l)
+            defer { p.deallocate() }
             for sh in range {
                 let q = sh / h, hh = sh % h, start = cache.keyStart[q]
                 for i in 0..<l {
@@ -293,7 +294,7 @@ extension Policy {
                     oi.update(repeating: 0, count: rkv)
                     let end = t0 + i
                     if start > end { continue }
-                    Self.softmaxOver(start, end, &p, score: { j in
+                    Kernels.softmaxOver(start, end, p, score: { j in
                         (Kernels.dot(qi, cc + (q * cap + j) * rkv, rkv) + Kernels.dot(ri, kc + (q * cap + j) * r, r)) * scale
                     }, accumulate: { j, pj in Kernels.axpy(pj, cc + (q * cap + j) * rkv, oi, rkv) })
                 }
@@ -318,7 +319,8 @@ extension Policy {
         }
         let kc = lc.kr[layer], qn = qNope.data, qr = qRope.data, od = out.data, kd = kv.data, w = dn + dv
         Parallel.forRanges(s * h, cost: l * tot * (dn + r + dv)) { range in
-            var p = [Float](repeating: 0, count: tot)
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: tot)
+            defer { p.deallocate() }
             for sh in range {
                 let q = sh / h, hh = sh % h, start = cache.keyStart[q]
                 for i in 0..<l {
@@ -327,7 +329,7 @@ extension Policy {
                     oi.update(repeating: 0, count: dv)
                     let end = t0 + i
                     if start > end { continue }
-                    Self.softmaxOver(start, end, &p, score: { j in
+                    Kernels.softmaxOver(start, end, p, score: { j in
                         let kj = kd + ((q * tot + j) * h + hh) * w
                         return (Kernels.dot(qn + row * dn, kj, dn) + Kernels.dot(qr + row * r, kc + (q * cap + j) * r, r)) * scale
                     }, accumulate: { j, pj in Kernels.axpy(pj, kd + ((q * tot + j) * h + hh) * w + dn, oi, dv) })

@@ -207,24 +207,6 @@ public final class Policy {
         return positions
     }
 
-    /// One cached-decoding attention row: p[j] = softmax over keys start...end of `score(j)`, then
-    /// `accumulate(j, p[j])` for each key (the MHA and MLA cached steps share it).
-    @inline(__always)
-    static func softmaxOver(_ start: Int, _ end: Int, _ p: inout [Float], score: (Int) -> Float, accumulate: (Int, Float) -> Void) {
-        var mx = -Float.infinity
-        for j in start...end {
-            p[j] = score(j)
-            mx = max(mx, p[j])
-        }
-        var sum: Float = 0
-        for j in start...end {
-            p[j] = Foundation.exp(p[j] - mx)
-            sum += p[j]
-        }
-        let inv = 1 / sum
-        for j in start...end { accumulate(j, p[j] * inv) }
-    }
-
     /// The LM head weight (the embedding when tied).
     public var lmHead: Tensor { head ?? embed }
 

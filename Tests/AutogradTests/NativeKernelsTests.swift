@@ -3,9 +3,16 @@ import XCTest
 
 /// Ponder's AVX-512 decoding kernels against OpenBLAS and the portable Swift loops they replace.
 final class NativeKernelsTests: XCTestCase {
+    private var enabled = NativeKernels.enabled, threads = Parallel.threads
+
+    override func setUp() {
+        enabled = NativeKernels.enabled
+        threads = Parallel.threads
+    }
+
     override func tearDown() {
-        NativeKernels.enabled = NativeKernels.supported
-        Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
+        NativeKernels.enabled = enabled
+        Parallel.threads = threads
     }
 
     /// x · wᵀ through a packed weight equals OpenBLAS's product, over row counts that use every
