@@ -18,8 +18,8 @@ public enum NativeKernels {
         return supported
     }()
 
-    /// Whether this CPU can run them at all.
-    public static var supported: Bool { ponder_packed_gemm_available() != 0 }
+    /// Whether this CPU can run them at all (asked once).
+    public static let supported: Bool = ponder_packed_gemm_available() != 0
 
     /// Names the decoding kernels in use, for logs and benchmark output.
     public static var name: String {

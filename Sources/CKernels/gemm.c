@@ -40,18 +40,12 @@ int ponder_packed_gemm_available(void) {
             for (long j = kk; j < kk + 4; j++) PONDER_STEP(MR, j)                                       \
         }                                                                                               \
         for (; kk < k; kk++) PONDER_STEP(MR, kk)                                                        \
-        if (cols == PONDER_PANEL) {                                                                     \
-            for (int r = 0; r < MR; r++) {                                                              \
-                _mm512_storeu_ps(c + r * ldc, lo[r]);                                                   \
-                _mm512_storeu_ps(c + r * ldc + 16, hi[r]);                                              \
-            }                                                                                           \
-        } else {                                                                                        \
-            __mmask16 m0 = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);              \
-            __mmask16 m1 = cols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - 16)) - 1);            \
-            for (int r = 0; r < MR; r++) {                                                              \
-                _mm512_mask_storeu_ps(c + r * ldc, m0, lo[r]);                                          \
-                _mm512_mask_storeu_ps(c + r * ldc + 16, m1, hi[r]);                                     \
-            }                                                                                           \
+        /* a partial last panel stores only its `cols` columns */                                       \
+        __mmask16 m0 = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);                  \
+        __mmask16 m1 = cols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - 16)) - 1);                \
+        for (int r = 0; r < MR; r++) {                                                                  \
+            _mm512_mask_storeu_ps(c + r * ldc, m0, lo[r]);                                              \
+            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, hi[r]);                                         \
         }                                                                                               \
     }
 
@@ -76,17 +70,21 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
         for (long p = panelLo; p < panelHi; p++) {
             long cols = n - p * PONDER_PANEL < PONDER_PANEL ? n - p * PONDER_PANEL : PONDER_PANEL;
             const float *b = packed + p * panelFloats;
+            // the next panel, or this range's first one for the next row chunk, or (last of all) itself
             const float *next = p + 1 < panelHi ? b + panelFloats
                               : (i1 < m ? packed + panelLo * panelFloats : b);
             float *cp = c + p * PONDER_PANEL;
+            // Group g prefetches its span of the next panel; a group past the panel's end asks for
+            // nothing (and gets a pointer inside the panel, never one past it).
+#define PONDER_FITS(g) ((g) * span + span <= panelFloats)
+#define PONDER_PF(g) (PONDER_FITS(g) ? next + (g) * span : next), (PONDER_FITS(g) ? pfLines : 0)
             long i = i0, g = 0;
-            // Prefetch addresses stay inside the next panel; the last panel re-touches itself.
-#define PONDER_PF (g * span + span <= panelFloats ? next + g * span : next), (g * span + span <= panelFloats ? pfLines : 0)
-            for (; i + 8 <= i1; i += 8, g++) kernel8(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF);
-            for (; i + 4 <= i1; i += 4, g++) kernel4(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF);
-            for (; i + 2 <= i1; i += 2, g++) kernel2(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF);
-            for (; i < i1; i++, g++) kernel1(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF);
+            for (; i + 8 <= i1; i += 8, g++) kernel8(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF(g));
+            for (; i + 4 <= i1; i += 4, g++) kernel4(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF(g));
+            for (; i + 2 <= i1; i += 2, g++) kernel2(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF(g));
+            for (; i < i1; i++, g++) kernel1(a + i * lda, lda, b, k, cp + i * ldc, ldc, cols, PONDER_PF(g));
 #undef PONDER_PF
+#undef PONDER_FITS
         }
     }
 }

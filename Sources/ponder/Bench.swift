@@ -65,15 +65,10 @@ struct BenchMatmul: ParsableCommand {
             var rng = RNG(seed: 1)
             let a = Tensor.randn([m, k], rng: &rng), b = Tensor.randn([k, n], rng: &rng)
             let c = Tensor(uninitialized: [m, n])
-            let flops = 2.0 * Double(m) * Double(n) * Double(k)
-            let inner = max(1, Int(2e9 / flops))  // enough calls per timing to be measurable
-            let s = medianSeconds(repeats: output.repeats, body: {
-                for _ in 0..<inner {
-                    BLAS.gemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k,
-                               b: b.data, ldb: n, beta: 0, c: c.data, ldc: n)
-                }
-            })
-            let gflops = flops * Double(inner) / s / 1e9
+            let gflops = Self.gflops(m, n, k, repeats: output.repeats) {
+                BLAS.gemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k,
+                          b: b.data, ldb: n, beta: 0, c: c.data, ldc: n)
+            }
             output.emit(
                 ["bench": "matmul", "m": m, "n": n, "k": k, "gflops": gflops, "kernel": info.kernel],
                 text: String(format: "sgemm %5d x %4d x %4d  %7.1f GFLOP/s", m, n, k, gflops))
@@ -86,23 +81,25 @@ struct BenchMatmul: ParsableCommand {
             let x = Tensor.randn([m, k], rng: &rng), w = Tensor.randn([n, k], rng: &rng)
             let packed = PackedMatrix(w)
             let c = Tensor(uninitialized: [m, n])
-            let flops = 2.0 * Double(m) * Double(n) * Double(k)
-            let inner = max(1, Int(2e9 / flops))
-            let sPacked = medianSeconds(repeats: output.repeats, body: {
-                for _ in 0..<inner { _ = Tensor.matmul(x, packed: packed) }
-            })
-            let sBLAS = medianSeconds(repeats: output.repeats, body: {
-                for _ in 0..<inner {
-                    BLAS.gemm(transA: false, transB: true, m: m, n: n, k: k, a: x.data, lda: k,
-                               b: w.data, ldb: k, beta: 0, c: c.data, ldc: n)
-                }
-            })
-            let gPacked = flops * Double(inner) / sPacked / 1e9, gBLAS = flops * Double(inner) / sBLAS / 1e9
+            let gPacked = Self.gflops(m, n, k, repeats: output.repeats) { _ = Tensor.matmul(x, packed: packed) }
+            let gBLAS = Self.gflops(m, n, k, repeats: output.repeats) {
+                BLAS.gemm(transA: false, transB: true, m: m, n: n, k: k, a: x.data, lda: k,
+                          b: w.data, ldb: k, beta: 0, c: c.data, ldc: n)
+            }
             output.emit(
                 ["bench": "matmul_packed", "m": m, "n": n, "k": k, "gflops": gPacked, "openblas_gflops": gBLAS,
                  "decode_kernels": NativeKernels.name],
                 text: String(format: "x·wᵀ  %5d x %4d x %4d  %7.1f GFLOP/s packed, %7.1f OpenBLAS", m, n, k, gPacked, gBLAS))
         }
+    }
+
+    /// GFLOP/s of an (m, n, k) product `body`, the median of `repeats` timings of enough calls to
+    /// be measurable (~2 GFLOP each).
+    static func gflops(_ m: Int, _ n: Int, _ k: Int, repeats: Int, _ body: () -> Void) -> Double {
+        let flops = 2.0 * Double(m) * Double(n) * Double(k)
+        let inner = max(1, Int(2e9 / flops))
+        let s = medianSeconds(repeats: repeats, body: { for _ in 0..<inner { body() } })
+        return flops * Double(inner) / s / 1e9
     }
 
     /// One decoding step of 64 sequences: d=256 projections and MLP, and d=512's MLP.
