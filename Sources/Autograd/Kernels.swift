@@ -105,8 +105,11 @@ extension Kernels {
         var i = 0
         var m = SIMD16<Float>(repeating: -.infinity)
         let rx = UnsafeRawPointer(x)
+        // A compare and blend, not `pointwiseMax`: Swift's generic SIMD max compiles to a
+        // per-lane loop through the stack (perf: 6% of a training step at d=256).
         while i + 16 <= n {
-            m = pointwiseMax(m, rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+            let v = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            m = m.replacing(with: v, where: v .> m)
             i += 16
         }
         var s = m.max()

@@ -24,6 +24,20 @@ final class ElementwiseTests: XCTestCase {
         GradCheck.check([q, p]) { $0[0] * $0[1] }
     }
 
+    /// The row maximum that softmax shifts by: every length around the 16-lane step, with the
+    /// largest value in the vector part, in the tail and at each end, and all-negative rows.
+    func testRowMaxKernel() {
+        for n in [1, 5, 15, 16, 17, 31, 32, 33, 64, 100] {
+            for place in [0, n / 2, n - 1] {
+                var x = (0..<n).map { -1 - Float(($0 * 37 + place) % 101) / 10 }
+                x[place] = -0.5
+                let got = x.withUnsafeBufferPointer { Kernels.max($0.baseAddress!, n) }
+                XCTAssertEqual(got, -0.5, "n \(n), largest at \(place)")
+                XCTAssertEqual(got, x.max()!)
+            }
+        }
+    }
+
     func testBroadcastValues() {
         let a = Tensor(shape: [2, 3], [1, 2, 3, 4, 5, 6]), b = Tensor(shape: [3], [10, 20, 30])
         XCTAssertEqual((a + b).array, [11, 22, 33, 14, 25, 36])
