@@ -47,6 +47,48 @@ public enum SFT {
         return SFTExample(ids: (prompt + completion).map(Int32.init), promptLength: prompt.count)
     }
 
+    /// Splits a batch into micro-batches of similar length, to cut padding: rows are padded to
+    /// their micro-batch's longest, not the batch's. Returns row indices in groups, each group
+    /// ascending by length, chosen (dynamic programming over the sorted lengths) to minimise the
+    /// padded tokens plus `overhead` token-equivalents per extra micro-batch (a forward and
+    /// backward pass has a fixed cost: at d=128, 4 layers, about 100 tokens' worth, measured with
+    /// `ponder bench train`). In the quickstart a batch is mostly 2-digit traces (~54 tokens) and
+    /// a few 3-digit ones (~73): one padded batch costs 32·73 tokens, two micro-batches ~20% less.
+    public static func lengthGroups(_ lengths: [Int], overhead: Int = 256) -> [[Int]] {
+        let order = lengths.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+        let n = order.count
+        guard n > 1 else { return n == 0 ? [] : [order] }
+        // best[j]: least cost of rows order[0..<j]; from[j]: where its last group starts.
+        var best = [Int](repeating: 0, count: n + 1), from = [Int](repeating: 0, count: n + 1)
+        for j in 1...n {
+            best[j] = Int.max
+            for i in 0..<j {
+                let cost = best[i] + (j - i) * lengths[order[j - 1]] + (i > 0 ? overhead : 0)
+                if cost < best[j] { (best[j], from[j]) = (cost, i) }
+            }
+        }
+        var groups: [[Int]] = [], j = n
+        while j > 0 {
+            groups.append(Array(order[from[j]..<j]))
+            j = from[j]
+        }
+        return groups.reversed()
+    }
+
+    /// Accumulates the gradient of the masked loss of `batch` (normalised by `normalizer`
+    /// completion tokens) over length micro-batches; returns the loss. A policy with MoE layers
+    /// takes the batch whole, as its balance loss and routing metrics are per forward.
+    public static func accumulateGradients(policy: Policy, batch: [SFTExample], pad: Int32, normalizer: Int, overhead: Int = 256) -> Double {
+        let groups = policy.moeLayers.isEmpty ? lengthGroups(batch.map(\.ids.count), overhead: overhead) : [Array(batch.indices)]
+        var total = 0.0
+        for g in groups {
+            let (loss, _) = loss(policy: policy, batch: g.map { batch[$0] }, pad: pad, normalizer: normalizer)
+            loss.backward()
+            total += Double(loss.item)
+        }
+        return total
+    }
+
     /// The masked next-token loss of a batch: mean negative logprob over completion tokens.
     /// Rows are right-padded with `pad`; returns the loss and the number of completion tokens.
     /// `normalizer` replaces this batch's token count as the divisor when the batch is one rank's

@@ -219,9 +219,7 @@ public final class Trainer {
         let mine = communicator.share(batch.count)
         var localLoss = 0.0
         if !mine.isEmpty {
-            let (loss, _) = SFT.loss(policy: policy, batch: Array(batch[mine]), pad: Int32(tokenizer.pad), normalizer: tokens)
-            loss.backward()
-            localLoss = Double(loss.item)
+            localLoss = SFT.accumulateGradients(policy: policy, batch: Array(batch[mine]), pad: Int32(tokenizer.pad), normalizer: tokens)
         }
         communicator.sumGradients(policy.parameters)
         let loss = communicator.sum([localLoss])[0]

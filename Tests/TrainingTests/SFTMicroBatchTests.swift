@@ -1,0 +1,81 @@
+// SFT's length micro-batches: the grouping is a partition with the least padded cost, and the
+// gradient accumulated over the groups is the one-batch gradient.
+
+import Autograd
+import Model
+import Tasks
+import Training
+import XCTest
+
+final class SFTMicroBatchTests: XCTestCase {
+    /// The cost the grouping minimises: each group padded to its longest row, plus the overhead
+    /// of every group after the first.
+    func cost(_ groups: [[Int]], _ lengths: [Int], overhead: Int) -> Int {
+        groups.reduce(0) { $0 + $1.count * $1.map { lengths[$0] }.max()! } + (groups.count - 1) * overhead
+    }
+
+    func testGroupsPartitionTheBatchAtTheLeastPaddedCost() {
+        let overhead = 256
+        // The quickstart's shape: many short traces and a few long ones split in two.
+        let quick = Array(repeating: 54, count: 20) + [73, 70] + Array(repeating: 52, count: 9) + [75]
+        let g = SFT.lengthGroups(quick, overhead: overhead)
+        XCTAssertEqual(g.count, 2)
+        XCTAssertEqual(Set(g[1]), [20, 21, 31], "the three long traces form their own micro-batch")
+        XCTAssertLessThan(cost(g, quick, overhead: overhead), quick.count * 75)
+        // Equal lengths, or a spread smaller than the overhead: one batch.
+        XCTAssertEqual(SFT.lengthGroups([40, 40, 40]).count, 1)
+        XCTAssertEqual(SFT.lengthGroups([40, 41, 42, 43], overhead: 256).count, 1)
+        XCTAssertEqual(SFT.lengthGroups([7]), [[0]])
+        XCTAssertEqual(SFT.lengthGroups([]), [])
+        // Against every split of the sorted rows into contiguous runs, on small random batches.
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<200 {
+            let n = 1 + Int(rng.next() % 7), over = Int(rng.next() % 40)
+            let lengths = (0..<n).map { _ in 1 + Int(rng.next() % 30) }
+            let groups = SFT.lengthGroups(lengths, overhead: over)
+            XCTAssertEqual(groups.flatMap { $0 }.sorted(), Array(0..<n), "a partition of the rows")
+            for grp in groups { XCTAssertEqual(grp.map { lengths[$0] }, grp.map { lengths[$0] }.sorted()) }
+            let order = lengths.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+            var bestCost = Int.max
+            for cuts in 0..<(1 << (n - 1)) {  // bit c set: a group ends after sorted row c
+                var parts: [[Int]] = [[]]
+                for (c, i) in order.enumerated() {
+                    parts[parts.count - 1].append(i)
+                    if c < n - 1 && cuts & (1 << c) != 0 { parts.append([]) }
+                }
+                bestCost = min(bestCost, cost(parts, lengths, overhead: over))
+            }
+            XCTAssertEqual(cost(groups, lengths, overhead: over), bestCost, "lengths \(lengths), overhead \(over)")
+        }
+    }
+
+    /// Two micro-batches of a mixed-length batch accumulate the gradient and loss of the whole
+    /// padded batch (right padding never reaches a real position under causal attention).
+    func testMicroBatchedGradientEqualsTheWholeBatchGradient() throws {
+        let tokenizer = CharTokenizer()
+        let add = try XCTUnwrap(TaskRegistry.family(named: "add"))
+        let examples = try (0..<6).map { i in
+            try SFT.example(add.problem(seed: 3, stream: "t", level: i < 4 ? 1 : 3, index: i, id: "p\(i)"), tokenizer: tokenizer)
+        }
+        let lengths = examples.map(\.ids.count)
+        XCTAssertEqual(SFT.lengthGroups(lengths, overhead: 0).count > 1, true, "lengths \(lengths) differ")
+        var rng = RNG(seed: 2, stream: "init")
+        let policy = Policy(config: PolicyConfig(vocabSize: tokenizer.vocabSize, dModel: 32, layers: 2, heads: 2, ffDim: 64, maxContext: 128), rng: &rng)
+        let tokens = examples.reduce(0) { $0 + SFT.targetCount($1) }
+        let pad = Int32(tokenizer.pad)
+
+        let (whole, count) = SFT.loss(policy: policy, batch: examples, pad: pad)
+        XCTAssertEqual(count, tokens)
+        whole.backward()
+        let expected = policy.parameters.map { $0.gradArray }
+        for p in policy.parameters { p.zeroGrad() }
+
+        let loss = SFT.accumulateGradients(policy: policy, batch: examples, pad: pad, normalizer: tokens, overhead: 0)
+        XCTAssertEqual(loss, Double(whole.item), accuracy: 1e-5 * abs(Double(whole.item)))
+        for (p, e) in zip(policy.parameters, expected) {
+            let got = p.gradArray
+            let scale = e.map { abs($0) }.max()! + 1e-12
+            for (a, b) in zip(got, e) { XCTAssertEqual(a, b, accuracy: 1e-4 * scale) }
+        }
+    }
+}
