@@ -8,6 +8,10 @@ final class ElementwiseTests: XCTestCase {
         GradCheck.check([a, b]) { $0[0] - $0[1] }
         GradCheck.check([a, b]) { $0[0] * $0[1] }
         GradCheck.check([a, b]) { $0[0] / $0[1] }
+        // an operand used twice: its second gradient adds to the first (+ and − fast paths)
+        GradCheck.check([a, b]) { ($0[0] + $0[0]) - $0[1] }
+        GradCheck.check([a, b]) { ($0[0] - $0[1]) - $0[1] }
+        GradCheck.check([a, b]) { ($0[1] - $0[0]) * $0[0] + $0[0] }
     }
 
     func testBroadcastingBiasAndScale() {
