@@ -147,17 +147,28 @@ extension Tensor {
         }
     }
 
-    /// a + b with broadcasting.
+    /// a + b with broadcasting. Same shapes (the residual stream) take a vector loop forward and
+    /// backward instead of a closure per element; a sum is commutative, so values are unchanged.
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        binary(a, b, { $0 + $1 }) { plan, out in
-            if a.count == out.count && b.count == out.count {
+        guard a.shape == b.shape else {
+            return binary(a, b, { $0 + $1 }) { plan, out in
+                binaryBackward(a, b, out, plan, da: { g, o, _, _ in g[o] }, db: { g, o, _, _ in g[o] })
+            }
+        }
+        let out = Tensor(uninitialized: a.shape)
+        let (pa, pb, po) = (a.data, b.data, out.data)
+        Parallel.forRanges(out.count) { r in
+            (po + r.lowerBound).update(from: pb + r.lowerBound, count: r.count)
+            Kernels.axpy(1, pa + r.lowerBound, po + r.lowerBound, r.count)
+        }
+        if Autograd.needsGrad(out, a, b) {
+            Autograd.record {
                 guard let g = outGrad(out) else { return }
                 passGradient(g, to: a, negate: false)
                 passGradient(g, to: b, negate: false)
-                return
             }
-            binaryBackward(a, b, out, plan, da: { g, o, _, _ in g[o] }, db: { g, o, _, _ in g[o] })
         }
+        return out
     }
 
     /// a − b with broadcasting.
