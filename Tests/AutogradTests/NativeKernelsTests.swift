@@ -82,7 +82,7 @@ final class NativeKernelsTests: XCTestCase {
         var rng = RNG(seed: 11)
         for native in [true, false] where !native || NativeKernels.supported {
             NativeKernels.enabled = native
-            for (d, start, end) in [(64, 0, 0), (64, 3, 40), (32, 0, 99), (48, 5, 20), (16, 7, 7)] {
+            for (d, start, end) in [(64, 0, 0), (64, 3, 40), (32, 0, 99), (48, 5, 20), (16, 7, 7), (128, 2, 30), (96, 1, 17)] {
                 let keys = Tensor.randn([end + 9, d], rng: &rng), values = Tensor.randn([end + 9, d], rng: &rng)
                 let q = Tensor.randn([d], rng: &rng)
                 let scale = 1 / Float(d).squareRoot()

@@ -60,6 +60,20 @@ final class ConfigTests: XCTestCase {
 }
 
 final class ConfigDocsTests: XCTestCase {
+    /// Every config in configs/ loads (a renamed key or a bad value in a shipped config fails here, not in a
+    /// user's first run), and configs/README.md lists it.
+    func testShippedConfigsLoadAndAreListed() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("configs")
+        let readme = try String(contentsOf: dir.appendingPathComponent("README.md"), encoding: .utf8)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertTrue(names.contains("quickstart.yaml") && names.contains("quickstart-sft-only.yaml"), "\(names)")
+        for name in names {
+            XCTAssertNoThrow(try ConfigLoader.load(dir.appendingPathComponent(name)), name)
+            XCTAssertTrue(readme.contains("`\(name)`"), "configs/README.md does not list \(name)")
+        }
+    }
+
     /// configs/README.md documents every key of every section (a new field without a line fails).
     func testEveryKeyIsDocumented() throws {
         let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
