@@ -250,6 +250,19 @@ public struct EvalReport: Codable, Equatable, Sendable {
 
 /// Runs held-out evaluations and holds the pure metric functions they use.
 public enum Evaluator {
+    /// The most new tokens that fit after every problem's prompt in the policy's context, capped at `cap`:
+    /// the default of `ponder eval --max-new`, so a small model's checkpoint evaluates without a flag.
+    /// `cap` when some prompt leaves no room or cannot be encoded (`evaluate` then names that problem).
+    public static func fittingMaxNewTokens(policy: Policy, tokenizer: any Tokenizer, problems: [Problem], cap: Int = 128) -> Int {
+        var longest = 0
+        for problem in problems {
+            guard let count = try? tokenizer.encodePrompt(problem.prompt).count else { return cap }
+            longest = max(longest, count)
+        }
+        let room = policy.config.maxContext - longest
+        return room >= 1 ? min(cap, room) : cap
+    }
+
     /// Samples `options.samples` completions for each problem (batches of `promptsPerBatch` problems
     /// through `Sampler.sample`; problem i draws from its own RNG, stream "eval" of `options.seed`
     /// keyed by i), grades and aggregates them. Deterministic for given inputs, whatever the batch

@@ -28,13 +28,14 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Samples per problem (the k of pass@k and maj@k).") var samples = 1
     @Option(help: "Sampling temperature; 0 is greedy (default: 0 for one sample, 1.0 for several).") var temperature: Float?
     @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1: off).") var topP: Float = 1
-    @Option(name: .customLong("max-new"), help: "Most new tokens per completion.") var maxNew = 128
+    @Option(name: .customLong("max-new"), help: "Most new tokens per completion (default: 128, or what the checkpoint's context leaves after the longest prompt).")
+    var maxNew: Int?
     @Option(help: "Problems sampled together in one batch.") var batch = 32
     @Option(help: "Seed of the eval sampling stream.") var seed: UInt64 = 0
     @Flag(help: "Print the report as JSON (an array of reports for several checkpoints).") var json = false
 
     var options: EvalOptions {
-        EvalOptions(samples: samples, temperature: temperature, topP: topP, maxNewTokens: maxNew,
+        EvalOptions(samples: samples, temperature: temperature, topP: topP, maxNewTokens: maxNew ?? 128,
                     promptsPerBatch: batch, seed: seed)
     }
 
@@ -68,6 +69,10 @@ struct EvalCommand: ParsableCommand {
         var reports: [EvalReport] = []
         for path in checkpoints {
             let (policy, tokenizer, _) = try Checkpoint.load(from: URL(fileURLWithPath: path))
+            var options = options
+            if maxNew == nil {
+                options.maxNewTokens = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
+            }
             var report = try Evaluator.evaluate(
                 policy: policy, tokenizer: tokenizer, problems: problems, options: options, communicator: comm,
                 progress: { done, total in if comm.isWriter { Self.progress("\(path): \(done)/\(total) problems") } })
@@ -101,7 +106,7 @@ struct EvalCommand: ParsableCommand {
 
     private func printTable(_ report: EvalReport) {
         let t = options.resolvedTemperature
-        print("\(report.checkpoint ?? "")  k=\(report.k) \(t == 0 ? "greedy" : "temperature \(t)") max_new=\(maxNew) seed=\(seed)")
+        print("\(report.checkpoint ?? "")  k=\(report.k) \(t == 0 ? "greedy" : "temperature \(t)") max_new=\(report.options?.maxNewTokens ?? options.maxNewTokens) seed=\(seed)")
         // With one sample, pass@k and maj@k equal pass@1: their columns only appear for k > 1.
         let k = report.k
         print(pad("", 18) + cells(["n", "pass@1"] + (k > 1 ? ["pass@\(k)", "maj@\(k)"] : []) + ["format", "mean_len", "trunc"]))

@@ -226,5 +226,18 @@ final class EvaluationTests: XCTestCase {
             guard case .promptTooLong(let id, _, 35, 40) = error as? EvalError else { return XCTFail("\(error)") }
             XCTAssertEqual(id, problems.max { $0.prompt.count < $1.prompt.count }!.id, "the longest prompt, first among equals")
         }
+        // `ponder eval` without --max-new: the most that fits after the longest prompt (the context is 40).
+        let longest = try problems.map { try tokenizer.encodePrompt($0.prompt).count }.max()!
+        let fitting = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
+        XCTAssertEqual(fitting, 40 - longest)
+        XCTAssertNoThrow(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: [problems.max { $0.prompt.count < $1.prompt.count }!],
+                                                options: EvalOptions(maxNewTokens: fitting)))
+        XCTAssertThrowsError(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: problems,
+                                                    options: EvalOptions(maxNewTokens: fitting + 1)))
+        XCTAssertEqual(Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems, cap: 5), 5)
+        var tooLong = problems[0]
+        tooLong.prompt = String(repeating: "1", count: 60) + "+1=?"
+        XCTAssertEqual(Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: [tooLong]), 128,
+                       "no room at all: the cap, so that evaluate names the problem")
     }
 }
