@@ -156,8 +156,7 @@ extension Tensor {
         let out = Tensor(uninitialized: a.shape)
         let (pa, pb, po) = (a.data, b.data, out.data)
         Parallel.forRanges(out.count) { r in
-            (po + r.lowerBound).update(from: pa + r.lowerBound, count: r.count)
-            Kernels.axpy(sign, pb + r.lowerBound, po + r.lowerBound, r.count)
+            Kernels.axpy(sign, pb + r.lowerBound, pa + r.lowerBound, into: po + r.lowerBound, r.count)
         }
         if Autograd.needsGrad(out, a, b) {
             Autograd.record {

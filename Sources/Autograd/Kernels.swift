@@ -31,17 +31,24 @@ public enum Kernels {
     /// y[i] += alpha·x[i] for i < n.
     @inline(__always)
     public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        axpy(alpha, x, UnsafePointer(y), into: y, n)
+    }
+
+    /// out[i] = y[i] + alpha·x[i] for i < n (out may be y).
+    @inline(__always)
+    public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                            into out: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
-        let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
+        let rx = UnsafeRawPointer(x), ry = UnsafeRawPointer(y), ro = UnsafeMutableRawPointer(out)
         let a = SIMD16<Float>(repeating: alpha)
         while i + 16 <= n {
             let v = ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
                 + a * rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-            ry.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            ro.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
             i += 16
         }
         while i < n {
-            y[i] += alpha * x[i]
+            out[i] = y[i] + alpha * x[i]
             i += 1
         }
     }

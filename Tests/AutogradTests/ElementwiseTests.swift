@@ -14,6 +14,17 @@ final class ElementwiseTests: XCTestCase {
         GradCheck.check([a, b]) { ($0[1] - $0[0]) * $0[0] + $0[0] }
     }
 
+    /// Same-shape + and − (vector loops) give a[i] ± b[i] exactly, in the 16-lane part and the tail.
+    func testSameShapeSumValues() {
+        var rng = RNG(seed: 5)
+        let a = Tensor.randn([3, 37], rng: &rng), b = Tensor.randn([3, 37], rng: &rng)
+        let sum = a + b, difference = a - b
+        for i in 0..<a.count {
+            XCTAssertEqual(sum.data[i], a.data[i] + b.data[i], "element \(i)")
+            XCTAssertEqual(difference.data[i], a.data[i] - b.data[i], "element \(i)")
+        }
+    }
+
     func testBroadcastingBiasAndScale() {
         // bias over the last dim, a per-row scale, a scalar, and both sides broadcasting at once
         let x = param([2, 3, 5], seed: 3)
