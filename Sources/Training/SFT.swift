@@ -53,9 +53,8 @@ public enum SFT {
     /// padded tokens plus `overhead` token-equivalents per extra micro-batch. A forward and
     /// backward pass has a fixed cost (at d=128, 4 layers, about 100 tokens' worth in `ponder bench
     /// train`), and a small micro-batch runs its products less efficiently, hence the default 256.
-    /// The quickstart's traces are ~54 tokens (2-digit) or ~73 (3-digit, one in ten): a batch of 32
-    /// split in two took 0.11 s a step instead of 0.14 s; a batch of 16 (the quickstart's) holds
-    /// fewer long traces, so it is split less often.
+    /// The quickstart's traces are ~54 tokens (2-digit) or ~73 (3-digit), so its batches split where
+    /// the few long traces begin.
     public static func lengthGroups(_ lengths: [Int], overhead: Int = 256) -> [[Int]] {
         let order = lengths.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
         let n = order.count

@@ -119,7 +119,10 @@ struct EvalCommand: ParsableCommand {
 
     private func printComparison(_ reports: [EvalReport]) {
         let names = reports.indices.map { String(UnicodeScalar(UInt8(65 + $0 % 26))) + ($0 >= 26 ? "\($0 / 26)" : "") }
-        for (name, path) in zip(names, checkpoints) { print("\(name) = \(path)") }
+        // Without --max-new each checkpoint gets what its context allows, so say what each one had.
+        for (name, report) in zip(names, reports) {
+            print("\(name) = \(report.checkpoint ?? "")  max_new=\(report.options?.maxNewTokens ?? options.maxNewTokens)")
+        }
         var header = ["n"]
         for (i, name) in names.enumerated() {
             header += ["\(name) pass@1"] + (i > 0 ? ["Δ"] : []) + ["\(name) format"] + (i > 0 ? ["Δ"] : [])
