@@ -1,6 +1,7 @@
 // Rotary position embedding and causal softmax attention.
 //
-// B batch, H heads, T time, D head size.
+// B batch, H heads, T time, D head size. Scores and weighted values are float32 products whatever
+// BLAS.precision says (see MatmulPrecision).
 
 import Foundation
 
@@ -109,7 +110,7 @@ extension Tensor {
                 let start = keyStart?[bh / h] ?? 0
                 for (i0, i1) in blocks {
                     BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dk, alpha: scale,
-                               a: q.data + bh * tdk + i0 * dk, lda: dk, b: k.data + bh * tdk, ldb: dk, beta: 0, c: p + i0 * t, ldc: t)
+                               a: q.data + bh * tdk + i0 * dk, lda: dk, b: k.data + bh * tdk, ldb: dk, beta: 0, c: p + i0 * t, ldc: t, precision: .f32)
                     for i in i0..<i1 {
                         let row = p + i * t
                         if start > i {
@@ -124,7 +125,7 @@ extension Tensor {
                         for j in (i + 1)..<i1 { row[j] = 0 }
                     }
                     BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dv, k: i1,
-                               a: p + i0 * t, lda: t, b: v.data + bh * tdv, ldb: dv, beta: 0, c: out.data + bh * tdv + i0 * dv, ldc: dv)
+                               a: p + i0 * t, lda: t, b: v.data + bh * tdv, ldb: dv, beta: 0, c: out.data + bh * tdv + i0 * dv, ldc: dv, precision: .f32)
                 }
             }
         }
@@ -145,14 +146,14 @@ extension Tensor {
                             for (k0, k1) in blocks {
                                 BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dv, k: t - k0,
                                            a: p + k0 * t + k0, lda: t, b: go + k0 * dv, ldb: dv, beta: gv.fresh ? 0 : 1,
-                                           c: gv.pointer + bh * tdv + k0 * dv, ldc: dv)
+                                           c: gv.pointer + bh * tdv + k0 * dv, ldc: dv, precision: .f32)
                             }
                         }
                         guard gq != nil || gk != nil else { continue }
                         for (i0, i1) in blocks {
                             // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
                             BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dv,
-                                       a: go + i0 * dv, lda: dv, b: vd, ldb: dv, beta: 0, c: dp + i0 * t, ldc: t)
+                                       a: go + i0 * dv, lda: dv, b: vd, ldb: dv, beta: 0, c: dp + i0 * t, ldc: t, precision: .f32)
                             for i in i0..<i1 {
                                 let pr = p + i * t, dr = dp + i * t
                                 let dot = Kernels.dot(pr, dr, i + 1)
@@ -162,14 +163,14 @@ extension Tensor {
                             if let gq {  // dQ += dS · K
                                 BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dk, k: i1,
                                            a: dp + i0 * t, lda: t, b: kd, ldb: dk, beta: gq.fresh ? 0 : 1,
-                                           c: gq.pointer + bh * tdk + i0 * dk, ldc: dk)
+                                           c: gq.pointer + bh * tdk + i0 * dk, ldc: dk, precision: .f32)
                             }
                         }
                         if let gk {  // dK += dSᵀ · Q
                             for (k0, k1) in blocks {
                                 BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dk, k: t - k0,
                                            a: dp + k0 * t + k0, lda: t, b: qd + k0 * dk, ldb: dk, beta: gk.fresh ? 0 : 1,
-                                           c: gk.pointer + bh * tdk + k0 * dk, ldc: dk)
+                                           c: gk.pointer + bh * tdk + k0 * dk, ldc: dk, precision: .f32)
                             }
                         }
                     }

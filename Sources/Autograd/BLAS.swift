@@ -6,6 +6,7 @@
 // CPU's features (unless the user set it), then dlopens the library and resolves the entry points.
 // This works the same for the CLI and for the test binary.
 
+import CKernels
 import COpenBLAS
 #if canImport(Glibc)
 import Glibc
@@ -53,7 +54,31 @@ public func cpuFeatureFlags() -> Set<String> {
     return []
 }
 
+/// The arithmetic of matrix products. `f32` (the default) is OpenBLAS's float32 sgemm. `bf16` is mixed
+/// precision in the manner of `torch.autocast(dtype=torch.bfloat16)`: both operands of a product are
+/// rounded to bfloat16 and the products are summed in float32, on Intel AMX tiles (Sapphire Rapids and
+/// later). It applies to the linear layers (attention projections, MLP and experts, forward and
+/// backward, and their packed decoding weights); attention scores and values, the LM head and the MoE
+/// router stay float32 (callers pass `.f32`), and so do weights, gradients, optimizer state and every
+/// other op.
+public enum MatmulPrecision: String, CaseIterable, Sendable {
+    case f32, bf16
+
+    /// Why this CPU cannot run `bf16`, or nil when it can.
+    public static var bf16Unavailable: String? {
+        BLAS.amxAvailable ? nil : "matmul precision bf16 needs Intel AMX (cpu flags amx_tile and amx_bf16, Linux 5.16+); this CPU or kernel lacks it: use f32"
+    }
+}
+
 public enum BLAS {
+    /// The precision of every product that goes through `gemm` and `sgemm` (and of decoding's packed
+    /// weights made after it is set). Set it once, before a run starts; `bf16` only where
+    /// `MatmulPrecision.bf16Unavailable` is nil.
+    nonisolated(unsafe) public static var precision: MatmulPrecision = .f32
+
+    /// Whether this CPU and OS run AMX bfloat16 tiles (asked once).
+    public static let amxAvailable: Bool = ponder_amx_available() != 0
+
     typealias SgemmFn = @convention(c) (
         CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, Int32, Int32, Int32,
         Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
@@ -140,21 +165,23 @@ public enum BLAS {
         split: Bool = true, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: MatmulPrecision? = nil
     ) {
         let parts = Parallel.threads
         let lib = library
-        if !split || !lib.splitsGemm || parts <= 1 || m * n * k < 1 << 18 || (m < 2 * parts && n < 32 * parts) {
+        let precision = precision ?? self.precision
+        let amx = precision == .bf16
+        if !split || !(lib.splitsGemm || amx) || parts <= 1 || m * n * k < 1 << 18 || (m < 2 * parts && n < 32 * parts) {
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                  beta: beta, c: c, ldc: ldc)
+                  beta: beta, c: c, ldc: ldc, precision: precision)
             return
         }
-        if m * n * k >= 1 << 30 {
+        if !amx && m * n * k >= 1 << 30 {
             // Large products: OpenBLAS's own threads share packed panels, which a split cannot
             // (2048³: ~280 against ~220 GFLOP/s). Its workers then sleep at once (THREAD_TIMEOUT).
             lib.setThreads(Int32(parts))
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                  beta: beta, c: c, ldc: ldc)
+                  beta: beta, c: c, ldc: ldc, precision: precision)
             lib.setThreads(1)
             return
         }
@@ -164,7 +191,7 @@ public enum BLAS {
                 if lo == hi { return }
                 sgemm(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
                       a: a + (transA ? lo : lo * lda), lda: lda, b: b, ldb: ldb,
-                      beta: beta, c: c + lo * ldc, ldc: ldc)
+                      beta: beta, c: c + lo * ldc, ldc: ldc, precision: precision)
             }
         } else {
             DispatchQueue.concurrentPerform(iterations: parts) { p in
@@ -174,7 +201,7 @@ public enum BLAS {
                 if lo == hi { return }
                 sgemm(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
                       a: a, lda: lda, b: b + (transB ? lo * ldb : lo), ldb: ldb,
-                      beta: beta, c: c + lo, ldc: ldc)
+                      beta: beta, c: c + lo, ldc: ldc, precision: precision)
             }
         }
     }
@@ -185,15 +212,19 @@ public enum BLAS {
     /// Sets the number of OpenBLAS threads (the user's OPENBLAS_NUM_THREADS is read at load time).
     public static func setThreads(_ n: Int) { library.setThreads(Int32(n)) }
 
-    /// C = alpha * op(A) * op(B) + beta * C, all row-major.
+    /// C = alpha * op(A) * op(B) + beta * C, all row-major, on one thread, in `precision` (nil: `BLAS.precision`).
     /// op(A) is (M, K), op(B) is (K, N), C is (M, N); lda/ldb/ldc are row strides.
     @inline(__always)
     public static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: MatmulPrecision? = nil
     ) {
+        if (precision ?? self.precision) == .bf16 {
+            ponder_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
         library.sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

@@ -7,8 +7,10 @@ extension Tensor {
     /// - a: (…, M, K), or (…, K, M) with `transposeA`.
     /// - b: (K, N) or (N, K) with `transposeB`, shared across a's batch (a linear layer: the batch
     ///   folds into M and one sgemm runs), or with the same leading dimensions as `a` (batched).
-    /// Returns (…, M, N).
-    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+    /// Returns (…, M, N). `precision` (nil: `BLAS.precision`) holds for the forward and the backward.
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
+                              precision: MatmulPrecision? = nil) -> Tensor {
+        let precision = precision ?? BLAS.precision
         precondition(a.rank >= 2 && b.rank >= 2, "matmul needs matrices, got \(a.shape) and \(b.shape)")
         let aRows = a.dim(-2), aCols = a.dim(-1)
         let (m, k) = transposeA ? (aCols, aRows) : (aRows, aCols)
@@ -28,14 +30,14 @@ extension Tensor {
         let fold = shared && !transposeA
         if fold {
             BLAS.gemm(transA: false, transB: transposeB, m: batch * m, n: n, k: k,
-                       a: a.data, lda: lda, b: b.data, ldb: ldb, beta: 0, c: out.data, ldc: n)
+                       a: a.data, lda: lda, b: b.data, ldb: ldb, beta: 0, c: out.data, ldc: n, precision: precision)
         } else {
             // Independent products: one single-threaded sgemm each, the batch split across threads.
             Parallel.forRanges(batch, cost: m * n * k) { r in
                 for i in r {
                     BLAS.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
                                a: a.data + i * m * k, lda: lda, b: b.data + (shared ? 0 : i * k * n), ldb: ldb,
-                               beta: 0, c: out.data + i * m * n, ldc: n)
+                               beta: 0, c: out.data + i * m * n, ldc: n, precision: precision)
                 }
             }
         }
@@ -52,10 +54,10 @@ extension Tensor {
                         let ga = gaBase + i * m * k, beta: Float = freshA ? 0 : 1
                         if transposeA {  // A is (K, M): dA = op(B) · dCᵀ
                             BLAS.gemm(split: split, transA: transposeB, transB: true, m: k, n: mm, k: n,
-                                      a: pb, lda: ldb, b: gc, ldb: n, beta: beta, c: ga, ldc: mm)
+                                      a: pb, lda: ldb, b: gc, ldb: n, beta: beta, c: ga, ldc: mm, precision: precision)
                         } else {  // A is (M, K): dA = dC · op(B)ᵀ
                             BLAS.gemm(split: split, transA: false, transB: !transposeB, m: mm, n: k, k: n,
-                                      a: gc, lda: n, b: pb, ldb: ldb, beta: beta, c: ga, ldc: k)
+                                      a: gc, lda: n, b: pb, ldb: ldb, beta: beta, c: ga, ldc: k, precision: precision)
                         }
                     }
                     if let gbBase {
@@ -63,10 +65,10 @@ extension Tensor {
                         let gb = gbBase + (shared ? 0 : i * k * n), beta: Float = freshB && (!shared || i == 0) ? 0 : 1
                         if transposeB {  // B is (N, K): dB = dCᵀ · op(A)
                             BLAS.gemm(split: split, transA: true, transB: transposeA, m: n, n: k, k: mm,
-                                      a: gc, lda: n, b: pa, ldb: lda, beta: beta, c: gb, ldc: k)
+                                      a: gc, lda: n, b: pa, ldb: lda, beta: beta, c: gb, ldc: k, precision: precision)
                         } else {  // B is (K, N): dB = op(A)ᵀ · dC
                             BLAS.gemm(split: split, transA: !transposeA, transB: false, m: k, n: n, k: mm,
-                                      a: pa, lda: lda, b: gc, ldb: n, beta: beta, c: gb, ldc: n)
+                                      a: pa, lda: lda, b: gc, ldb: n, beta: beta, c: gb, ldc: n, precision: precision)
                         }
                     }
                 }

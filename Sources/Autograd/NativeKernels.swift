@@ -36,11 +36,23 @@ public final class PackedMatrix {
     /// A copy of the weight when the packed kernel is off.
     let weight: Tensor?
     let panels: UnsafeMutablePointer<Float>?
+    /// AMX tiles of the weight in bfloat16, when packed for bf16 products.
+    let tiles: UnsafeMutablePointer<UInt16>?
 
-    public init(_ w: Tensor) {
+    /// Packs `w` for products in `precision` (nil: `BLAS.precision` now).
+    public init(_ w: Tensor, precision: MatmulPrecision? = nil) {
         precondition(w.rank == 2, "PackedMatrix needs a matrix, got \(w.shape)")
         rows = w.dim(0)
         cols = w.dim(1)
+        if (precision ?? BLAS.precision) == .bf16 {
+            let t = UnsafeMutablePointer<UInt16>.allocate(capacity: ponder_pack_bf16_count(rows, cols))
+            ponder_pack_bf16(w.data, rows, cols, cols, t)
+            tiles = t
+            panels = nil
+            weight = nil
+            return
+        }
+        tiles = nil
         if NativeKernels.enabled {
             let p = (rows + Int(PONDER_PANEL) - 1) / Int(PONDER_PANEL)
             let buf = UnsafeMutablePointer<Float>.allocate(capacity: p * Int(PONDER_PANEL) * cols)
@@ -53,7 +65,10 @@ public final class PackedMatrix {
         }
     }
 
-    deinit { panels?.deallocate() }
+    deinit {
+        panels?.deallocate()
+        tiles?.deallocate()
+    }
 }
 
 extension Tensor {
@@ -63,10 +78,18 @@ extension Tensor {
     public static func matmul(_ x: Tensor, packed w: PackedMatrix) -> Tensor {
         let k = x.dim(-1)
         precondition(k == w.cols, "matmul inner dimensions differ: \(x.shape) · (\(w.rows), \(w.cols))ᵀ")
+        let m = x.count / k, n = w.rows
+        if let tiles = w.tiles {
+            let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
+            let a = x.data, c = out.data
+            Parallel.forRanges((n + 31) / 32, cost: m * k * 32) { r in
+                ponder_gemm_bf16_packed(a, m, k, k, tiles, n, r.lowerBound, r.upperBound, c, n)
+            }
+            return out
+        }
         guard let panels = w.panels else {
             return Autograd.noGrad { Tensor.matmul(x, w.weight!, transposeB: true) }
         }
-        let m = x.count / k, n = w.rows
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
         let count = (n + Int(PONDER_PANEL) - 1) / Int(PONDER_PANEL)
         let a = x.data, c = out.data

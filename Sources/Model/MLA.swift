@@ -224,7 +224,7 @@ extension Policy {
             x = x + blk.mlp(Tensor.rmsNorm(x, weight: blk.mlpNorm, eps: config.rmsEps))
         }
         let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
-        return Tensor.matmul(xn, lmHead, transposeB: true)  // (B·T, V)
+        return Tensor.matmul(xn, lmHead, transposeB: true, precision: .f32)  // (B·T, V)
     }
 
     /// The KV-cached forward with MLA. Absorbed (default): attention runs in latent space; naive
@@ -267,7 +267,7 @@ extension Policy {
             x = last
         }
         let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
-        return Tensor.matmul(xn, lmHead, transposeB: true)
+        return Tensor.matmul(xn, lmHead, transposeB: true, precision: .f32)
     }
 
     /// Absorbed MLA decoding: q_lat = W_UKᵀ·q_nope per head (one sgemm per head over all S·L
@@ -280,7 +280,7 @@ extension Policy {
         let qLat = Tensor(uninitialized: [n, h, rkv]), oLat = Tensor(uninitialized: [n, h, rkv])
         for hh in 0..<h {  // q_lat[:, h] = q_nope[:, h] · W_UK,h  with W_UK,h = kv_b rows h(Dn+Dv) ..< h(Dn+Dv)+Dn
             BLAS.sgemm(transA: false, transB: false, m: n, n: rkv, k: dn, a: qNope.data + hh * dn, lda: h * dn,
-                       b: kvB.data + hh * (dn + dv) * rkv, ldb: rkv, beta: 0, c: qLat.data + hh * rkv, ldc: h * rkv)
+                       b: kvB.data + hh * (dn + dv) * rkv, ldb: rkv, beta: 0, c: qLat.data + hh * rkv, ldc: h * rkv, precision: .f32)
         }
         let cc = lc.c[layer], kc = lc.kr[layer], ql = qLat.data, qr = qRope.data, ol = oLat.data
         Parallel.forRanges(s * h, cost: l * (t0 + l) * (2 * rkv + r)) { range in
@@ -302,7 +302,7 @@ extension Policy {
         }
         for hh in 0..<h {  // out[:, h] = o_lat[:, h] · W_UV,hᵀ
             BLAS.sgemm(transA: false, transB: true, m: n, n: dv, k: rkv, a: oLat.data + hh * rkv, lda: h * rkv,
-                       b: kvB.data + (hh * (dn + dv) + dn) * rkv, ldb: rkv, beta: 0, c: out.data + hh * dv, ldc: h * dv)
+                       b: kvB.data + (hh * (dn + dv) + dn) * rkv, ldb: rkv, beta: 0, c: out.data + hh * dv, ldc: h * dv, precision: .f32)
         }
     }
 
@@ -315,7 +315,7 @@ extension Policy {
         let kv = Tensor(uninitialized: [s * tot, h * (dn + dv)])  // (S·T, H·(Dn+Dv))
         for q in 0..<s {
             BLAS.sgemm(transA: false, transB: true, m: tot, n: h * (dn + dv), k: rkv, a: lc.c[layer] + q * cap * rkv, lda: rkv,
-                       b: kvB.data, ldb: rkv, beta: 0, c: kv.data + q * tot * h * (dn + dv), ldc: h * (dn + dv))
+                       b: kvB.data, ldb: rkv, beta: 0, c: kv.data + q * tot * h * (dn + dv), ldc: h * (dn + dv), precision: .f32)
         }
         let kc = lc.kr[layer], qn = qNope.data, qr = qRope.data, od = out.data, kd = kv.data, w = dn + dv
         Parallel.forRanges(s * h, cost: l * tot * (dn + r + dv)) { range in

@@ -78,7 +78,7 @@ public final class MoELayer {
     /// Ties in s + b go to the lower expert index.
     public func route(_ h: Tensor) -> Routing {
         let n = h.shape[0], e = config.experts, k = config.topK
-        let logits = Tensor.matmul(h, router, transposeB: true)  // (N, E)
+        let logits = Tensor.matmul(h, router, transposeB: true, precision: .f32)  // (N, E): routing stays float32
         let scores = config.scoring == .sigmoid ? logits.sigmoid() : Tensor.softmax(logits)
         var experts = [Int32](repeating: 0, count: n * k), flat = [Int32](repeating: 0, count: n * k)
         let ps = scores.data, pb = bias.data

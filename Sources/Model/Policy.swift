@@ -259,7 +259,7 @@ public final class Policy {
             x = x + blk.mlp(Tensor.rmsNorm(x, weight: blk.mlpNorm, eps: config.rmsEps))
         }
         let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
-        return Tensor.matmul(xn, lmHead, transposeB: true)  // (B·T, V)
+        return Tensor.matmul(xn, lmHead, transposeB: true, precision: .f32)  // (B·T, V)
     }
 }
 
@@ -303,10 +303,13 @@ public final class KVCache {
 
     /// x · wᵀ through a copy of w packed at this cache's first step: the weights must not change
     /// while a cache is in use (sampling and evaluation hold no optimizer).
-    func linear(_ x: Tensor, _ w: Tensor) -> Tensor {
+    func linear(_ x: Tensor, _ w: Tensor) -> Tensor { linear(x, w, precision: nil) }
+
+    /// `linear` in `precision` (nil: `BLAS.precision`), fixed when w is first packed.
+    func linear(_ x: Tensor, _ w: Tensor, precision: MatmulPrecision?) -> Tensor {
         let id = ObjectIdentifier(w)
         if let p = packed[id] { return Tensor.matmul(x, packed: p) }
-        let p = PackedMatrix(w)
+        let p = PackedMatrix(w, precision: precision)
         packed[id] = p
         return Tensor.matmul(x, packed: p)
     }
@@ -376,7 +379,7 @@ extension Policy {
                 x = last
             }
             let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
-            return cache.linear(xn, lmHead)
+            return cache.linear(xn, lmHead, precision: .f32)
         }
     }
 }

@@ -1,6 +1,7 @@
 // The training config: one typed value (STYLE.md §7). Every field has a default and a `///` line;
 // configs/README.md documents the same keys. YAML keys are the snake_case of these names.
 
+import Autograd
 import Model
 import Tasks
 
@@ -29,6 +30,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// Threads for Ponder's kernels (0: all cores).
     public var threads = 0
+    /// Matrix products of the linear layers: f32, or bf16 (mixed precision on Intel AMX).
+    public var precision = "f32"
 
     public init() {}
 
@@ -315,6 +318,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(distill.topP > 0 && distill.topP <= 1, "distill.top_p", "must be in (0, 1]")
         try need(distill.maxNewTokens >= 0, "distill.max_new_tokens", "must be 0 (grpo.max_completion_length) or more")
         try need(threads >= 0, "threads", "must be 0 (all cores) or more")
+        try need(MatmulPrecision(rawValue: precision) != nil, "precision", "is '\(precision)'; use f32 or bf16 (bf16 needs Intel AMX)")
         try need(model.maxContext >= 16 + grpo.maxCompletionLength, "model.max_context",
                  "(\(model.maxContext)) must leave room for a prompt beside grpo.max_completion_length (\(grpo.maxCompletionLength))")
     }

@@ -80,6 +80,11 @@ public final class Trainer {
         self.console = console
         self.communicator = communicator
         if config.threads > 0 { Parallel.threads = config.threads }
+        let precision = MatmulPrecision(rawValue: config.precision) ?? .f32
+        if precision == .bf16, let why = MatmulPrecision.bf16Unavailable {
+            throw ConfigError(file: nil, key: "precision", message: "is bf16, but \(why)")
+        }
+        BLAS.precision = precision
         let fm = FileManager.default
         try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
         let datasets = URL(fileURLWithPath: config.data.datasets)

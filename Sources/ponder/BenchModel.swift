@@ -19,9 +19,11 @@ struct ModelShape: ParsableArguments {
     @Option(help: "Prompt tokens per generated sequence.") var prompt = 32
     @Option(help: "New tokens per generated sequence.") var new = 128
     @Option(help: "Timed steps.") var steps = 5
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX).") var precision = "f32"
     @OptionGroup var deepseek: DeepseekShape
 
     func config() throws -> PolicyConfig {
+        try setMatmulPrecision(precision)
         var c = PolicyConfig(vocabSize: vocab, dModel: d, layers: layers, heads: heads, ffDim: ff,
                              maxContext: max(ctx, seq, prompt + new))
         try deepseek.apply(to: &c)
@@ -38,6 +40,15 @@ struct ModelShape: ParsableArguments {
         var rng = RNG(seed: 0, stream: "init")
         return (Policy(config: c, rng: &rng), RNG(seed: 0, stream: "data"))
     }
+}
+
+/// Sets `BLAS.precision` from a --precision flag, or says why it cannot.
+func setMatmulPrecision(_ value: String) throws {
+    guard let p = MatmulPrecision(rawValue: value) else {
+        throw ValidationError("--precision is '\(value)'; use f32 or bf16")
+    }
+    if p == .bf16, let why = MatmulPrecision.bf16Unavailable { throw ValidationError("--precision bf16: \(why)") }
+    BLAS.precision = p
 }
 
 /// MLA and MoE flags. The MLA defaults cache 64 + 32 floats per token per layer, against 2·256 for
@@ -110,10 +121,11 @@ struct BenchTrain: ParsableCommand {
             ["bench": "train", "attention": cfg.mla == nil ? "mha" : "mla", "moe_experts": cfg.moe?.experts ?? 0,
              "params": cfg.parameterCount, "active_params": cfg.activeParameterCount, "d": cfg.dModel, "layers": cfg.layers, "tokens": tokens,
              "step_s": s, "tokens_per_s": Double(tokens) / s, "gflops": flops / s / 1e9, "loss": Double(loss),
-             "threads": Parallel.threads, "kernel": BLAS.info.kernel],
-            text: String(format: "train step d=%d L=%d %@, %d×%d tokens: %.3f s, %.0f tokens/s, %.1f GFLOP/s (loss %.3f), params %d (active %d)",
+             "threads": Parallel.threads, "kernel": BLAS.info.kernel, "precision": BLAS.precision.rawValue],
+            text: String(format: "train step d=%d L=%d %@, %d×%d tokens: %.3f s, %.0f tokens/s, %.1f GFLOP/s (loss %.3f), params %d (active %d), matmul %@",
                          cfg.dModel, cfg.layers, (cfg.moe.map { "MoE \($0.experts)×top-\($0.topK)" } ?? "dense") as NSString,
-                         b, t, s, Double(tokens) / s, flops / s / 1e9, loss, cfg.parameterCount, cfg.activeParameterCount))
+                         b, t, s, Double(tokens) / s, flops / s / 1e9, loss, cfg.parameterCount, cfg.activeParameterCount,
+                         BLAS.precision.rawValue as NSString))
     }
 }
 
@@ -141,10 +153,11 @@ struct BenchGenerate: ParsableCommand {
              "d": cfg.dModel, "layers": cfg.layers, "batch": shape.genBatch,
              "new_tokens": shape.new, "gen_s": s, "tokens_per_s": Double(produced) / s,
              "kv_bytes_per_token": cfg.kvBytesPerToken, "params": cfg.parameterCount,
-             "threads": Parallel.threads, "kernel": BLAS.info.kernel, "decode_kernels": NativeKernels.name],
-            text: String(format: "generate d=%d L=%d %@, %d sequences × %d new tokens: %.3f s, %.0f tokens/s, KV cache %d bytes/token; decoding kernels: %@",
+             "threads": Parallel.threads, "kernel": BLAS.info.kernel, "decode_kernels": NativeKernels.name,
+             "precision": BLAS.precision.rawValue],
+            text: String(format: "generate d=%d L=%d %@, %d sequences × %d new tokens: %.3f s, %.0f tokens/s, KV cache %d bytes/token; decoding kernels: %@; matmul %@",
                          cfg.dModel, cfg.layers, (cfg.mla == nil ? "mha" : "mla") as NSString, shape.genBatch, shape.new, s,
-                         Double(produced) / s, cfg.kvBytesPerToken, NativeKernels.name as NSString))
+                         Double(produced) / s, cfg.kvBytesPerToken, NativeKernels.name as NSString, BLAS.precision.rawValue as NSString))
     }
 }
 
@@ -164,9 +177,11 @@ struct BenchGRPO: ParsableCommand {
     @Option(help: "Timed steps after one warm-up step.") var steps = 4
     @Option(help: "Hugging Face or Ponder model folder to load instead of a fresh d/layers/heads/ff model.") var from: String?
     @Option(help: "Prompt layout (plain, chat, chatml, llama3).") var promptFormat = "plain"
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX).") var precision = "f32"
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
+        try setMatmulPrecision(precision)
         let comm = try Communicator.world()
         var cfg = TrainConfig()
         cfg.model.dModel = d
@@ -232,13 +247,14 @@ struct BenchGRPO: ParsableCommand {
         let update = zip(times, sampling).map { $0 - $1 }.sorted()[times.count / 2]
         let completions = Double(prompts * g)
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\"}",
+            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\"}",
                          policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
                          completions * Double(new) / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
-                         NativeKernels.name as NSString))
+                         NativeKernels.name as NSString, BLAS.precision.rawValue as NSString))
         } else {
-            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s): median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s)",
-                         policy.config.dModel, policy.config.layers, prompts, g, new, beta, comm.size, Parallel.threads, median, times.count, sample, update, completions / median, reduce))
+            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s)",
+                         policy.config.dModel, policy.config.layers, prompts, g, new, beta, comm.size, Parallel.threads,
+                         BLAS.precision.rawValue as NSString, median, times.count, sample, update, completions / median, reduce))
         }
     }
 }

@@ -18,6 +18,7 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("max-new"), help: "Most new tokens per completion.") var maxNew = 128
     @Option(name: .short, help: "Number of completions.") var n = 1
     @Option(help: "Seed of the sampling stream.") var seed: UInt64 = 0
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX).") var precision = "f32"
     @Flag(help: "Print one JSON object per completion, with token ids and logprobs.") var json = false
 
     func validate() throws {
@@ -31,6 +32,7 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
+        try setMatmulPrecision(precision)
         let (policy, base, _) = try Checkpoint.load(from: URL(fileURLWithPath: checkpoint))
         let tokenizer = try PromptFormat(rawValue: promptFormat)!.apply(to: base)
         let ids = try tokenizer.encodePrompt(prompt).map(Int32.init)

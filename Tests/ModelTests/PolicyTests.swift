@@ -35,6 +35,35 @@ final class PolicyTests: XCTestCase {
         for i in 0..<4 { for j in 0..<v { XCTAssertEqual(alone.data[i * v + j], full.data[(2 * t + 5 + i) * v + j], accuracy: 1e-5) } }
     }
 
+    /// With bf16 linear layers (AMX), cached decoding still gives the full forward's logits: the
+    /// packed decoding weights compute the same products, so the only differences are float32
+    /// attention rounding carried through bf16 roundings; and the logits are not float32's.
+    func testCachedDecodingMatchesFullForwardInBF16() throws {
+        try XCTSkipUnless(BLAS.amxAvailable, MatmulPrecision.bf16Unavailable ?? "")
+        let saved = BLAS.precision
+        defer { BLAS.precision = saved }
+        let policy = makePolicy()
+        let lengths = [9, 6, 4]
+        BLAS.precision = .f32
+        let (_, f32, _, _, _) = cachedAndFullLogits(policy, lengths: lengths)
+        BLAS.precision = .bf16
+        let (_, full, cached, keyStart, t) = cachedAndFullLogits(policy, lengths: lengths)
+        let v = Self.tiny.vocabSize
+        var worst: Float = 0, fromF32: Float = 0
+        for r in 0..<lengths.count {
+            for i in keyStart[r]..<t {
+                for j in 0..<v {
+                    let at = (r * t + i) * v + j
+                    worst = max(worst, abs(full.data[at] - cached[at]))
+                    fromF32 = max(fromF32, abs(full.data[at] - f32.data[at]))
+                }
+            }
+        }
+        XCTAssertLessThan(worst, 1e-4, "cached bf16 decoding against the bf16 full forward")
+        XCTAssertGreaterThan(fromF32, 1e-4, "bf16 logits equal float32's: the bf16 path did not run")
+        XCTAssertLessThan(fromF32, 0.1, "bf16 logits far from float32's")
+    }
+
     /// Central differences through the whole model, on a sample of every parameter tensor.
     func testGradientThroughWholeModel() {
         var cfg = Self.tiny

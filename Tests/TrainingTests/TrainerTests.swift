@@ -106,6 +106,30 @@ final class TrainerTests: XCTestCase {
                        try String(contentsOf: MetricsLog.completionsURL(whole), encoding: .utf8))
     }
 
+    /// `precision: bf16` (AMX) trains too: the SFT loss falls, a resumed run reproduces an
+    /// uninterrupted one bit for bit, and its metrics are not the float32 run's.
+    func testBF16RunLearnsAndResumesExactly() throws {
+        try XCTSkipUnless(BLAS.amxAvailable, MatmulPrecision.bf16Unavailable ?? "")
+        addTeardownBlock { BLAS.precision = .f32 }
+        var cfg = try Self.tinyConfig()
+        let f32 = temporaryRun()
+        try Trainer(config: cfg, runDirectory: f32, resume: false).run()
+        cfg.precision = "bf16"
+        let whole = temporaryRun()
+        try Trainer(config: cfg, runDirectory: whole, resume: false).run()
+        XCTAssertEqual(BLAS.precision, .bf16)
+        let rows = try RunReader(runDirectory: whole).metrics().rows
+        let sftLoss = rows.filter { $0.stage == "sft" }.compactMap { $0.values["loss"] }
+        XCTAssertLessThan(sftLoss.suffix(5).reduce(0, +) / 5, 0.7 * sftLoss.prefix(5).reduce(0, +) / 5, "SFT loss must fall")
+        XCTAssertNotEqual(try deterministicMetrics(whole), try deterministicMetrics(f32))
+        let broken = temporaryRun()
+        let first = try Trainer(config: cfg, runDirectory: broken, resume: false)
+        first.stopAfterStep = 32
+        try first.run()
+        try Trainer(config: cfg, runDirectory: broken, resume: true).run()
+        XCTAssertEqual(try deterministicMetrics(broken), try deterministicMetrics(whole))
+    }
+
     /// The real thing: the `ponder` binary is killed with SIGKILL while it writes a checkpoint every
     /// step, then `ponder train --resume` finishes the run. Metrics and weights must equal an
     /// uninterrupted run's.

@@ -6,6 +6,8 @@
 #ifndef PONDER_CKERNELS_H
 #define PONDER_CKERNELS_H
 
+#include <stdint.h>
+
 /// Output columns per packed panel.
 #define PONDER_PANEL 32
 
@@ -29,5 +31,30 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
 /// from memory, so each loop prefetches 8 rows ahead. Only call when ponder_packed_gemm_available().
 void ponder_attend_row(const float *q, const float *keys, const float *values, long start, long end, long d,
                        float scale, float *p, float *out);
+
+/// 1 when this CPU and OS run Intel AMX bfloat16 tiles (amx-tile, amx-bf16, avx512f/bw, and the
+/// kernel granted this process the tile state); asks the kernel once, then remembers.
+int ponder_amx_available(void);
+
+/// C = alpha·op(A)·op(B) + beta·C, row-major like cblas_sgemm, with op(A) and op(B) rounded to
+/// bfloat16 (nearest even) and the products summed in float32 by AMX (mixed precision, as
+/// torch.autocast's bf16 matmul). op(A) is m × k, op(B) is k × n. The sum for each element runs over k
+/// in a fixed order, independent of m, n and of how a caller splits rows, so results are reproducible.
+/// Single-threaded. Only call when ponder_amx_available().
+void ponder_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                      const float *b, long ldb, float beta, float *c, long ldc);
+
+/// Values (bfloat16) in ponder_pack_bf16's packing of an n × k weight.
+long ponder_pack_bf16_count(long n, long k);
+
+/// Packs W (n rows × k columns, row stride ldw) rounded to bfloat16 into the AMX tiles that
+/// ponder_gemm_bf16 would make of op(B) = Wᵀ, once, for many products. Only call when ponder_amx_available().
+void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out);
+
+/// C[i][j] = Σ_kk bf16(A[i][kk]) · W[j][kk] for rows 0..<m and the columns of 32-column pairs
+/// pairLo..<pairHi (columns below n only), W packed by ponder_pack_bf16. Each element equals
+/// ponder_gemm_bf16's for the same operands (alpha 1, beta 0): cached decoding matches a full forward. Only call when ponder_amx_available().
+void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, long pairLo,
+                             long pairHi, float *c, long ldc);
 
 #endif
