@@ -74,7 +74,9 @@ public enum BLAS {
     /// The precision of every product that goes through `gemm` and `sgemm` (and of decoding's packed
     /// weights made after it is set). Set it once, before a run starts; `bf16` only where
     /// `MatmulPrecision.bf16Unavailable` is nil.
-    nonisolated(unsafe) public static var precision: MatmulPrecision = .f32
+    nonisolated(unsafe) public static var precision: MatmulPrecision = .f32 {
+        didSet { precondition(precision == .f32 || amxAvailable, MatmulPrecision.bf16Unavailable ?? "") }
+    }
 
     /// Whether this CPU and OS run AMX bfloat16 tiles (asked once).
     public static let amxAvailable: Bool = ponder_amx_available() != 0
@@ -222,6 +224,7 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: MatmulPrecision? = nil
     ) {
         if (precision ?? self.precision) == .bf16 {
+            precondition(amxAvailable, MatmulPrecision.bf16Unavailable ?? "")  // AMX instructions would trap
             ponder_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }

@@ -45,6 +45,7 @@ public final class PackedMatrix {
         rows = w.dim(0)
         cols = w.dim(1)
         if (precision ?? BLAS.precision) == .bf16 {
+            precondition(BLAS.amxAvailable, MatmulPrecision.bf16Unavailable ?? "")
             let t = UnsafeMutablePointer<UInt16>.allocate(capacity: ponder_pack_bf16_count(rows, cols))
             ponder_pack_bf16(w.data, rows, cols, cols, t)
             tiles = t

@@ -47,7 +47,7 @@ func medianSeconds(repeats: Int, body: () -> Void) -> Double {
 struct BenchMatmul: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matmul",
-        abstract: "sgemm GFLOP/s at 2048³ and at transformer shapes, with the OpenBLAS kernel in use, and the packed decoding GEMM.")
+        abstract: "sgemm GFLOP/s at 2048³ and at transformer shapes, with the OpenBLAS kernel in use (and the bf16 AMX product where the CPU has AMX), and the packed decoding GEMM.")
     @OptionGroup var output: BenchOutput
 
     /// (M, N, K): the square reference, a training step's QKV/out projections and MLP (4096 tokens
@@ -69,9 +69,18 @@ struct BenchMatmul: ParsableCommand {
                 BLAS.gemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k,
                           b: b.data, ldb: n, beta: 0, c: c.data, ldc: n)
             }
-            output.emit(
-                ["bench": "matmul", "m": m, "n": n, "k": k, "gflops": gflops, "kernel": info.kernel],
-                text: String(format: "sgemm %5d x %4d x %4d  %7.1f GFLOP/s", m, n, k, gflops))
+            // The same product with bf16 operands on AMX tiles (precision: bf16), where the CPU has them.
+            let bf16 = BLAS.amxAvailable ? Self.gflops(m, n, k, repeats: output.repeats) {
+                BLAS.gemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k,
+                          b: b.data, ldb: n, beta: 0, c: c.data, ldc: n, precision: .bf16)
+            } : nil
+            let text = String(format: "sgemm %5d x %4d x %4d  %7.1f GFLOP/s", m, n, k, gflops)
+            if let bf16 {
+                output.emit(["bench": "matmul", "m": m, "n": n, "k": k, "gflops": gflops, "kernel": info.kernel, "bf16_amx_gflops": bf16],
+                            text: text + String(format: "   bf16 (AMX) %7.1f GFLOP/s", bf16))
+            } else {
+                output.emit(["bench": "matmul", "m": m, "n": n, "k": k, "gflops": gflops, "kernel": info.kernel], text: text)
+            }
         }
         // Decoding: x · wᵀ for the 64 rows of one step, against a weight packed once (Ponder's
         // kernel) and through OpenBLAS (which packs it on every call).

@@ -19,7 +19,7 @@ struct ModelShape: ParsableArguments {
     @Option(help: "Prompt tokens per generated sequence.") var prompt = 32
     @Option(help: "New tokens per generated sequence.") var new = 128
     @Option(help: "Timed steps.") var steps = 5
-    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX).") var precision = "f32"
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
     @OptionGroup var deepseek: DeepseekShape
 
     func config() throws -> PolicyConfig {
@@ -41,6 +41,10 @@ struct ModelShape: ParsableArguments {
         return (Policy(config: c, rng: &rng), RNG(seed: 0, stream: "data"))
     }
 }
+
+/// The benchmarks' --precision default: $PONDER_PRECISION (so that `PONDER_PRECISION=bf16
+/// ../shared/bench/compare.sh` compares the bf16 path), else f32.
+let defaultPrecision = ProcessInfo.processInfo.environment["PONDER_PRECISION"] ?? "f32"
 
 /// Sets `BLAS.precision` from a --precision flag, or says why it cannot.
 func setMatmulPrecision(_ value: String) throws {
@@ -177,7 +181,7 @@ struct BenchGRPO: ParsableCommand {
     @Option(help: "Timed steps after one warm-up step.") var steps = 4
     @Option(help: "Hugging Face or Ponder model folder to load instead of a fresh d/layers/heads/ff model.") var from: String?
     @Option(help: "Prompt layout (plain, chat, chatml, llama3).") var promptFormat = "plain"
-    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX).") var precision = "f32"
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
