@@ -105,7 +105,7 @@ public enum BLAS {
         "libopenblas.dylib", "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
     ]
 
-    nonisolated(unsafe) static let library: Library = load()
+    static let library: Library = load()
 
     static func load() -> Library {
         let env = ProcessInfo.processInfo.environment

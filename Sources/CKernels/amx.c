@@ -9,6 +9,7 @@
 
 #include "ckernels.h"
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +57,12 @@ static void *grow(void *p, size_t *cap, size_t bytes) {
     if (bytes <= *cap) return p;
     free(p);
     *cap = bytes + bytes / 4;
-    return aligned_alloc(64, (*cap + 63) / 64 * 64);
+    void *q = aligned_alloc(64, (*cap + 63) / 64 * 64);
+    if (!q) {
+        fprintf(stderr, "ponder: out of memory packing a bf16 product (%zu bytes)\n", *cap);
+        abort();
+    }
+    return q;
 }
 
 #define PONDER_BF16_TARGET "avx512f,avx512bw,avx512bf16"
