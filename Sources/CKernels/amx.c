@@ -109,9 +109,11 @@ __attribute__((target(PONDER_BF16_TARGET))) static inline void transpose16(__m51
 // row r holding op(A)[mb·16 + r][k0 + kb·32 …+32]; zero past m and past k.
 __attribute__((target(PONDER_BF16_TARGET))) static void packA(int trans, const float *a, long lda, long m, long k,
                                                               long k0, long kt, long mt, uint16_t *out) {
-    for (long mb = 0; mb < mt; mb++)
-        for (long kb = 0; kb < kt; kb++) {
-            __m512i *tile = (__m512i *)(out + (mb * kt + kb) * 512);
+    // Transposed, consecutive tiles along M read consecutive lines of the same 32 rows of a.
+    for (long outer = 0; outer < (trans ? kt : mt); outer++)
+        for (long inner = 0; inner < (trans ? mt : kt); inner++) {
+            long mb = trans ? inner : outer, kb = trans ? outer : inner;
+            __m512i *tile = (__m512i *)(out + (((mb >> 1) * kt + kb) * 2 + (mb & 1)) * 512);
             long kk = k0 + kb * 32, kv = k - kk, mv = m - mb * 16;  // valid columns from kk, rows from mb·16
             if (!trans) {
                 if (mv >= 16 && kv >= 32) {
@@ -143,9 +145,11 @@ __attribute__((target(PONDER_BF16_TARGET))) static void packA(int trans, const f
 // values, row r holding the pairs (op(B)[2r][j], op(B)[2r+1][j]) of that block for j = 0…15.
 __attribute__((target(PONDER_BF16_TARGET))) static void packB(int trans, const float *b, long ldb, long n, long k,
                                                               long k0, long kt, long nt, uint16_t *out) {
-    for (long nb = 0; nb < nt; nb++)
-        for (long kb = 0; kb < kt; kb++) {
-            __m512i *tile = (__m512i *)(out + (nb * kt + kb) * 512);
+    // Untransposed, consecutive tiles along N read consecutive lines of the same 32 rows of b.
+    for (long outer = 0; outer < (trans ? nt : kt); outer++)
+        for (long inner = 0; inner < (trans ? kt : nt); inner++) {
+            long nb = trans ? outer : inner, kb = trans ? inner : outer;
+            __m512i *tile = (__m512i *)(out + (((nb >> 1) * kt + kb) * 2 + (nb & 1)) * 512);
             long kk = k0 + kb * 32, kv = k - kk, nv = n - nb * 16;
             if (!trans) {
                 for (int r = 0; r < 16; r++) {
@@ -204,10 +208,10 @@ __attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) void ponder_gem
                 }
                 const uint16_t *pa = scratchA + mb * kt * 512, *pb = scratchB + nb * kt * 512;
                 for (long kb = 0; kb < kt; kb++) {
-                    _tile_loadd(4, pa + kb * 512, 64);
-                    _tile_loadd(5, pa + (kt + kb) * 512, 64);
-                    _tile_loadd(6, pb + kb * 512, 64);
-                    _tile_loadd(7, pb + (kt + kb) * 512, 64);
+                    _tile_loadd(4, pa + kb * 1024, 64);
+                    _tile_loadd(5, pa + kb * 1024 + 512, 64);
+                    _tile_loadd(6, pb + kb * 1024, 64);
+                    _tile_loadd(7, pb + kb * 1024 + 512, 64);
                     _tile_dpbf16ps(0, 4, 6);
                     _tile_dpbf16ps(1, 4, 7);
                     _tile_dpbf16ps(2, 5, 6);
@@ -272,10 +276,10 @@ __attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) void ponder_gem
             _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
             const uint16_t *pa = scratchA + mb * kt * 512, *pb = packed + nb * kt * 512;
             for (long kb = 0; kb < kt; kb++) {
-                _tile_loadd(4, pa + kb * 512, 64);
-                _tile_loadd(5, pa + (kt + kb) * 512, 64);
-                _tile_loadd(6, pb + kb * 512, 64);
-                _tile_loadd(7, pb + (kt + kb) * 512, 64);
+                _tile_loadd(4, pa + kb * 1024, 64);
+                _tile_loadd(5, pa + kb * 1024 + 512, 64);
+                _tile_loadd(6, pb + kb * 1024, 64);
+                _tile_loadd(7, pb + kb * 1024 + 512, 64);
                 _tile_dpbf16ps(0, 4, 6);
                 _tile_dpbf16ps(1, 4, 7);
                 _tile_dpbf16ps(2, 5, 6);
