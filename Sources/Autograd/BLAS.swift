@@ -173,6 +173,14 @@ public enum BLAS {
         let lib = library
         let precision = precision ?? self.precision
         let amx = precision == .bf16
+        if amx && split && parts > 1 && m * n * k >= 1 << 18 && m >= 64 {
+            // The parts pack op(B) once between them, then each computes whole 32-row blocks of C.
+            precondition(amxAvailable, MatmulPrecision.bf16Unavailable ?? "")
+            ponder_gemm_bf16_parallel(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parts) {
+                parts, body, arg in DispatchQueue.concurrentPerform(iterations: parts) { body!(arg, $0) }
+            }
+            return
+        }
         if !split || !(lib.splitsGemm || amx) || parts <= 1 || m * n * k < 1 << 18 || (m < 2 * parts && n < 32 * parts) {
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                   beta: beta, c: c, ldc: ldc, precision: precision)

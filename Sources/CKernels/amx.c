@@ -105,8 +105,9 @@ __attribute__((target(PONDER_BF16_TARGET))) static inline void transpose16(__m51
     }
 }
 
-// Packs op(A) rows [0, m) × columns [k0, k0 + kc) into tiles: tile (mb, kb) at (mb·kt + kb)·512 values,
-// row r holding op(A)[mb·16 + r][k0 + kb·32 …+32]; zero past m and past k.
+// Packs op(A) rows [0, m) × columns [k0, k0 + kc) into tiles: tile (mb, kb) at ((mb/2·kt + kb)·2 + mb%2)·512
+// values (each pair of row tiles side by side, so the kernel reads one stream), row r holding
+// op(A)[mb·16 + r][k0 + kb·32 …+32]; zero past m and past k.
 __attribute__((target(PONDER_BF16_TARGET))) static void packA(int trans, const float *a, long lda, long m, long k,
                                                               long k0, long kt, long mt, uint16_t *out) {
     // Transposed, consecutive tiles along M read consecutive lines of the same 32 rows of a.
@@ -141,14 +142,16 @@ __attribute__((target(PONDER_BF16_TARGET))) static void packA(int trans, const f
         }
 }
 
-// Packs op(B) rows [k0, k0 + kc) × columns [0, n) into VNNI tiles: tile (nb, kb) at (nb·kt + kb)·512
-// values, row r holding the pairs (op(B)[2r][j], op(B)[2r+1][j]) of that block for j = 0…15.
+// Packs op(B) rows [k0, k0 + kc) × columns [0, n) into VNNI tiles: tile (nb, kb) at ((nb/2·kt + kb)·2 +
+// nb%2)·512 values (each pair of column tiles side by side), row r holding the pairs
+// (op(B)[2r][j], op(B)[2r+1][j]) of that block for j = 0…15.
 __attribute__((target(PONDER_BF16_TARGET))) static void packB(int trans, const float *b, long ldb, long n, long k,
-                                                              long k0, long kt, long nt, uint16_t *out) {
-    // Untransposed, consecutive tiles along N read consecutive lines of the same 32 rows of b.
-    for (long outer = 0; outer < (trans ? nt : kt); outer++)
-        for (long inner = 0; inner < (trans ? kt : nt); inner++) {
-            long nb = trans ? outer : inner, kb = trans ? inner : outer;
+                                                              long k0, long kt, long nbLo, long nbHi, uint16_t *out) {
+    // Tiles nbLo..<nbHi only. Untransposed, consecutive tiles along N read consecutive lines of the same 32 rows of b.
+    long nts = nbHi - nbLo;
+    for (long outer = 0; outer < (trans ? nts : kt); outer++)
+        for (long inner = 0; inner < (trans ? kt : nts); inner++) {
+            long nb = nbLo + (trans ? outer : inner), kb = trans ? inner : outer;
             __m512i *tile = (__m512i *)(out + (((nb >> 1) * kt + kb) * 2 + (nb & 1)) * 512);
             long kk = k0 + kb * 32, kv = k - kk, nv = n - nb * 16;
             if (!trans) {
@@ -174,84 +177,143 @@ __attribute__((target(PONDER_BF16_TARGET))) static void packB(int trans, const f
 __attribute__((target(PONDER_BF16_TARGET))) static void epilogue(const float *acc, long ldacc, long rows, long cols,
                                                                   float alpha, float beta, float *c, long ldc);
 
-__attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) void ponder_gemm_bf16(
-    int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda, const float *b, long ldb,
-    float beta, float *c, long ldc) {
-    if (m <= 0 || n <= 0) return;
-    long mt = (m + 31) / 32 * 2, nt = (n + 31) / 32 * 2;  // 16-row / 16-column tiles, in pairs
-    long chunks = k > 0 ? (k + PONDER_KC - 1) / PONDER_KC : 0;
-    long ktMax = (k < PONDER_KC ? (k + 31) / 32 : PONDER_KC / 32);
-    scratchA = grow(scratchA, &capA, (size_t)mt * (ktMax ? ktMax : 1) * 1024);
-    scratchB = grow(scratchB, &capB, (size_t)nt * (ktMax ? ktMax : 1) * 1024);
-    if (chunks > 1) scratchC = grow(scratchC, &capC, (size_t)mt * nt * 256 * sizeof(float));
-    float *acc = scratchC;  // (mt·16) × (nt·16), row stride nt·16
-    long ldacc = nt * 16;
+// One product's state, shared by the parts that run it.
+typedef struct {
+    int transA, transB;
+    long m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    long mt, nt, chunks, parts;
+    uint16_t *packedB;  // op(B), every chunk, packed once for all parts: chunk ch at ch·nt·(KC/32)·512
+    float *acc;         // (mt·16) × (nt·16) float32 sums between chunks, row stride ldacc
+    long ldacc;
+} Job;
+
+static inline long chunkTiles(const Job *j, long ch) {  // K tiles in chunk ch
+    long k0 = ch * PONDER_KC;
+    return ((j->k - k0 < PONDER_KC ? j->k - k0 : PONDER_KC) + 31) / 32;
+}
+
+// Part p packs its share of B's column tiles (whole pairs), in every chunk.
+static void packBPart(void *arg, long p) {
+    Job *j = arg;
+    long pairs = j->nt / 2, lo = pairs * p / j->parts, hi = pairs * (p + 1) / j->parts;
+    if (lo >= hi) return;
+    for (long ch = 0; ch < j->chunks; ch++)
+        packB(j->transB, j->b, j->ldb, j->n, j->k, ch * PONDER_KC, chunkTiles(j, ch), 2 * lo, 2 * hi,
+              j->packedB + ch * j->nt * (PONDER_KC / 32) * 512);
+}
+
+// Part p packs its rows of A (whole 32-row pairs) and computes those rows of C, chunk by chunk.
+__attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) static void computePart(void *arg, long p) {
+    Job *j = arg;
+    long pairs = j->mt / 2, lo = pairs * p / j->parts, hi = pairs * (p + 1) / j->parts;
+    if (lo >= hi) return;
+    long r0 = 32 * lo, rows = (32 * hi < j->m ? 32 * hi : j->m) - r0, mt = 2 * (hi - lo), nt = j->nt;
+    long ktMax = j->k < PONDER_KC ? (j->k + 31) / 32 : PONDER_KC / 32;
+    scratchA = grow(scratchA, &capA, (size_t)mt * ktMax * 1024);
     TileConfig cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
     _tile_loadconfig(&cfg);
-    for (long ch = 0; ch < chunks; ch++) {
-        long k0 = ch * PONDER_KC, kc = k - k0 < PONDER_KC ? k - k0 : PONDER_KC, kt = (kc + 31) / 32;
-        packA(transA, a, lda, m, k, k0, kt, mt, scratchA);
-        packB(transB, b, ldb, n, k, k0, kt, nt, scratchB);
-        for (long mb = 0; mb < mt; mb += 2)
-            for (long nb = 0; nb < nt; nb += 2) {
-                float *c00 = acc + mb * 16 * ldacc + nb * 16;
-                if (ch == 0) {
-                    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-                } else {
-                    _tile_loadd(0, c00, ldacc * 4);
-                    _tile_loadd(1, c00 + 16, ldacc * 4);
-                    _tile_loadd(2, c00 + 16 * ldacc, ldacc * 4);
-                    _tile_loadd(3, c00 + 16 * ldacc + 16, ldacc * 4);
-                }
-                const uint16_t *pa = scratchA + mb * kt * 512, *pb = scratchB + nb * kt * 512;
-                for (long kb = 0; kb < kt; kb++) {
-                    _tile_loadd(4, pa + kb * 1024, 64);
-                    _tile_loadd(5, pa + kb * 1024 + 512, 64);
-                    _tile_loadd(6, pb + kb * 1024, 64);
-                    _tile_loadd(7, pb + kb * 1024 + 512, 64);
-                    _tile_dpbf16ps(0, 4, 6);
-                    _tile_dpbf16ps(1, 4, 7);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-                long rows = m - mb * 16 < 32 ? m - mb * 16 : 32, cols = n - nb * 16 < 32 ? n - nb * 16 : 32;
-                if (chunks == 1 && alpha == 1 && beta == 0 && rows == 32 && cols == 32) {  // straight into C
-                    float *cb = c + mb * 16 * ldc + nb * 16;
-                    _tile_stored(0, cb, ldc * 4);
-                    _tile_stored(1, cb + 16, ldc * 4);
-                    _tile_stored(2, cb + 16 * ldc, ldc * 4);
-                    _tile_stored(3, cb + 16 * ldc + 16, ldc * 4);
-                    continue;
-                }
-                if (chunks == 1) {  // one chunk: finish this block while it is in cache
-                    float blk[32 * 32];
-                    _tile_stored(0, blk, 128);
-                    _tile_stored(1, blk + 16, 128);
-                    _tile_stored(2, blk + 512, 128);
-                    _tile_stored(3, blk + 528, 128);
-                    epilogue(blk, 32, rows, cols, alpha, beta, c + mb * 16 * ldc + nb * 16, ldc);
-                    continue;
-                }
+    long ldacc = j->ldacc, ldc = j->ldc, n = j->n;
+    float *c = j->c + r0 * ldc, *acc = j->acc ? j->acc + r0 * ldacc : NULL;
+    for (long ch = 0; ch < j->chunks; ch++) {
+    long kt = chunkTiles(j, ch);
+    const uint16_t *packedB = j->packedB + ch * nt * (PONDER_KC / 32) * 512;
+    packA(j->transA, j->a + (j->transA ? r0 : r0 * j->lda), j->lda, rows, j->k, ch * PONDER_KC, kt, mt, scratchA);
+    for (long mb = 0; mb < mt; mb += 2)
+        for (long nb = 0; nb < nt; nb += 2) {
+            float *c00 = acc ? acc + mb * 16 * ldacc + nb * 16 : NULL;
+            if (ch == 0) {
+                _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+            } else {
+                _tile_loadd(0, c00, ldacc * 4);
+                _tile_loadd(1, c00 + 16, ldacc * 4);
+                _tile_loadd(2, c00 + 16 * ldacc, ldacc * 4);
+                _tile_loadd(3, c00 + 16 * ldacc + 16, ldacc * 4);
+            }
+            const uint16_t *pa = scratchA + mb * kt * 512, *pb = packedB + nb * kt * 512;
+            for (long kb = 0; kb < kt; kb++) {
+                _tile_loadd(4, pa + kb * 1024, 64);
+                _tile_loadd(5, pa + kb * 1024 + 512, 64);
+                _tile_loadd(6, pb + kb * 1024, 64);
+                _tile_loadd(7, pb + kb * 1024 + 512, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            long br = rows - mb * 16 < 32 ? rows - mb * 16 : 32, bc = n - nb * 16 < 32 ? n - nb * 16 : 32;
+            if (j->chunks == 1 && j->alpha == 1 && j->beta == 0 && br == 32 && bc == 32) {  // straight into C
+                float *cb = c + mb * 16 * ldc + nb * 16;
+                _tile_stored(0, cb, ldc * 4);
+                _tile_stored(1, cb + 16, ldc * 4);
+                _tile_stored(2, cb + 16 * ldc, ldc * 4);
+                _tile_stored(3, cb + 16 * ldc + 16, ldc * 4);
+            } else if (j->chunks == 1) {  // one chunk: finish this block while it is in cache
+                float blk[32 * 32];
+                _tile_stored(0, blk, 128);
+                _tile_stored(1, blk + 16, 128);
+                _tile_stored(2, blk + 512, 128);
+                _tile_stored(3, blk + 528, 128);
+                epilogue(blk, 32, br, bc, j->alpha, j->beta, c + mb * 16 * ldc + nb * 16, ldc);
+            } else {
                 _tile_stored(0, c00, ldacc * 4);
                 _tile_stored(1, c00 + 16, ldacc * 4);
                 _tile_stored(2, c00 + 16 * ldacc, ldacc * 4);
                 _tile_stored(3, c00 + 16 * ldacc + 16, ldacc * 4);
             }
+        }
     }
     _tile_release();
-    if (chunks > 1) epilogue(acc, ldacc, m, n, alpha, beta, c, ldc);
-    if (chunks == 0)
+    if (j->chunks > 1) epilogue(acc, ldacc, rows, n, j->alpha, j->beta, c, ldc);
+}
+
+static void runSerially(long parts, ponder_body_fn body, void *arg) {
+    for (long p = 0; p < parts; p++) body(arg, p);
+}
+
+void ponder_gemm_bf16_parallel(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                               const float *b, long ldb, float beta, float *c, long ldc, long parts,
+                               ponder_parallel_fn run) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
         for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+            for (long jj = 0; jj < n; jj++) c[i * ldc + jj] = beta == 0 ? 0 : beta * c[i * ldc + jj];
+        return;
+    }
+    Job j = {.transA = transA, .transB = transB, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc,
+             .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c};
+    j.mt = (m + 31) / 32 * 2;  // 16-row / 16-column tiles, in pairs
+    j.nt = (n + 31) / 32 * 2;
+    j.chunks = (k + PONDER_KC - 1) / PONDER_KC;
+    j.parts = parts < 1 ? 1 : parts;
+    if (j.parts > j.mt / 2) j.parts = j.mt / 2;
+    long ktMax = k < PONDER_KC ? (k + 31) / 32 : PONDER_KC / 32;
+    scratchB = grow(scratchB, &capB, (size_t)j.chunks * j.nt * ktMax * 1024);
+    j.packedB = scratchB;
+    j.ldacc = j.nt * 16;
+    if (j.chunks > 1) {
+        scratchC = grow(scratchC, &capC, (size_t)j.mt * j.nt * 256 * sizeof(float));
+        j.acc = scratchC;
+    }
+    if (j.parts == 1 || !run) run = runSerially;
+    run(j.parts, packBPart, &j);
+    run(j.parts, computePart, &j);
+}
+
+void ponder_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                      const float *b, long ldb, float beta, float *c, long ldc) {
+    ponder_gemm_bf16_parallel(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1, NULL);
 }
 
 long ponder_pack_bf16_count(long n, long k) { return (n + 31) / 32 * 2 * ((k + 31) / 32) * 512; }
 
 void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out) {
-    packB(1, w, ldw, n, k, 0, (k + 31) / 32, (n + 31) / 32 * 2, out);
+    packB(1, w, ldw, n, k, 0, (k + 31) / 32, 0, (n + 31) / 32 * 2, out);
 }
 
 __attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) void ponder_gemm_bf16_packed(
@@ -320,6 +382,14 @@ __attribute__((target(PONDER_BF16_TARGET))) static void epilogue(const float *ac
 #else
 
 int ponder_amx_available(void) { return 0; }
+
+void ponder_gemm_bf16_parallel(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                               const float *b, long ldb, float beta, float *c, long ldc, long parts,
+                               ponder_parallel_fn run) {
+    (void)transA; (void)transB; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb;
+    (void)beta; (void)c; (void)ldc; (void)parts; (void)run;
+    abort();
+}
 
 long ponder_pack_bf16_count(long n, long k) { return (n + 31) / 32 * 2 * ((k + 31) / 32) * 512; }
 

@@ -44,6 +44,18 @@ int ponder_amx_available(void);
 void ponder_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                       const float *b, long ldb, float beta, float *c, long ldc);
 
+/// A part of a parallel product: body(arg, part) for part = 0..<parts.
+typedef void (*ponder_body_fn)(void *arg, long part);
+/// Runs body(arg, p) for p = 0..<parts, concurrently or not, and returns when all have run.
+typedef void (*ponder_parallel_fn)(long parts, ponder_body_fn body, void *arg);
+
+/// ponder_gemm_bf16 across `parts` threads through `run` (NULL: one after another): per K chunk, the parts
+/// pack op(B) once between them, then each packs and computes its own rows of C (whole 32-row blocks).
+/// Every element is computed as ponder_gemm_bf16 computes it, whatever `parts`.
+void ponder_gemm_bf16_parallel(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                               const float *b, long ldb, float beta, float *c, long ldc, long parts,
+                               ponder_parallel_fn run);
+
 /// Values (bfloat16) in ponder_pack_bf16's packing of an n × k weight.
 long ponder_pack_bf16_count(long n, long k);
 
