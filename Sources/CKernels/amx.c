@@ -6,6 +6,8 @@
 // bfloat16 tiles (A row-major, B in the pair-interleaved "VNNI" order that TDPBF16PS reads), then
 // every 32×32 block of C is computed with four accumulator tiles. Each element of C is summed over K
 // in the same order whatever m, n or the caller's split of rows, so results do not depend on threads.
+// Across threads (ponder_gemm_bf16_parallel), the parts first pack B between them, then each packs and
+// computes its own 32-row blocks; the caller supplies the parallel loop (Swift's Dispatch).
 
 #include "ckernels.h"
 #include <stdint.h>
@@ -120,12 +122,14 @@ __attribute__((target(PONDER_BF16_TARGET))) static void packA(int trans, const f
                 if (mv >= 16 && kv >= 32) {
                     const float *p = a + mb * 16 * lda + kk;
                     for (int r = 0; r < 16; r++)
-                        _mm512_storeu_si512(tile + r, cvt32(_mm512_loadu_ps(p + r * lda), _mm512_loadu_ps(p + r * lda + 16)));
+                        _mm512_storeu_si512(tile + r,
+                                            cvt32(_mm512_loadu_ps(p + r * lda), _mm512_loadu_ps(p + r * lda + 16)));
                     continue;
                 }
                 for (int r = 0; r < 16; r++) {
                     const float *p = a + (mb * 16 + r) * lda + kk;
-                    _mm512_storeu_si512(tile + r, r < mv ? cvt32(load16(p, kv), load16(p + 16, kv - 16)) : _mm512_setzero_si512());
+                    __m512i v = r < mv ? cvt32(load16(p, kv), load16(p + 16, kv - 16)) : _mm512_setzero_si512();
+                    _mm512_storeu_si512(tile + r, v);
                 }
             } else {
                 // op(A)[i][kk + c] = a[(kk + c)·lda + i]: columns c, c+1 pair into one word per row i.
@@ -221,52 +225,53 @@ __attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) static void com
     long ldacc = j->ldacc, ldc = j->ldc, n = j->n;
     float *c = j->c + r0 * ldc, *acc = j->acc ? j->acc + r0 * ldacc : NULL;
     for (long ch = 0; ch < j->chunks; ch++) {
-    long kt = chunkTiles(j, ch);
-    const uint16_t *packedB = j->packedB + ch * nt * (PONDER_KC / 32) * 512;
-    packA(j->transA, j->a + (j->transA ? r0 : r0 * j->lda), j->lda, rows, j->k, ch * PONDER_KC, kt, mt, scratchA);
-    for (long mb = 0; mb < mt; mb += 2)
-        for (long nb = 0; nb < nt; nb += 2) {
-            float *c00 = acc ? acc + mb * 16 * ldacc + nb * 16 : NULL;
-            if (ch == 0) {
-                _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-            } else {
-                _tile_loadd(0, c00, ldacc * 4);
-                _tile_loadd(1, c00 + 16, ldacc * 4);
-                _tile_loadd(2, c00 + 16 * ldacc, ldacc * 4);
-                _tile_loadd(3, c00 + 16 * ldacc + 16, ldacc * 4);
+        long kt = chunkTiles(j, ch);
+        const uint16_t *packedB = j->packedB + ch * nt * (PONDER_KC / 32) * 512;
+        packA(j->transA, j->a + (j->transA ? r0 : r0 * j->lda), j->lda, rows, j->k, ch * PONDER_KC, kt, mt,
+              scratchA);
+        for (long mb = 0; mb < mt; mb += 2)
+            for (long nb = 0; nb < nt; nb += 2) {
+                float *c00 = acc ? acc + mb * 16 * ldacc + nb * 16 : NULL;
+                if (ch == 0) {
+                    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+                } else {
+                    _tile_loadd(0, c00, ldacc * 4);
+                    _tile_loadd(1, c00 + 16, ldacc * 4);
+                    _tile_loadd(2, c00 + 16 * ldacc, ldacc * 4);
+                    _tile_loadd(3, c00 + 16 * ldacc + 16, ldacc * 4);
+                }
+                const uint16_t *pa = scratchA + mb * kt * 512, *pb = packedB + nb * kt * 512;
+                for (long kb = 0; kb < kt; kb++) {
+                    _tile_loadd(4, pa + kb * 1024, 64);
+                    _tile_loadd(5, pa + kb * 1024 + 512, 64);
+                    _tile_loadd(6, pb + kb * 1024, 64);
+                    _tile_loadd(7, pb + kb * 1024 + 512, 64);
+                    _tile_dpbf16ps(0, 4, 6);
+                    _tile_dpbf16ps(1, 4, 7);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+                long br = rows - mb * 16 < 32 ? rows - mb * 16 : 32, bc = n - nb * 16 < 32 ? n - nb * 16 : 32;
+                if (j->chunks == 1 && j->alpha == 1 && j->beta == 0 && br == 32 && bc == 32) {  // straight into C
+                    float *cb = c + mb * 16 * ldc + nb * 16;
+                    _tile_stored(0, cb, ldc * 4);
+                    _tile_stored(1, cb + 16, ldc * 4);
+                    _tile_stored(2, cb + 16 * ldc, ldc * 4);
+                    _tile_stored(3, cb + 16 * ldc + 16, ldc * 4);
+                } else if (j->chunks == 1) {  // one chunk: finish this block while it is in cache
+                    float blk[32 * 32];
+                    _tile_stored(0, blk, 128);
+                    _tile_stored(1, blk + 16, 128);
+                    _tile_stored(2, blk + 512, 128);
+                    _tile_stored(3, blk + 528, 128);
+                    epilogue(blk, 32, br, bc, j->alpha, j->beta, c + mb * 16 * ldc + nb * 16, ldc);
+                } else {
+                    _tile_stored(0, c00, ldacc * 4);
+                    _tile_stored(1, c00 + 16, ldacc * 4);
+                    _tile_stored(2, c00 + 16 * ldacc, ldacc * 4);
+                    _tile_stored(3, c00 + 16 * ldacc + 16, ldacc * 4);
+                }
             }
-            const uint16_t *pa = scratchA + mb * kt * 512, *pb = packedB + nb * kt * 512;
-            for (long kb = 0; kb < kt; kb++) {
-                _tile_loadd(4, pa + kb * 1024, 64);
-                _tile_loadd(5, pa + kb * 1024 + 512, 64);
-                _tile_loadd(6, pb + kb * 1024, 64);
-                _tile_loadd(7, pb + kb * 1024 + 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            long br = rows - mb * 16 < 32 ? rows - mb * 16 : 32, bc = n - nb * 16 < 32 ? n - nb * 16 : 32;
-            if (j->chunks == 1 && j->alpha == 1 && j->beta == 0 && br == 32 && bc == 32) {  // straight into C
-                float *cb = c + mb * 16 * ldc + nb * 16;
-                _tile_stored(0, cb, ldc * 4);
-                _tile_stored(1, cb + 16, ldc * 4);
-                _tile_stored(2, cb + 16 * ldc, ldc * 4);
-                _tile_stored(3, cb + 16 * ldc + 16, ldc * 4);
-            } else if (j->chunks == 1) {  // one chunk: finish this block while it is in cache
-                float blk[32 * 32];
-                _tile_stored(0, blk, 128);
-                _tile_stored(1, blk + 16, 128);
-                _tile_stored(2, blk + 512, 128);
-                _tile_stored(3, blk + 528, 128);
-                epilogue(blk, 32, br, bc, j->alpha, j->beta, c + mb * 16 * ldc + nb * 16, ldc);
-            } else {
-                _tile_stored(0, c00, ldacc * 4);
-                _tile_stored(1, c00 + 16, ldacc * 4);
-                _tile_stored(2, c00 + 16 * ldacc, ldacc * 4);
-                _tile_stored(3, c00 + 16 * ldacc + 16, ldacc * 4);
-            }
-        }
     }
     _tile_release();
     if (j->chunks > 1) epilogue(acc, ldacc, rows, n, j->alpha, j->beta, c, ldc);
@@ -367,7 +372,8 @@ __attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) void ponder_gem
 }
 
 // c = alpha·acc + beta·c over rows × cols (beta 0: c is not read).
-__attribute__((target(PONDER_BF16_TARGET))) static void epilogue(const float *acc, long ldacc, long rows, long cols, float alpha, float beta, float *c, long ldc) {
+__attribute__((target(PONDER_BF16_TARGET))) static void epilogue(const float *acc, long ldacc, long rows, long cols,
+                                                                  float alpha, float beta, float *c, long ldc) {
     for (long i = 0; i < rows; i++) {
         float *ci = c + i * ldc;
         const float *ai = acc + i * ldacc;

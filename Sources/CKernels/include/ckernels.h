@@ -65,7 +65,8 @@ void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out);
 
 /// C[i][j] = Σ_kk bf16(A[i][kk]) · W[j][kk] for rows 0..<m and the columns of 32-column pairs
 /// pairLo..<pairHi (columns below n only), W packed by ponder_pack_bf16. Each element equals
-/// ponder_gemm_bf16's for the same operands (alpha 1, beta 0): cached decoding matches a full forward. Only call when ponder_amx_available().
+/// ponder_gemm_bf16's for the same operands (alpha 1, beta 0): cached decoding matches a full forward.
+/// Only call when ponder_amx_available().
 void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, long pairLo,
                              long pairHi, float *c, long ldc);
 
