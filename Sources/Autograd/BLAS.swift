@@ -81,6 +81,11 @@ public enum BLAS {
     /// Whether this CPU and OS run AMX bfloat16 tiles (asked once).
     public static let amxAvailable: Bool = ponder_amx_available() != 0
 
+    /// The parallel loop the C kernels call back: body(arg, p) for p = 0..<parts on Dispatch's threads.
+    static let concurrently: ponder_parallel_fn = { parts, body, arg in
+        DispatchQueue.concurrentPerform(iterations: parts) { body!(arg, $0) }
+    }
+
     typealias SgemmFn = @convention(c) (
         CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, Int32, Int32, Int32,
         Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
@@ -171,27 +176,25 @@ public enum BLAS {
     ) {
         let parts = Parallel.threads
         let lib = library
-        let precision = precision ?? self.precision
-        let amx = precision == .bf16
-        if amx && split && parts > 1 && m * n * k >= 1 << 18 && m >= 64 {
+        if (precision ?? self.precision) == .bf16 {
             // The parts pack op(B) once between them, then each computes whole 32-row blocks of C.
             precondition(amxAvailable, MatmulPrecision.bf16Unavailable ?? "")
-            ponder_gemm_bf16_parallel(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parts) {
-                parts, body, arg in DispatchQueue.concurrentPerform(iterations: parts) { body!(arg, $0) }
-            }
+            let shared = split && m * n * k >= 1 << 18 ? parts : 1
+            ponder_gemm_bf16_parallel(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                      shared, concurrently)
             return
         }
-        if !split || !(lib.splitsGemm || amx) || parts <= 1 || m * n * k < 1 << 18 || (m < 2 * parts && n < 32 * parts) {
+        if !split || !lib.splitsGemm || parts <= 1 || m * n * k < 1 << 18 || (m < 2 * parts && n < 32 * parts) {
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                  beta: beta, c: c, ldc: ldc, precision: precision)
+                  beta: beta, c: c, ldc: ldc, precision: .f32)
             return
         }
-        if !amx && m * n * k >= 1 << 30 {
+        if m * n * k >= 1 << 30 {
             // Large products: OpenBLAS's own threads share packed panels, which a split cannot
             // (2048³: ~280 against ~220 GFLOP/s). Its workers then sleep at once (THREAD_TIMEOUT).
             lib.setThreads(Int32(parts))
             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                  beta: beta, c: c, ldc: ldc, precision: precision)
+                  beta: beta, c: c, ldc: ldc, precision: .f32)
             lib.setThreads(1)
             return
         }
@@ -201,7 +204,7 @@ public enum BLAS {
                 if lo == hi { return }
                 sgemm(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
                       a: a + (transA ? lo : lo * lda), lda: lda, b: b, ldb: ldb,
-                      beta: beta, c: c + lo * ldc, ldc: ldc, precision: precision)
+                      beta: beta, c: c + lo * ldc, ldc: ldc, precision: .f32)
             }
         } else {
             DispatchQueue.concurrentPerform(iterations: parts) { p in
@@ -211,7 +214,7 @@ public enum BLAS {
                 if lo == hi { return }
                 sgemm(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
                       a: a, lda: lda, b: b + (transB ? lo * ldb : lo), ldb: ldb,
-                      beta: beta, c: c + lo, ldc: ldc, precision: precision)
+                      beta: beta, c: c + lo, ldc: ldc, precision: .f32)
             }
         }
     }

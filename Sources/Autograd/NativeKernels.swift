@@ -80,12 +80,10 @@ extension Tensor {
         let k = x.dim(-1)
         precondition(k == w.cols, "matmul inner dimensions differ: \(x.shape) · (\(w.rows), \(w.cols))ᵀ")
         let m = x.count / k, n = w.rows
-        if let tiles = w.tiles {
+        if let tiles = w.tiles {  // the threads split the columns
             let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
-            let a = x.data, c = out.data
-            Parallel.forRanges((n + 31) / 32, cost: m * k * 32) { r in
-                ponder_gemm_bf16_packed(a, m, k, k, tiles, n, r.lowerBound, r.upperBound, c, n)
-            }
+            let parts = Parallel.threads > 1 && m * k * n >= 65_536 ? Parallel.threads : 1
+            ponder_gemm_bf16_packed(x.data, m, k, k, tiles, n, out.data, n, parts, BLAS.concurrently)
             return out
         }
         guard let panels = w.panels else {

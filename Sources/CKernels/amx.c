@@ -181,6 +181,51 @@ __attribute__((target(PONDER_BF16_TARGET))) static void packB(int trans, const f
 __attribute__((target(PONDER_BF16_TARGET))) static void epilogue(const float *acc, long ldacc, long rows, long cols,
                                                                   float alpha, float beta, float *c, long ldc);
 
+#define PONDER_AMX_TARGET "amx-tile,amx-bf16," PONDER_BF16_TARGET
+
+// Eight 16-row × 64-byte tiles: 0-3 the 32×32 block of C, 4-5 two A tiles, 6-7 two B tiles.
+__attribute__((target(PONDER_AMX_TARGET))) static void configureTiles(void) {
+    TileConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
+    _tile_loadconfig(&cfg);
+}
+
+// Tiles 0-3 += the pair of A tiles at pa times the pair of B tiles at pb, over kt K tiles, in K order.
+__attribute__((target(PONDER_AMX_TARGET), always_inline)) static inline void blockProduct(const uint16_t *pa,
+                                                                                        const uint16_t *pb, long kt) {
+    for (long kb = 0; kb < kt; kb++) {
+        _tile_loadd(4, pa + kb * 1024, 64);
+        _tile_loadd(5, pa + kb * 1024 + 512, 64);
+        _tile_loadd(6, pb + kb * 1024, 64);
+        _tile_loadd(7, pb + kb * 1024 + 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+}
+
+// Tiles 0-3 to rows × cols of c (at most 32 × 32) as c = alpha·tiles + beta·c: stored straight into c
+// when the block is whole and alpha 1, beta 0, else through a buffer and the epilogue.
+__attribute__((target(PONDER_AMX_TARGET))) static void storeBlock(float *c, long ldc, long rows, long cols, float alpha,
+                                                                 float beta) {
+    if (alpha == 1 && beta == 0 && rows == 32 && cols == 32) {
+        _tile_stored(0, c, ldc * 4);
+        _tile_stored(1, c + 16, ldc * 4);
+        _tile_stored(2, c + 16 * ldc, ldc * 4);
+        _tile_stored(3, c + 16 * ldc + 16, ldc * 4);
+        return;
+    }
+    float blk[32 * 32];
+    _tile_stored(0, blk, 128);
+    _tile_stored(1, blk + 16, 128);
+    _tile_stored(2, blk + 512, 128);
+    _tile_stored(3, blk + 528, 128);
+    epilogue(blk, 32, rows, cols, alpha, beta, c, ldc);
+}
+
 // One product's state, shared by the parts that run it.
 typedef struct {
     int transA, transB;
@@ -210,18 +255,14 @@ static void packBPart(void *arg, long p) {
 }
 
 // Part p packs its rows of A (whole 32-row pairs) and computes those rows of C, chunk by chunk.
-__attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) static void computePart(void *arg, long p) {
+__attribute__((target(PONDER_AMX_TARGET))) static void computePart(void *arg, long p) {
     Job *j = arg;
     long pairs = j->mt / 2, lo = pairs * p / j->parts, hi = pairs * (p + 1) / j->parts;
     if (lo >= hi) return;
     long r0 = 32 * lo, rows = (32 * hi < j->m ? 32 * hi : j->m) - r0, mt = 2 * (hi - lo), nt = j->nt;
     long ktMax = j->k < PONDER_KC ? (j->k + 31) / 32 : PONDER_KC / 32;
     scratchA = grow(scratchA, &capA, (size_t)mt * ktMax * 1024);
-    TileConfig cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
-    _tile_loadconfig(&cfg);
+    configureTiles();
     long ldacc = j->ldacc, ldc = j->ldc, n = j->n;
     float *c = j->c + r0 * ldc, *acc = j->acc ? j->acc + r0 * ldacc : NULL;
     for (long ch = 0; ch < j->chunks; ch++) {
@@ -240,31 +281,10 @@ __attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) static void com
                     _tile_loadd(2, c00 + 16 * ldacc, ldacc * 4);
                     _tile_loadd(3, c00 + 16 * ldacc + 16, ldacc * 4);
                 }
-                const uint16_t *pa = scratchA + mb * kt * 512, *pb = packedB + nb * kt * 512;
-                for (long kb = 0; kb < kt; kb++) {
-                    _tile_loadd(4, pa + kb * 1024, 64);
-                    _tile_loadd(5, pa + kb * 1024 + 512, 64);
-                    _tile_loadd(6, pb + kb * 1024, 64);
-                    _tile_loadd(7, pb + kb * 1024 + 512, 64);
-                    _tile_dpbf16ps(0, 4, 6);
-                    _tile_dpbf16ps(1, 4, 7);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
+                blockProduct(scratchA + mb * kt * 512, packedB + nb * kt * 512, kt);
                 long br = rows - mb * 16 < 32 ? rows - mb * 16 : 32, bc = n - nb * 16 < 32 ? n - nb * 16 : 32;
-                if (j->chunks == 1 && j->alpha == 1 && j->beta == 0 && br == 32 && bc == 32) {  // straight into C
-                    float *cb = c + mb * 16 * ldc + nb * 16;
-                    _tile_stored(0, cb, ldc * 4);
-                    _tile_stored(1, cb + 16, ldc * 4);
-                    _tile_stored(2, cb + 16 * ldc, ldc * 4);
-                    _tile_stored(3, cb + 16 * ldc + 16, ldc * 4);
-                } else if (j->chunks == 1) {  // one chunk: finish this block while it is in cache
-                    float blk[32 * 32];
-                    _tile_stored(0, blk, 128);
-                    _tile_stored(1, blk + 16, 128);
-                    _tile_stored(2, blk + 512, 128);
-                    _tile_stored(3, blk + 528, 128);
-                    epilogue(blk, 32, br, bc, j->alpha, j->beta, c + mb * 16 * ldc + nb * 16, ldc);
+                if (j->chunks == 1) {  // one chunk: finish this block while it is in cache
+                    storeBlock(c + mb * 16 * ldc + nb * 16, ldc, br, bc, j->alpha, j->beta);
                 } else {
                     _tile_stored(0, c00, ldacc * 4);
                     _tile_stored(1, c00 + 16, ldacc * 4);
@@ -321,54 +341,45 @@ void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out) {
     packB(1, w, ldw, n, k, 0, (k + 31) / 32, 0, (n + 31) / 32 * 2, out);
 }
 
-__attribute__((target("amx-tile,amx-bf16," PONDER_BF16_TARGET))) void ponder_gemm_bf16_packed(
-    const float *a, long m, long k, long lda, const uint16_t *packed, long n, long pairLo, long pairHi, float *c,
-    long ldc) {
-    if (m <= 0 || pairLo >= pairHi) return;
-    long mt = (m + 31) / 32 * 2, kt = (k + 31) / 32;
-    if (kt == 0) {
-        for (long i = 0; i < m; i++)
-            for (long j = pairLo * 32; j < n && j < pairHi * 32; j++) c[i * ldc + j] = 0;
-        return;
-    }
-    scratchA = grow(scratchA, &capA, (size_t)mt * kt * 1024);
-    packA(0, a, lda, m, k, 0, kt, mt, scratchA);
-    TileConfig cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
-    _tile_loadconfig(&cfg);
-    for (long nb = 2 * pairLo; nb < 2 * pairHi; nb += 2)
-        for (long mb = 0; mb < mt; mb += 2) {
+// A product against a weight packed once (decoding): the parts split the columns.
+typedef struct {
+    const float *a;
+    long m, k, lda, n, mt, kt, ldc, parts;
+    const uint16_t *packedB;
+    float *c;
+} PackedJob;
+
+// Part p packs all of A (a decode step's few rows; packing it once in the caller, for the other core to
+// read, was not faster in `ponder bench generate`) and computes its share of the 32-column pairs.
+__attribute__((target(PONDER_AMX_TARGET))) static void packedPart(void *arg, long p) {
+    PackedJob *j = arg;
+    long pairs = (j->n + 31) / 32, lo = pairs * p / j->parts, hi = pairs * (p + 1) / j->parts;
+    if (lo >= hi) return;
+    scratchA = grow(scratchA, &capA, (size_t)j->mt * j->kt * 1024);
+    packA(0, j->a, j->lda, j->m, j->k, 0, j->kt, j->mt, scratchA);
+    configureTiles();
+    for (long nb = 2 * lo; nb < 2 * hi; nb += 2)
+        for (long mb = 0; mb < j->mt; mb += 2) {
             _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-            const uint16_t *pa = scratchA + mb * kt * 512, *pb = packed + nb * kt * 512;
-            for (long kb = 0; kb < kt; kb++) {
-                _tile_loadd(4, pa + kb * 1024, 64);
-                _tile_loadd(5, pa + kb * 1024 + 512, 64);
-                _tile_loadd(6, pb + kb * 1024, 64);
-                _tile_loadd(7, pb + kb * 1024 + 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            long rows = m - mb * 16 < 32 ? m - mb * 16 : 32, cols = n - nb * 16 < 32 ? n - nb * 16 : 32;
-            float *cb = c + mb * 16 * ldc + nb * 16;
-            if (rows == 32 && cols == 32) {
-                _tile_stored(0, cb, ldc * 4);
-                _tile_stored(1, cb + 16, ldc * 4);
-                _tile_stored(2, cb + 16 * ldc, ldc * 4);
-                _tile_stored(3, cb + 16 * ldc + 16, ldc * 4);
-            } else {
-                float blk[32 * 32];
-                _tile_stored(0, blk, 128);
-                _tile_stored(1, blk + 16, 128);
-                _tile_stored(2, blk + 512, 128);
-                _tile_stored(3, blk + 528, 128);
-                epilogue(blk, 32, rows, cols, 1, 0, cb, ldc);
-            }
+            blockProduct(scratchA + mb * j->kt * 512, j->packedB + nb * j->kt * 512, j->kt);
+            long rows = j->m - mb * 16 < 32 ? j->m - mb * 16 : 32, cols = j->n - nb * 16 < 32 ? j->n - nb * 16 : 32;
+            storeBlock(j->c + mb * 16 * j->ldc + nb * 16, j->ldc, rows, cols, 1, 0);
         }
     _tile_release();
+}
+
+void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
+                             long ldc, long parts, ponder_parallel_fn run) {
+    if (m <= 0 || n <= 0) return;
+    long mt = (m + 31) / 32 * 2, kt = (k + 31) / 32;
+    if (kt == 0) {
+        for (long i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    PackedJob j = {.a = a, .m = m, .k = k, .lda = lda, .n = n, .mt = mt, .kt = kt, .ldc = ldc,
+                   .parts = parts < 1 ? 1 : parts, .packedB = packed, .c = c};
+    if (j.parts > (n + 31) / 32) j.parts = (n + 31) / 32;
+    (j.parts == 1 || !run ? runSerially : run)(j.parts, packedPart, &j);
 }
 
 // c = alpha·acc + beta·c over rows × cols (beta 0: c is not read).
@@ -404,9 +415,9 @@ void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out) {
     abort();
 }
 
-void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, long pairLo,
-                             long pairHi, float *c, long ldc) {
-    (void)a; (void)m; (void)k; (void)lda; (void)packed; (void)n; (void)pairLo; (void)pairHi; (void)c; (void)ldc;
+void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
+                             long ldc, long parts, ponder_parallel_fn run) {
+    (void)a; (void)m; (void)k; (void)lda; (void)packed; (void)n; (void)c; (void)ldc; (void)parts; (void)run;
     abort();
 }
 

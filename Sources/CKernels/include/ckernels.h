@@ -63,11 +63,11 @@ long ponder_pack_bf16_count(long n, long k);
 /// ponder_gemm_bf16 would make of op(B) = Wᵀ, once, for many products. Only call when ponder_amx_available().
 void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out);
 
-/// C[i][j] = Σ_kk bf16(A[i][kk]) · W[j][kk] for rows 0..<m and the columns of 32-column pairs
-/// pairLo..<pairHi (columns below n only), W packed by ponder_pack_bf16. Each element equals
-/// ponder_gemm_bf16's for the same operands (alpha 1, beta 0): cached decoding matches a full forward.
-/// Only call when ponder_amx_available().
-void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, long pairLo,
-                             long pairHi, float *c, long ldc);
+/// C[i][j] = Σ_kk bf16(A[i][kk]) · W[j][kk] for rows 0..<m and columns 0..<n, W packed by ponder_pack_bf16.
+/// `parts` threads through `run` (NULL: one after another) split the columns, each packing A itself.
+/// Each element equals ponder_gemm_bf16's for the same operands (alpha 1, beta 0): cached decoding
+/// matches a full forward. Only call when ponder_amx_available().
+void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
+                             long ldc, long parts, ponder_parallel_fn run);
 
 #endif
