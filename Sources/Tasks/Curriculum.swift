@@ -3,54 +3,143 @@
 
 import Foundation
 
-/// Chooses a difficulty level per family: moves up when the recent reward at the current level is high,
-/// down when it is low, and keeps drawing some problems from the levels below. Its whole state is
-/// `Codable` so that a checkpoint can resume it.
+/// Chooses a difficulty level per family for each training problem. Its whole state is `Codable` so
+/// that a checkpoint can resume it. Two modes:
+///
+/// - `adaptive` (the default) keeps, per family and level, a running estimate of the policy's pass rate
+///   and of how often a group of completions disagreed (some rewards differ, so GRPO has a gradient), and
+///   draws each level in proportion to that signal rate, never below `probe`. Levels the policy has
+///   mastered and levels it never solves both give groups that agree, so they fall to `probe` (drawn now
+///   and then, to notice forgetting or a first success); the levels at its edge of competence take the
+///   rest. The estimates start at a signal rate of one half, so every level is tried early on. This is
+///   the per-problem difficulty pools of prime-rl (easy / normal / hard by whether a problem's rollouts
+///   all passed, all failed, or differed) and the pass-rate band of open-r1's filtering, moved from
+///   problems to the levels of generated families, where a problem is seldom seen twice.
+/// - `ladder` is reasoning-gym's style of curriculum: one current level per family, promoted when the
+///   mean reward over a window reaches `promoteAbove`, demoted when it falls below `demoteBelow`, with
+///   `lowerLevelFraction` of draws from the levels below.
 public struct Curriculum: Codable, Sendable, Equatable {
+    /// How levels are chosen; see the type's comment.
+    public enum Mode: String, Codable, Sendable, CaseIterable {
+        case adaptive, ladder
+    }
+
     /// How the curriculum moves; part of the training config.
     public struct Config: Codable, Sendable, Equatable {
-        /// The level every family starts at (clamped to its training levels).
+        /// adaptive (draw levels where groups disagree) or ladder (promote and demote one level).
+        public var mode = "adaptive"
+        /// The level every family starts at (clamped to its training levels). Ladder only.
         public var startLevel: Int = 1
-        /// How many rewards at the current level decide a move.
+        /// Ladder: how many rewards at the current level decide a move. Adaptive: how many groups the
+        /// running estimates remember (each new group weighs 1/window).
         public var window: Int = 32
-        /// Move up when the mean reward over the window is at least this.
+        /// Ladder: move up when the mean reward over the window is at least this.
         public var promoteAbove: Double = 0.8
-        /// Move down when the mean reward over the window is at most this.
+        /// Ladder: move down when the mean reward over the window is below this (0: never).
         public var demoteBelow: Double = 0.2
-        /// The probability of drawing a level below the current one instead of the current one.
+        /// Ladder: the probability of drawing a level below the current one instead of the current one.
         public var lowerLevelFraction: Double = 0.25
         /// The highest level the curriculum may reach (0: each family's highest training level).
         public var maxLevel: Int = 0
+        /// Adaptive: the lowest relative draw weight of a level (its signal rate is used when higher),
+        /// so mastered and unsolved levels are still probed now and then.
+        public var probe: Double = 0.05
 
         /// The defaults above.
         public init() {}
+
+        /// The mode as a value (validate() has checked the spelling).
+        public var parsedMode: Mode { Mode(rawValue: mode) ?? .adaptive }
 
         /// Throws a `CurriculumConfigError` naming the bad key.
         public func validate() throws {
             func fail(_ key: String, _ message: String) -> CurriculumConfigError {
                 CurriculumConfigError(key: key, message: message)
             }
-            guard startLevel >= 1 else { throw fail("startLevel", "must be at least 1") }
-            guard window >= 1 else { throw fail("window", "must be at least 1") }
-            guard (0...1).contains(promoteAbove) else { throw fail("promoteAbove", "must be in [0, 1]") }
-            guard (0...1).contains(demoteBelow), demoteBelow < promoteAbove else {
-                throw fail("demoteBelow", "must be in [0, 1] and below promoteAbove (\(promoteAbove))")
+            guard Mode(rawValue: mode) != nil else {
+                throw fail("mode", "is '\(mode)'; use \(Mode.allCases.map(\.rawValue).joined(separator: " or "))")
             }
-            guard (0...1).contains(lowerLevelFraction) else { throw fail("lowerLevelFraction", "must be in [0, 1]") }
-            guard maxLevel == 0 || maxLevel >= startLevel else { throw fail("maxLevel", "must be 0 (no cap) or at least startLevel (\(startLevel))") }
+            guard startLevel >= 1 else { throw fail("start_level", "must be at least 1") }
+            guard window >= 1 else { throw fail("window", "must be at least 1") }
+            guard (0...1).contains(promoteAbove) else { throw fail("promote_above", "must be in [0, 1]") }
+            guard (0...1).contains(demoteBelow), demoteBelow < promoteAbove else {
+                throw fail("demote_below", "must be in [0, 1] and below promote_above (\(promoteAbove))")
+            }
+            guard (0...1).contains(lowerLevelFraction) else { throw fail("lower_level_fraction", "must be in [0, 1]") }
+            guard maxLevel == 0 || maxLevel >= startLevel else { throw fail("max_level", "must be 0 (no cap) or at least start_level (\(startLevel))") }
+            guard probe > 0 && probe <= 1 else { throw fail("probe", "must be in (0, 1]: a level drawn with weight 0 could never show that it became learnable") }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case mode, startLevel, window, promoteAbove, demoteBelow, lowerLevelFraction, maxLevel, probe
+        }
+
+        /// Decodes configs saved before `mode` and `probe` existed as ladders (what they ran).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Config()
+            mode = try c.decodeIfPresent(String.self, forKey: .mode) ?? Mode.ladder.rawValue
+            startLevel = try c.decodeIfPresent(Int.self, forKey: .startLevel) ?? d.startLevel
+            window = try c.decodeIfPresent(Int.self, forKey: .window) ?? d.window
+            promoteAbove = try c.decodeIfPresent(Double.self, forKey: .promoteAbove) ?? d.promoteAbove
+            demoteBelow = try c.decodeIfPresent(Double.self, forKey: .demoteBelow) ?? d.demoteBelow
+            lowerLevelFraction = try c.decodeIfPresent(Double.self, forKey: .lowerLevelFraction) ?? d.lowerLevelFraction
+            maxLevel = try c.decodeIfPresent(Int.self, forKey: .maxLevel) ?? d.maxLevel
+            probe = try c.decodeIfPresent(Double.self, forKey: .probe) ?? d.probe
+        }
+    }
+
+    /// The adaptive mode's running estimates for one level: sums that decay by (1 - 1/window) per group.
+    public struct LevelStats: Codable, Sendable, Equatable {
+        /// Decayed count of groups recorded.
+        public var groups = 0.0
+        /// Decayed sum of the groups' pass rates (mean correctness).
+        public var passes = 0.0
+        /// Decayed count of groups whose rewards differed.
+        public var signals = 0.0
+
+        /// The estimated pass rate, starting from one half (one pseudo-group at 0.5).
+        public var passRate: Double { (passes + 0.5) / (groups + 1) }
+        /// The estimated fraction of groups that disagree, starting from one half.
+        public var signalRate: Double { (signals + 0.5) / (groups + 1) }
+
+        /// Adds one group's outcome, forgetting old ones by `decay` (1 - 1/window).
+        mutating func add(passRate: Double, signal: Bool, decay: Double) {
+            groups = groups * decay + 1
+            passes = passes * decay + passRate
+            signals = signals * decay + (signal ? 1 : 0)
         }
     }
 
     /// One family's position.
     public struct FamilyState: Codable, Sendable, Equatable {
-        /// The current (highest) level drawn.
+        /// Ladder: the current (highest) level drawn. Adaptive: the level with the highest draw weight.
         public var level: Int
-        /// Rewards recorded at `level` since the last move, oldest first, at most `window` of them.
+        /// Ladder: rewards recorded at `level` since the last move, oldest first, at most `window` of them.
         public var recent: [Double]
-        /// Moves up so far, for logging.
+        /// Ladder: moves up so far, for logging.
         public var promotions: Int
-        /// Moves down so far, for logging.
+        /// Ladder: moves down so far, for logging.
         public var demotions: Int
+        /// Adaptive: the estimates of each training level, lowest level first.
+        public var stats: [LevelStats] = []
+
+        init(level: Int, recent: [Double], promotions: Int, demotions: Int, stats: [LevelStats]) {
+            self.level = level
+            self.recent = recent
+            self.promotions = promotions
+            self.demotions = demotions
+            self.stats = stats
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            level = try c.decode(Int.self, forKey: .level)
+            recent = try c.decode([Double].self, forKey: .recent)
+            promotions = try c.decode(Int.self, forKey: .promotions)
+            demotions = try c.decode(Int.self, forKey: .demotions)
+            stats = try c.decodeIfPresent([LevelStats].self, forKey: .stats) ?? []
+        }
     }
 
     /// The settings.
@@ -72,31 +161,72 @@ public struct Curriculum: Codable, Sendable, Equatable {
             let range = family.trainingLevels.lowerBound...top
             bounds[family.name] = range
             let start = min(max(config.startLevel, range.lowerBound), range.upperBound)
-            states[family.name] = FamilyState(level: start, recent: [], promotions: 0, demotions: 0)
+            states[family.name] = FamilyState(level: start, recent: [], promotions: 0, demotions: 0,
+                                              stats: Array(repeating: LevelStats(), count: range.count))
         }
         self.families = states
         self.bounds = bounds
     }
 
-    /// The current level of `family`.
+    /// The current level of `family` (adaptive: its most drawn level).
     public func level(of family: String) -> Int {
         families[family]?.level ?? 1
     }
 
-    /// Draws a level for `family`: the current level, or with probability `lowerLevelFraction` a uniform
-    /// level below it.
+    /// The adaptive mode's estimates for `family` at `level` (nil outside its training levels).
+    public func stats(family: String, level: Int) -> LevelStats? {
+        guard let range = bounds[family], range.contains(level), let s = families[family]?.stats, s.count == range.count else { return nil }
+        return s[level - range.lowerBound]
+    }
+
+    /// The adaptive draw weights of `family`'s training levels, lowest level first: each level's
+    /// estimated signal rate, at least `probe`.
+    public func levelWeights(family: String) -> [Double] {
+        guard let range = bounds[family] else { return [] }
+        return range.map { max(config.probe, stats(family: family, level: $0)?.signalRate ?? 0.5) }
+    }
+
+    /// Draws a level for `family`. Adaptive: in proportion to `levelWeights`. Ladder: the current level,
+    /// or with probability `lowerLevelFraction` a uniform level below it.
     public func sampleLevel(family: String, rng: inout SplitMix64) -> Int {
-        let current = level(of: family)
         let lowest = bounds[family]?.lowerBound ?? 1
+        if config.parsedMode == .adaptive {
+            let weights = levelWeights(family: family)
+            guard !weights.isEmpty else { return lowest }
+            var draw = rng.unit() * weights.reduce(0, +)
+            for (i, w) in weights.enumerated() {
+                if draw < w { return lowest + i }
+                draw -= w
+            }
+            return lowest + weights.count - 1
+        }
+        let current = level(of: family)
         if current > lowest && rng.unit() < config.lowerLevelFraction {
             return rng.int(in: lowest...(current - 1))
         }
         return current
     }
 
-    /// Records the reward (ideally correctness, in [0, 1]) of a problem. Only rewards at the family's
-    /// current level count; when `window` of them have accumulated the level may move, and the window
-    /// starts afresh after a move. Returns the new level when it moved.
+    /// Records one group's outcome: its pass rate (mean correctness, in [0, 1]) and whether its rewards
+    /// differed. Adaptive: updates the level's estimates and returns the family's new most-drawn level
+    /// when that changed. Ladder: the pass rate counts as one reward (see `record(family:level:reward:)`).
+    @discardableResult
+    public mutating func record(family: String, level: Int, passRate: Double, signal: Bool) -> Int? {
+        guard config.parsedMode == .adaptive else { return record(family: family, level: level, reward: passRate) }
+        guard var state = families[family], let range = bounds[family], range.contains(level), passRate.isFinite else { return nil }
+        if state.stats.count != range.count { state.stats = Array(repeating: LevelStats(), count: range.count) }
+        state.stats[level - range.lowerBound].add(passRate: passRate, signal: signal, decay: 1 - 1 / Double(config.window))
+        families[family] = state
+        let weights = levelWeights(family: family)
+        let top = range.lowerBound + weights.indices.max { (weights[$0], $1) < (weights[$1], $0) }!
+        guard top != state.level else { return nil }
+        families[family]!.level = top
+        return top
+    }
+
+    /// Ladder: records the reward (ideally correctness, in [0, 1]) of a problem. Only rewards at the
+    /// family's current level count; when `window` of them have accumulated the level may move, and the
+    /// window starts afresh after a move. Returns the new level when it moved.
     @discardableResult
     public mutating func record(family: String, level: Int, reward: Double) -> Int? {
         guard var state = families[family], let range = bounds[family], level == state.level, reward.isFinite else { return nil }
@@ -109,7 +239,7 @@ public struct Curriculum: Codable, Sendable, Equatable {
                 state.level += 1
                 state.promotions += 1
                 moved = state.level
-            } else if mean <= config.demoteBelow && state.level > range.lowerBound {
+            } else if mean < config.demoteBelow && state.level > range.lowerBound {
                 state.level -= 1
                 state.demotions += 1
                 moved = state.level
@@ -243,10 +373,19 @@ public struct TrainingSampler: Sendable {
         try (0..<count).map { _ in try next() }
     }
 
-    /// Feeds a problem's reward to the curriculum. Returns the family's new level when it moved.
+    /// Feeds a problem's reward to the curriculum (a ladder's reward; an adaptive curriculum counts it
+    /// as a group's pass rate, with a signal when it is strictly between 0 and 1). Returns the family's
+    /// new level when it moved.
     @discardableResult
     public mutating func record(_ problem: Problem, reward: Double) -> Int? {
-        state.curriculum.record(family: problem.family, level: problem.difficulty, reward: reward)
+        record(problem, passRate: reward, signal: reward > 0 && reward < 1)
+    }
+
+    /// Feeds one group's outcome on `problem` to the curriculum: its pass rate and whether its rewards
+    /// differed. Returns the family's new (most drawn) level when it moved.
+    @discardableResult
+    public mutating func record(_ problem: Problem, passRate: Double, signal: Bool) -> Int? {
+        state.curriculum.record(family: problem.family, level: problem.difficulty, passRate: passRate, signal: signal)
     }
 
     private mutating func pickFamily() -> Int {

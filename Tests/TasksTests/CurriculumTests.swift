@@ -8,6 +8,7 @@ final class CurriculumTests: XCTestCase {
 
     func config(window: Int = 4) -> Curriculum.Config {
         var config = Curriculum.Config()
+        config.mode = "ladder"
         config.window = window
         config.promoteAbove = 0.75
         config.demoteBelow = 0.25
@@ -63,7 +64,7 @@ final class CurriculumTests: XCTestCase {
         var bad = Curriculum.Config()
         bad.demoteBelow = 0.9
         XCTAssertThrowsError(try Curriculum(families: [add], config: bad)) { error in
-            XCTAssertEqual((error as? CurriculumConfigError)?.key, "demoteBelow")
+            XCTAssertEqual((error as? CurriculumConfigError)?.key, "demote_below")
         }
         XCTAssertThrowsError(try TrainingSampler(families: ["ad"], seed: 1, heldOut: HeldOutSet())) { error in
             XCTAssertTrue("\(error)".contains("did you mean 'add'"), "\(error)")
@@ -72,12 +73,13 @@ final class CurriculumTests: XCTestCase {
 
     func testSamplerNeverServesAHeldOutProblem() throws {
         // Hold out exactly the first 300 problems an unconstrained sampler would serve; a sampler with
-        // the same seed must then skip every one of them and serve none.
+        // the same seed must then skip every one of them and serve none. (A ladder holds one level, so
+        // both samplers generate the same problem at each index.)
         let families = ["add"]
-        var free = try TrainingSampler(families: families, seed: 99, heldOut: HeldOutSet())
+        var free = try TrainingSampler(families: families, seed: 99, heldOut: HeldOutSet(), curriculum: config())
         let firstServed = try free.next(300)
         let heldOut = HeldOutSet(problems: firstServed)
-        var guarded = try TrainingSampler(families: families, seed: 99, heldOut: heldOut)
+        var guarded = try TrainingSampler(families: families, seed: 99, heldOut: heldOut, curriculum: config())
         let served = try guarded.next(300)
         XCTAssertTrue(served.allSatisfy { !heldOut.contains($0) })
         XCTAssertGreaterThanOrEqual(guarded.state.skipped, 300, "the held-out problems were generated and skipped")
@@ -98,7 +100,7 @@ final class CurriculumTests: XCTestCase {
     func testSamplerResumesFromSavedState() throws {
         var sampler = try TrainingSampler(families: ["add", "knights"], weights: [3, 1], seed: 4, heldOut: HeldOutSet())
         _ = try sampler.next(50)
-        for problem in try sampler.next(40) { sampler.record(problem, reward: 1) }
+        for problem in try sampler.next(40) { sampler.record(problem, passRate: 1, signal: false) }
         let saved = try JSONEncoder().encode(sampler.state)
         let expected = try sampler.next(20)
         var resumed = try TrainingSampler(families: ["add", "knights"], weights: [3, 1], seed: 4, heldOut: HeldOutSet())
@@ -106,6 +108,87 @@ final class CurriculumTests: XCTestCase {
         XCTAssertEqual(try resumed.next(20), expected)
         let families = Dictionary(grouping: expected, by: \.family).mapValues(\.count)
         XCTAssertEqual(Set(families.keys), ["add", "knights"])
-        XCTAssertGreaterThan(sampler.state.curriculum.level(of: "add"), 1, "rewards moved the curriculum")
+        let recorded = (1...4).compactMap { sampler.state.curriculum.stats(family: "add", level: $0)?.groups }.reduce(0, +)
+        XCTAssertGreaterThan(recorded, 0, "the groups reached the curriculum's estimates")
+    }
+
+    // MARK: - The ladder's demotion rule
+
+    func testLadderWithDemoteBelowZeroNeverDemotes() throws {
+        var c = config()
+        c.startLevel = 2
+        c.demoteBelow = 0
+        var curriculum = try Curriculum(families: [add], config: c)
+        for _ in 0..<40 { XCTAssertNil(curriculum.record(family: "add", level: 2, reward: 0)) }
+        XCTAssertEqual(curriculum.level(of: "add"), 2, "a window of zeros is not below 0")
+        c.demoteBelow = 0.2
+        curriculum = try Curriculum(families: [add], config: c)
+        for _ in 0..<3 { curriculum.record(family: "add", level: 2, reward: 0.2) }
+        XCTAssertNil(curriculum.record(family: "add", level: 2, reward: 0.2), "a mean equal to demote_below stays")
+        for _ in 0..<4 { curriculum.record(family: "add", level: 2, reward: 0) }
+        XCTAssertEqual(curriculum.level(of: "add"), 1)
+    }
+
+    // MARK: - The adaptive curriculum
+
+    /// Records `n` groups at `level`, with the given pass rate and signal.
+    func feed(_ c: inout Curriculum, level: Int, n: Int, passRate: Double, signal: Bool) {
+        for _ in 0..<n { c.record(family: "add", level: level, passRate: passRate, signal: signal) }
+    }
+
+    func testAdaptiveDrawsLevelsInProportionToTheirSignal() throws {
+        var c = Curriculum.Config()
+        c.window = 32
+        c.probe = 0.05
+        var curriculum = try Curriculum(families: [add], config: c)
+        XCTAssertEqual(curriculum.levelWeights(family: "add"), [0.5, 0.5, 0.5, 0.5], "untried levels start at a signal rate of one half")
+        feed(&curriculum, level: 1, n: 200, passRate: 1, signal: false)      // mastered
+        feed(&curriculum, level: 2, n: 200, passRate: 0.4, signal: true)     // at the edge
+        feed(&curriculum, level: 3, n: 200, passRate: 0, signal: false)      // never solved; level 4 untried
+        let w = curriculum.levelWeights(family: "add")
+        XCTAssertEqual(w[0], 0.05, "a mastered level falls to the probe weight")
+        XCTAssertEqual(w[1], 32.5 / 33, accuracy: 0.01, "decayed sums remember about `window` groups")
+        XCTAssertEqual(w[2], 0.05)
+        XCTAssertEqual(w[3], 0.5)
+        XCTAssertEqual(curriculum.stats(family: "add", level: 2)!.passRate, 0.4, accuracy: 0.01)
+        XCTAssertEqual(curriculum.level(of: "add"), 2, "the most drawn level is the edge")
+        var rng = SplitMix64(seed: 7)
+        var counts = [Int: Int]()
+        let n = 40_000
+        for _ in 0..<n { counts[curriculum.sampleLevel(family: "add", rng: &rng), default: 0] += 1 }
+        let total = w.reduce(0, +)
+        for level in 1...4 {
+            XCTAssertEqual(Double(counts[level] ?? 0) / Double(n), w[level - 1] / total, accuracy: 0.01, "level \(level)")
+        }
+        XCTAssertNil(counts[5], "the beyond tier is never drawn")
+    }
+
+    func testAdaptiveFollowsTheEdgeAsThePolicyImproves() throws {
+        var curriculum = try Curriculum(families: [add], config: Curriculum.Config())
+        feed(&curriculum, level: 1, n: 100, passRate: 0.5, signal: true)
+        feed(&curriculum, level: 2, n: 100, passRate: 0, signal: false)
+        feed(&curriculum, level: 3, n: 100, passRate: 0, signal: false)
+        feed(&curriculum, level: 4, n: 100, passRate: 0, signal: false)
+        XCTAssertEqual(curriculum.level(of: "add"), 1)
+        // Level 1 is mastered and level 2 starts to pay: within a window the draws move up.
+        feed(&curriculum, level: 1, n: 100, passRate: 1, signal: false)
+        XCTAssertEqual(curriculum.record(family: "add", level: 2, passRate: 0.2, signal: true), nil, "one group is not enough")
+        feed(&curriculum, level: 2, n: 40, passRate: 0.3, signal: true)
+        XCTAssertEqual(curriculum.level(of: "add"), 2)
+        XCTAssertGreaterThan(curriculum.levelWeights(family: "add")[1], 10 * curriculum.levelWeights(family: "add")[0])
+    }
+
+    func testConfigSavedBeforeModesExistedDecodesAsALadder() throws {
+        let old = #"{"startLevel":2,"window":32,"promoteAbove":0.8,"demoteBelow":0,"lowerLevelFraction":0.2,"maxLevel":2}"#
+        let c = try JSONDecoder().decode(Curriculum.Config.self, from: Data(old.utf8))
+        XCTAssertEqual(c.parsedMode, .ladder)
+        XCTAssertEqual(c.startLevel, 2)
+        XCTAssertEqual(c.probe, Curriculum.Config().probe)
+        var bad = Curriculum.Config()
+        bad.mode = "adaptiv"
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("use adaptive or ladder"), "\($0)") }
+        bad = Curriculum.Config()
+        bad.probe = 0
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertEqual(($0 as? CurriculumConfigError)?.key, "probe") }
     }
 }
