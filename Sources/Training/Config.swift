@@ -131,6 +131,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var batchSize = 32
         /// Peak learning rate.
         public var learningRate: Float = 1e-3
+        /// Validation problems per family and level of the trace set, drawn like the traces but never
+        /// among them nor in a test set; SFT stops at their plateau (0: no validation, run sft.steps).
+        public var validationPerLevel = 32
+        /// Check the validation problems every N SFT steps (greedy pass@1, macro-averaged over levels).
+        public var evalEvery = 100
+        /// Stop after this many checks without a better one, and go on from the best check's weights;
+        /// sft.steps stays the cap.
+        public var patience = 5
     }
 
     public struct GRPOSection: Codable, Equatable, Sendable {
@@ -166,10 +174,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var numIterations = 1
         /// Exclude completions that hit max_completion_length from the loss.
         public var maskTruncatedCompletions = false
-        /// DAPO dynamic sampling: drop zero-variance groups and sample more prompts to refill.
-        public var dynamicSampling = false
-        /// Extra generation rounds dynamic sampling may use per step.
-        public var maxResampleRounds = 2
+        /// DAPO dynamic sampling: sample `oversample` more prompts, train only on groups whose rewards
+        /// differ (at most prompts_per_step of them); zero-variance groups carry no gradient.
+        public var dynamicSampling = true
+        /// Extra prompts sampled per step for dynamic sampling, as a fraction of prompts_per_step, in the
+        /// same batched sampling call.
+        public var oversample = 0.5
+        /// Extra generation rounds dynamic sampling may use per step when too few groups disagree.
+        public var maxResampleRounds = 0
         /// Peak learning rate.
         public var learningRate: Float = 5e-5
     }
@@ -292,6 +304,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
                  "is '\(data.promptFormat)'; use \(PromptFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         try need(sft.steps >= 0, "sft.steps", "must be 0 or more")
         try need(sft.steps == 0 || (sft.numTraces > 0 && sft.batchSize > 0), "sft.num_traces", "and sft.batch_size must be positive when sft.steps > 0")
+        try need(sft.validationPerLevel >= 0 && sft.validationPerLevel <= 10_000, "sft.validation_per_level", "must be in 0...10000 (0: no plateau rule)")
+        try need(sft.evalEvery >= 1, "sft.eval_every", "must be at least 1")
+        try need(sft.patience >= 1, "sft.patience", "must be at least 1")
         try need(grpo.steps >= 0, "grpo.steps", "must be 0 or more")
         try need(grpo.numGenerations >= 2, "grpo.num_generations", "is \(grpo.numGenerations); GRPO compares completions within a group, so it needs at least 2")
         try need(grpo.promptsPerStep >= 1, "grpo.prompts_per_step", "must be at least 1")
@@ -304,6 +319,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(grpo.epsilon > 0 && grpo.epsilon < 1, "grpo.epsilon", "must be in (0, 1)")
         try need(grpo.epsilonHigh >= 0, "grpo.epsilon_high", "must be 0 (same as epsilon) or positive")
         try need(grpo.beta >= 0, "grpo.beta", "must be 0 or more")
+        try need(grpo.oversample >= 0 && grpo.oversample <= 8, "grpo.oversample", "must be in [0, 8] (a fraction of prompts_per_step)")
+        try need(grpo.maxResampleRounds >= 0 && grpo.maxResampleRounds <= 16, "grpo.max_resample_rounds", "must be in 0...16")
         try need(grpo.numIterations >= 1, "grpo.num_iterations", "must be at least 1")
         do { try grpo.rewards.validate() } catch { throw ConfigError(file: nil, key: "grpo.rewards", message: "\(error)") }
         try need(["cosine", "constant"].contains(optimizer.schedule), "optimizer.schedule", "is '\(optimizer.schedule)'; use cosine or constant")

@@ -77,6 +77,30 @@ public struct GRPOStep {
         }
     }
 
+    /// Prompts to sample when `missing` groups are still wanted: with dynamic sampling,
+    /// `grpo.oversample` more (rounded up), since some groups will agree and be dropped.
+    public func promptsToSample(missing: Int) -> Int {
+        guard config.grpo.dynamicSampling else { return missing }
+        return missing + Int((Double(missing) * config.grpo.oversample).rounded(.up))
+    }
+
+    /// For each group of `group` consecutive rewards, whether they differ (so the group has non-zero
+    /// advantages and a gradient).
+    public static func groupsWithSignal(_ rewards: [Double], group: Int) -> [Bool] {
+        stride(from: 0, to: rewards.count, by: group).map { i in
+            let r = rewards[i..<min(rewards.count, i + group)]
+            return r.contains { $0 != r.first! }
+        }
+    }
+
+    /// The groups of one sampling round that go into the loss: with dynamic sampling, the first `want`
+    /// groups that have signal (never a zero-variance one, so possibly fewer than `want`, or none);
+    /// without it, every group.
+    public static func keptGroups(signal: [Bool], want: Int, dynamic: Bool) -> [Int] {
+        guard dynamic else { return Array(signal.indices) }
+        return Array(signal.indices.filter { signal[$0] }.prefix(max(0, want)))
+    }
+
     /// Fills in group-relative advantages; returns the fraction of zero-variance groups.
     public func assignAdvantages(_ batch: inout [ScoredCompletion]) -> Double {
         let (adv, zero) = GRPOLoss.advantages(rewards: batch.map(\.rewards.total), group: config.grpo.numGenerations,

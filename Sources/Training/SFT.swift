@@ -37,6 +37,36 @@ public enum SFT {
         return out
     }
 
+    /// The validation split of the cold start: `perLevel` problems for each family and each level the
+    /// traces are drawn from (`levels`, or every training level), from their own stream, never one of
+    /// `exclude` (the traces' canonical forms) nor held out. Deterministic in `seed`.
+    public static func validation(families: [String], levels: [Int], perLevel: Int, seed: UInt64, heldOut: HeldOutSet,
+                                  exclude: Set<String>) -> [Problem] {
+        var out: [Problem] = []
+        for family in families.compactMap(TaskRegistry.family(named:)) {
+            let chosen = levels.isEmpty ? Array(family.trainingLevels) : Array(Set(levels.filter { family.levels.contains($0) })).sorted()
+            for level in chosen {
+                var seen = exclude, index = 0, got = 0
+                while got < perLevel && index < perLevel * 100 {
+                    let p = family.problem(seed: seed, stream: "sft-validation", level: level, index: index,
+                                           id: "sft-val-\(family.name)-L\(level)-\(index)")
+                    index += 1
+                    if heldOut.contains(p) || !seen.insert(p.canonical).inserted { continue }
+                    out.append(p)
+                    got += 1
+                }
+            }
+        }
+        return out
+    }
+
+    /// The plateau score of a validation report: greedy pass@1 averaged over its (family, level)
+    /// cells, so a level with few traces counts as much as a common one.
+    public static func validationScore(_ report: EvalReport) -> Double {
+        let cells = report.families.flatMap { $0.levels.map(\.stats.passAt1) }
+        return cells.isEmpty ? 0 : cells.reduce(0, +) / Double(cells.count)
+    }
+
     /// Completion tokens of an example: the targets its loss counts.
     public static func targetCount(_ ex: SFTExample) -> Int { ex.ids.count - ex.promptLength }
 
@@ -110,5 +140,42 @@ public enum SFT {
         let logp = Tensor.logSoftmaxGather(logits, targets: targets)
         let loss = logp.sum() * (-1 / Float(max(1, normalizer ?? tokens)))
         return (policy.auxiliaryLoss.map { loss + $0 } ?? loss, tokens)  // MoE balance loss, when configured
+    }
+}
+
+/// SFT's stopping rule (early stopping with patience, as in Keras' EarlyStopping with
+/// restore_best_weights): a check is better when its score is higher, or equal at a lower loss; the
+/// plateau is reached when `patience` steps have passed since the best check.
+public struct PlateauTracker: Codable, Equatable, Sendable {
+    /// The best check so far: its step, score and loss.
+    public var bestStep: Int?
+    public var bestScore: Double?
+    public var bestLoss: Double?
+
+    /// What a check concluded.
+    public enum Outcome: Equatable, Sendable {
+        /// The best check so far: keep these weights.
+        case improved
+        /// Not better, and still within the patience.
+        case waiting
+        /// Not better, and `patience` steps have passed since the best one.
+        case plateau
+    }
+
+    public init() {}
+
+    /// Records a check at `step` and says whether it improved, or whether the plateau is reached.
+    public mutating func check(step: Int, score: Double, loss: Double, patience: Int) -> Outcome {
+        let better: Bool
+        if let bestScore, let bestLoss {
+            better = score > bestScore + 1e-12 || (abs(score - bestScore) <= 1e-12 && loss < bestLoss)
+        } else {
+            better = true
+        }
+        if better {
+            (bestStep, bestScore, bestLoss) = (step, score, loss)
+            return .improved
+        }
+        return step - (bestStep ?? step) >= patience ? .plateau : .waiting
     }
 }

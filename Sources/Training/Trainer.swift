@@ -26,6 +26,10 @@ public struct TrainerState: Codable, Equatable, Sendable {
     /// Best held-out pass@1 seen during GRPO, and at which step.
     public var bestPassAt1: Double?
     public var bestStep: Int?
+    /// The step at which SFT ended, at its plateau or its cap (nil while it runs).
+    public var sftEnd: Int?
+    /// SFT's best validation check so far (its score is greedy pass@1 over levels).
+    public var sftPlateau: PlateauTracker?
     /// Ponder's checkpoint state version.
     public var version = 1
 }
@@ -53,6 +57,11 @@ public final class Trainer {
     let evalProblems: [Problem]
     let rewards: RewardSet
     let traces: [SFTExample]
+    /// SFT's validation split (problems drawn like the traces, never among them) and its teacher traces.
+    let validation: [Problem]
+    public let validationExamples: [SFTExample]
+    /// The weights of SFT's best validation check, by tensor name (kept in SFT checkpoints for resume).
+    var sftBest: [String: [Float]]?
     var optimizer: AdamW
     var sampler: TrainingSampler
     var reference: Policy?
@@ -65,8 +74,9 @@ public final class Trainer {
     public var stopAfterStep: Int?
     var stopRequested: Bool { stopAfterStep.map { state.step >= $0 } ?? false }
 
-    var sftSteps: Int { config.sft.steps }
-    var totalSteps: Int { config.sft.steps + config.grpo.steps }
+    /// SFT steps: where it ended (its plateau), or the cap while it runs.
+    var sftSteps: Int { state.sftEnd ?? config.sft.steps }
+    var totalSteps: Int { sftSteps + config.grpo.steps }
     var checkpointsDirectory: URL { Checkpoints.directory(runDirectory) }
 
     /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint. Under
@@ -117,6 +127,18 @@ public final class Trainer {
                                            seed: config.seed, heldOut: heldOut)
             traces = try traceProblems.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
         }
+        if config.sft.steps > 0 && config.sft.validationPerLevel > 0 {
+            let traceSet = sftTraces == nil
+                ? Set(SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
+                                 seed: config.seed, heldOut: heldOut).map(\.canonical))
+                : []
+            validation = SFT.validation(families: config.data.families, levels: config.sft.levels, perLevel: config.sft.validationPerLevel,
+                                        seed: config.seed, heldOut: heldOut, exclude: traceSet)
+            validationExamples = try validation.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
+        } else {
+            validation = []
+            validationExamples = []
+        }
         if config.sft.steps > 0 && traces.isEmpty && sftTraces != nil {
             throw ConfigError(file: nil, key: "sft.steps", message: "has no examples to train on: the teacher kept no completions (raise distill.samples_per_problem or distill.problems, or use a stronger teacher)")
         }
@@ -134,6 +156,10 @@ public final class Trainer {
             let opt = try SafeTensorsFile.read(from: latest.url.appendingPathComponent("optimizer.safetensors"))
             try optimizer.restore(opt.tensors.mapValues(\.data), step: Int(opt.metadata["step"] ?? "") ?? 0)
             if let s = state.sampler { sampler.state = s }
+            let bestURL = latest.url.appendingPathComponent("sft_best.safetensors")
+            if state.sftEnd == nil, FileManager.default.fileExists(atPath: bestURL.path) {
+                sftBest = try SafeTensorsFile.read(from: bestURL).tensors.mapValues(\.data)
+            }
             console?.message("resuming from \(latest.url.lastPathComponent) (step \(state.step) of \(config.sft.steps + config.grpo.steps))")
         } else {
             if let loaded {
@@ -153,7 +179,8 @@ public final class Trainer {
         }
         // Release builds skip preconditions, so an over-long sequence would read past the RoPE
         // table instead of stopping: check the SFT set against the context here.
-        if config.sft.steps > 0, let longest = traces.max(by: { $0.ids.count < $1.ids.count }), longest.ids.count > policy.config.maxContext {
+        if config.sft.steps > 0, let longest = (traces + validationExamples).max(by: { $0.ids.count < $1.ids.count }),
+           longest.ids.count > policy.config.maxContext {
             throw ConfigError(file: nil, key: "model.max_context", message: "is \(policy.config.maxContext) tokens, but an SFT trace is \(longest.ids.count) tokens long: raise model.max_context or choose shorter sft.levels (`ponder tasks show FAMILY --level N`)")
         }
         let resumedStep: Int? = latest == nil ? nil : state.step
@@ -198,7 +225,10 @@ public final class Trainer {
                 try sftStep()
                 if stopRequested { return [:] }
             }
-            if state.step == sftSteps && state.startEval == nil { try startGRPO() }
+            if state.step == sftSteps && state.startEval == nil {
+                try endSFT()
+                try startGRPO()
+            }
             while state.step < totalSteps {
                 try grpoStep()
                 if stopRequested { return [:] }
@@ -235,14 +265,71 @@ public final class Trainer {
         policy.afterOptimizerStep()
         state.step += 1
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        try log?.log(step: state.step, stage: "sft", ["loss": loss, "learning_rate": Double(optimizer.lr),
-                                                      "grad_norm": norm, "step_time": dt, "tokens_per_s": Double(tokens) / dt]
-                                                      .merging(policy.routingMetrics) { a, _ in a })
-        progress(stage: "sft", dt: dt, fields: String(format: "loss %.4f", loss))
+        var metrics = ["loss": loss, "learning_rate": Double(optimizer.lr), "grad_norm": norm, "step_time": dt,
+                       "tokens_per_s": Double(tokens) / dt].merging(policy.routingMetrics) { a, _ in a }
+        var fields = String(format: "loss %.4f", loss)
+        if !validation.isEmpty && (state.step % config.sft.evalEvery == 0 || state.step == config.sft.steps) {
+            let (score, valLoss) = try validate()
+            metrics["val/pass@1"] = score
+            metrics["val/loss"] = valLoss
+            fields += String(format: " | val pass@1 %.3f loss %.4f", score, valLoss)
+        }
+        try log?.log(step: state.step, stage: "sft", metrics)
+        progress(stage: "sft", dt: dt, fields: fields)
         // The last SFT step's checkpoint is written by startGRPO, after the baseline eval.
         if state.step < sftSteps && config.checkpoint.every > 0 && state.step % config.checkpoint.every == 0 {
             try saveCheckpoint()
         }
+    }
+
+    /// Checks the validation split: greedy pass@1 averaged over its levels, and the teacher traces' loss.
+    /// A better check (a higher score, or the same score at a lower loss) becomes the best one and its
+    /// weights are kept; `patience` checks without one mark SFT's plateau, which ends SFT here.
+    func validate() throws -> (score: Double, loss: Double) {
+        let report = try Evaluator.evaluate(
+            policy: policy, tokenizer: tokenizer, problems: validation,
+            options: EvalOptions(samples: 1, temperature: 0, maxNewTokens: validationMaxNewTokens, promptsPerBatch: 64, seed: config.seed),
+            communicator: communicator)
+        let score = SFT.validationScore(report)
+        let tokens = validationExamples.reduce(0) { $0 + SFT.targetCount($1) }
+        let loss = Autograd.noGrad {
+            SFT.lengthGroups(validationExamples.map(\.ids.count)).reduce(0.0) { sum, g in
+                sum + Double(SFT.loss(policy: policy, batch: g.map { validationExamples[$0] }, pad: Int32(tokenizer.pad), normalizer: tokens).0.item)
+            }
+        }
+        var plateau = state.sftPlateau ?? PlateauTracker()
+        switch plateau.check(step: state.step, score: score, loss: loss, patience: config.sft.patience * config.sft.evalEvery) {
+        case .improved: sftBest = Dictionary(uniqueKeysWithValues: policy.namedTensors.map { ($0.0, $0.1.array) })
+        case .plateau: state.sftEnd = state.step
+        case .waiting: break
+        }
+        state.sftPlateau = plateau
+        return (score, loss)
+    }
+
+    /// Tokens a validation completion may take: the longest teacher trace's, with room to spare, within the context.
+    var validationMaxNewTokens: Int {
+        let longest = validationExamples.map { SFT.targetCount($0) }.max() ?? 1
+        let prompt = validationExamples.map(\.promptLength).max() ?? 0
+        return max(1, min(longest + 16, policy.config.maxContext - prompt))
+    }
+
+    /// SFT is over (its plateau or its cap): go on from the best validation check's weights.
+    func endSFT() throws {
+        state.sftEnd = state.step
+        guard let best = sftBest, let plateau = state.sftPlateau, let bestStep = plateau.bestStep else { return }
+        if bestStep != state.step {
+            for (name, t) in policy.namedTensors {
+                guard let values = best[name], values.count == t.count else {
+                    throw ConfigError(file: nil, key: "sft", message: "the kept SFT weights lack tensor \(name); restart the run without --resume")
+                }
+                values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
+            }
+        }
+        console?.message(String(format: "SFT ended at step %d (%@); going on from step %d (validation pass@1 %.3f, loss %.4f)",
+                                state.step, state.step < config.sft.steps ? "plateau" : "step cap", bestStep,
+                                plateau.bestScore ?? 0, plateau.bestLoss ?? 0))
+        sftBest = nil
     }
 
     /// The SFT result becomes the reference policy and the baseline of the held-out eval.
@@ -267,31 +354,41 @@ public final class Trainer {
         let k = state.step - sftSteps
         optimizer.lr = schedule(sft: false).lr(at: k)
         let step = GRPOStep(config: config, tokenizer: tokenizer, rewards: rewards)
-        var batch: [ScoredCompletion] = []
-        var zeroStd = 0.0
-        var rounds = 0
-        // generate → score → advantages (DAPO dynamic sampling refills zero-variance groups)
+        let g = config.grpo.numGenerations, want = config.grpo.promptsPerStep
+        var generated: [ScoredCompletion] = [], batch: [ScoredCompletion] = []
+        var rounds = 0, zeroGroups = 0
+        // generate → score → advantages → keep the groups that disagree (DAPO's dynamic sampling, Yu et
+        // al. 2025): a group whose rewards are all equal has zero advantages and no gradient. The
+        // extra prompts ride in the same batched sampling call, so filtering costs a fraction more
+        // sampling rather than whole extra rounds.
         repeat {
-            let problems = try sampler.next(config.grpo.promptsPerStep - batch.count / config.grpo.numGenerations)
+            let problems = try sampler.next(step.promptsToSample(missing: want - batch.count / g))
             let root = state.samplingRNG.state, round = UInt64(rounds)
             var scored = try step.generate(policy: policy, problems: problems, communicator: communicator, stream: {
                 RNG(seed: root, stream: "grpo", keys: [UInt64(k), round, UInt64($0)])
             })
-            let zero = step.assignAdvantages(&scored)
-            if rounds == 0 { zeroStd = zero }
-            for i in stride(from: 0, to: scored.count, by: config.grpo.numGenerations) {
-                let group = scored[i..<(i + config.grpo.numGenerations)]
-                sampler.record(group.first!.problem, reward: group.map { $0.rewards["correctness"] ?? $0.rewards.total }.reduce(0, +) / Double(group.count))
-                if !config.grpo.dynamicSampling || Set(group.map(\.rewards.total)).count > 1 || rounds == config.grpo.maxResampleRounds {
-                    batch += group
-                }
+            _ = step.assignAdvantages(&scored)
+            let signal = GRPOStep.groupsWithSignal(scored.map(\.rewards.total), group: g)
+            for (i, hasSignal) in signal.enumerated() {
+                let group = scored[(i * g)..<((i + 1) * g)]
+                let passRate = group.map { $0.rewards["correctness"] ?? $0.rewards.total }.reduce(0, +) / Double(g)
+                sampler.record(group.first!.problem, passRate: passRate, signal: hasSignal)
+                if !hasSignal { zeroGroups += 1 }
             }
+            for i in GRPOStep.keptGroups(signal: signal, want: want - batch.count / g, dynamic: config.grpo.dynamicSampling) {
+                batch += scored[(i * g)..<((i + 1) * g)]
+            }
+            generated += scored
             rounds += 1
-        } while config.grpo.dynamicSampling && batch.count < config.grpo.promptsPerStep * config.grpo.numGenerations
-            && rounds <= config.grpo.maxResampleRounds
+        } while config.grpo.dynamicSampling && batch.count < want * g && rounds <= config.grpo.maxResampleRounds
         state.sampler = sampler.state
-        var metrics = step.rewardMetrics(batch, zeroStdFraction: zeroStd)
-        // loss → update (skipped when every group lacks signal: all advantages are 0)
+        // Reward metrics describe everything sampled (the policy's reward), not the filtered batch.
+        var metrics = step.rewardMetrics(generated, zeroStdFraction: Double(zeroGroups) / Double(max(1, generated.count / g)))
+        metrics["dynamic_sampling/kept_groups"] = Double(batch.count / g)
+        metrics["dynamic_sampling/dropped_groups"] = Double((generated.count - batch.count) / g)
+        metrics["dynamic_sampling/rounds"] = Double(rounds)
+        metrics.merge(curriculumMetrics()) { a, _ in a }
+        // loss → update (skipped when no group has signal: all advantages are 0)
         if batch.contains(where: { $0.advantage != 0 }) {
             metrics.merge(try step.update(policy: policy, reference: reference, optimizer: optimizer, samples: batch,
                                           communicator: communicator)) { a, _ in a }
@@ -301,9 +398,9 @@ public final class Trainer {
         metrics["learning_rate"] = Double(optimizer.lr)
         metrics["step_time"] = dt
         metrics.merge(policy.routingMetrics) { a, _ in a }
-        metrics["tokens_per_s"] = batch.map { Double($0.completion.tokens.count) }.reduce(0, +) / dt
+        metrics["tokens_per_s"] = generated.map { Double($0.completion.tokens.count) }.reduce(0, +) / dt
         try log?.log(step: state.step, stage: "grpo", metrics)
-        for sc in batch.prefix(config.logging.completionsPerStep) {
+        for sc in generated.prefix(config.logging.completionsPerStep) {
             try log?.logCompletion(CompletionRecord(
                 step: state.step, prompt: sc.problem.prompt, completion: sc.text, answer: sc.problem.answer,
                 family: sc.problem.family, level: sc.problem.difficulty,
@@ -312,7 +409,8 @@ public final class Trainer {
         }
         history.append((state.step, metrics["reward"] ?? 0))
         progress(stage: "grpo", dt: dt, fields: String(
-            format: "reward %.3f | acc %.3f | kl %.4f", metrics["reward"] ?? 0, metrics["rewards/correctness/mean"] ?? 0, metrics["kl"] ?? 0))
+            format: "reward %.3f | acc %.3f | kl %.4f | groups kept %d/%d", metrics["reward"] ?? 0, metrics["rewards/correctness/mean"] ?? 0,
+            metrics["kl"] ?? 0, batch.count / g, generated.count / g))
         let k1 = k + 1
         if config.eval.every > 0 && k1 % config.eval.every == 0 && k1 < config.grpo.steps {
             state.lastEval = try evaluate()
@@ -326,6 +424,21 @@ public final class Trainer {
         if config.grpo.steps > 0 || state.lastEval == nil { state.lastEval = try evaluate() }
         try saveCheckpoint()
         return state.lastEval ?? [:]
+    }
+
+    /// The curriculum's view of each family: the adaptive mode's pass-rate estimate per training level
+    /// and the most drawn level (the ladder's current level).
+    func curriculumMetrics() -> [String: Double] {
+        let c = sampler.state.curriculum
+        var m: [String: Double] = [:]
+        for (family, range) in c.bounds {
+            m["curriculum/\(family)/level"] = Double(c.level(of: family))
+            guard c.config.parsedMode == .adaptive else { continue }
+            for level in range {
+                if let s = c.stats(family: family, level: level) { m["curriculum/\(family)/L\(level)/pass_rate"] = s.passRate }
+            }
+        }
+        return m
     }
 
     // MARK: - Evaluation
@@ -386,6 +499,11 @@ public final class Trainer {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try enc.encode(state), to: tmp.appendingPathComponent("trainer_state.json"))
+        if let best = sftBest, state.sftEnd == nil {  // SFT's best weights, for a resumed run to go on from
+            var file = SafeTensorsFile(metadata: ["step": "\(state.sftPlateau?.bestStep ?? 0)"])
+            for (name, t) in policy.namedTensors { file.tensors[name] = StoredTensor(shape: t.shape, data: best[name] ?? t.array) }
+            try file.write(to: tmp.appendingPathComponent("sft_best.safetensors"))
+        }
         if fm.fileExists(atPath: folder.path) {
             let old = folder.deletingLastPathComponent().appendingPathComponent(".old-\(folder.lastPathComponent)-\(getpid())")
             try? fm.removeItem(at: old)

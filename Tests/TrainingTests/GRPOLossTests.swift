@@ -2,6 +2,8 @@
 // DeepSeekMath §4.1.1 and TRL's GRPOTrainer._compute_loss.
 
 import Autograd
+import Model
+import Tasks
 import Training
 import XCTest
 
@@ -124,4 +126,68 @@ final class GRPOLossTests: XCTestCase {
 func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.count, b.count, file: file, line: line)
     for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, file: file, line: line) }
+}
+
+/// Dynamic sampling's choice of groups, and how many prompts it samples.
+final class DynamicSamplingTests: XCTestCase {
+    func testGroupsWithSignalAreThoseWhoseRewardsDiffer() {
+        let rewards: [Double] = [1, 1, 1, 0.1, 1.1, 1.1, 0, 0, 0, 1.1, 0.1, 0]
+        XCTAssertEqual(GRPOStep.groupsWithSignal(rewards, group: 3), [false, true, false, true])
+        XCTAssertEqual(GRPOStep.groupsWithSignal([0.5, 0.5], group: 2), [false])
+    }
+
+    func testKeepsOnlyGroupsWithSignalUpToTheWantedCount() {
+        let signal = [false, true, false, true, true, false, true]
+        XCTAssertEqual(GRPOStep.keptGroups(signal: signal, want: 3, dynamic: true), [1, 3, 4],
+                       "enough groups disagree: no zero-variance group is kept")
+        XCTAssertEqual(GRPOStep.keptGroups(signal: signal, want: 10, dynamic: true), [1, 3, 4, 6], "fewer than wanted: only those")
+        XCTAssertEqual(GRPOStep.keptGroups(signal: [false, false], want: 2, dynamic: true), [], "none disagree: nothing to train on")
+        XCTAssertEqual(GRPOStep.keptGroups(signal: signal, want: 0, dynamic: true), [])
+        XCTAssertEqual(GRPOStep.keptGroups(signal: signal, want: 3, dynamic: false), Array(0..<7), "off: every group")
+    }
+
+    func testOversamplingAddsAFractionOfPrompts() throws {
+        var config = TrainConfig()
+        config.grpo.oversample = 0.5
+        let step = GRPOStep(config: config, tokenizer: CharTokenizer(), rewards: try RewardSet(config: config.grpo.rewards))
+        XCTAssertEqual(step.promptsToSample(missing: 16), 24)
+        XCTAssertEqual(step.promptsToSample(missing: 3), 5, "rounded up")
+        config.grpo.dynamicSampling = false
+        let plain = GRPOStep(config: config, tokenizer: CharTokenizer(), rewards: try RewardSet(config: config.grpo.rewards))
+        XCTAssertEqual(plain.promptsToSample(missing: 16), 16)
+    }
+}
+
+/// SFT's plateau rule on synthetic validation curves.
+final class PlateauTests: XCTestCase {
+    /// Feeds (score, loss) checks every 100 steps; returns the step where the plateau was declared and the best step.
+    func run(_ checks: [(Double, Double)], patience: Int) -> (stop: Int?, best: Int?) {
+        var tracker = PlateauTracker()
+        for (i, (score, loss)) in checks.enumerated() {
+            if tracker.check(step: (i + 1) * 100, score: score, loss: loss, patience: patience) == .plateau {
+                return ((i + 1) * 100, tracker.bestStep)
+            }
+        }
+        return (nil, tracker.bestStep)
+    }
+
+    func testStopsPatienceStepsAfterTheBestCheck() {
+        // Rises to 0.8 at step 400, then wobbles below it.
+        let curve: [(Double, Double)] = [(0.2, 1), (0.5, 0.5), (0.7, 0.3), (0.8, 0.2), (0.75, 0.2), (0.8, 0.25), (0.79, 0.2), (0.6, 0.3), (0.9, 0.1)]
+        let r = run(curve, patience: 300)
+        XCTAssertEqual(r.stop, 700, "three checks without a better one after step 400")
+        XCTAssertEqual(r.best, 400, "an equal score at a higher loss is not better")
+    }
+
+    func testAnEqualScoreAtALowerLossIsProgress() {
+        let curve: [(Double, Double)] = [(1, 0.5), (1, 0.4), (1, 0.3), (1, 0.35), (1, 0.36), (1, 0.2)]
+        XCTAssertEqual(run(curve, patience: 300).best, 600)
+        XCTAssertNil(run(curve, patience: 300).stop, "the loss kept falling within the patience")
+        XCTAssertEqual(run(curve, patience: 200).stop, 500)
+    }
+
+    func testAStillRisingCurveNeverStops() {
+        let curve = (1...50).map { (Double($0) / 50, 1 / Double($0)) }
+        XCTAssertNil(run(curve, patience: 100).stop)
+    }
 }

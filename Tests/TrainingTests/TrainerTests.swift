@@ -19,7 +19,7 @@ final class TrainerTests: XCTestCase {
             threads: 1
             model: {d_model: 32, layers: 1, heads: 2, ff_dim: 64, max_context: 64}
             data: {families: [add], datasets: "\(datasets)"}
-            sft: {steps: 30, num_traces: 16, levels: [1], batch_size: 8, learning_rate: 3.0e-3}
+            sft: {steps: 30, num_traces: 16, levels: [1], batch_size: 8, learning_rate: 3.0e-3, validation_per_level: 8, eval_every: 10, patience: 2}
             grpo: {steps: 4, prompts_per_step: 2, num_generations: 4, max_completion_length: 40, beta: 0.04, num_iterations: 2}
             optimizer: {warmup_steps: 2}
             eval: {every: 2, levels: [1], limit_per_level: 4}
@@ -173,6 +173,81 @@ final class TrainerTests: XCTestCase {
         for ((name, x), (_, y)) in zip(a.namedParameters, b.namedParameters) {
             XCTAssertEqual(x.array.map(\.bitPattern), y.array.map(\.bitPattern), name)
         }
+    }
+
+    /// A run stopped inside SFT, after a validation check whose weights were kept, resumes to the
+    /// uninterrupted run's metrics and weights (the kept weights travel in the checkpoint).
+    func testResumeInsideSFTKeepsTheBestValidationWeights() throws {
+        let cfg = try Self.tinyConfig()
+        let whole = temporaryRun()
+        try Trainer(config: cfg, runDirectory: whole, resume: false).run()
+        let rows = try RunReader(runDirectory: whole).metrics().rows
+        XCTAssertEqual(rows.filter { $0.stage == "sft" && $0.values["val/pass@1"] != nil }.map(\.step), [10, 20, 30])
+        let broken = temporaryRun()
+        let first = try Trainer(config: cfg, runDirectory: broken, resume: false)
+        first.stopAfterStep = 14
+        try first.run()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: Checkpoints.latest(in: broken)!.url.appendingPathComponent("sft_best.safetensors").path))
+        try Trainer(config: cfg, runDirectory: broken, resume: true).run()
+        XCTAssertEqual(try deterministicMetrics(broken), try deterministicMetrics(whole))
+        let a = try Checkpoint.load(from: Checkpoints.directory(whole).appendingPathComponent("sft-final")).policy
+        let b = try Checkpoint.load(from: Checkpoints.directory(broken).appendingPathComponent("sft-final")).policy
+        for ((name, x), (_, y)) in zip(a.namedParameters, b.namedParameters) {
+            XCTAssertEqual(x.array.map(\.bitPattern), y.array.map(\.bitPattern), name)
+        }
+    }
+
+    /// SFT stops at the plateau of its validation checks and goes on from the best check's weights.
+    func testSFTStopsAtItsPlateauAndKeepsTheBestWeights() throws {
+        var cfg = try Self.tinyConfig()
+        cfg.sft.steps = 400
+        cfg.sft.evalEvery = 5
+        cfg.sft.patience = 2
+        cfg.grpo.steps = 1
+        let run = temporaryRun()
+        let trainer = try Trainer(config: cfg, runDirectory: run, resume: false)
+        try trainer.run()
+        let rows = try RunReader(runDirectory: run).metrics().rows
+        let checks = rows.filter { $0.stage == "sft" && $0.values["val/pass@1"] != nil }
+        let sftSteps = rows.filter { $0.stage == "sft" }.count
+        XCTAssertLessThan(sftSteps, 400, "a tiny model plateaus long before the cap")
+        var tracker = PlateauTracker()
+        var stop: Int?
+        for c in checks where stop == nil {
+            if tracker.check(step: c.step, score: c.values["val/pass@1"]!, loss: c.values["val/loss"]!, patience: 10) == .plateau { stop = c.step }
+        }
+        XCTAssertEqual(stop, sftSteps, "SFT ended where the rule says")
+        XCTAssertEqual(trainer.state.sftEnd, sftSteps)
+        XCTAssertEqual(rows.filter { $0.stage == "grpo" }.map(\.step), [sftSteps + 1], "GRPO steps follow the SFT steps run")
+        // The SFT result is the best check's policy: re-checking sft-final reproduces the best score and loss.
+        let final = try Checkpoint.load(from: Checkpoints.directory(run).appendingPathComponent("sft-final")).policy
+        let check = try Trainer(config: cfg, runDirectory: temporaryRun(), resume: false)
+        let loss = Autograd.noGrad {
+            SFT.loss(policy: final, batch: check.validationExamples, pad: Int32(check.tokenizer.pad)).0.item
+        }
+        XCTAssertEqual(Double(loss), tracker.bestLoss!, accuracy: 1e-4)
+    }
+
+    /// When no group's rewards differ, dynamic sampling keeps none, and the step still runs and logs.
+    func testAStepWithoutSignalStillRuns() throws {
+        var cfg = try Self.tinyConfig()
+        cfg.sft.steps = 0
+        cfg.grpo.rewards.weights = ["correctness": 1]
+        cfg.grpo.steps = 2
+        cfg.grpo.beta = 0
+        let run = temporaryRun()
+        let trainer = try Trainer(config: cfg, runDirectory: run, resume: false)
+        let before = trainer.policy.namedParameters.map { $0.1.array }
+        try trainer.run()
+        let grpo = try RunReader(runDirectory: run).metrics().rows.filter { $0.stage == "grpo" }
+        XCTAssertEqual(grpo.map(\.step), [1, 2])
+        for row in grpo {
+            XCTAssertEqual(row.values["frac_reward_zero_std"], 1, "an untrained policy is never right")
+            XCTAssertEqual(row.values["dynamic_sampling/kept_groups"], 0)
+            XCTAssertEqual(row.values["dynamic_sampling/dropped_groups"], 3, "2 prompts and half as many again")
+            XCTAssertNil(row.values["loss"], "no update without signal")
+        }
+        XCTAssertEqual(trainer.policy.namedParameters.map { $0.1.array }, before, "nothing moved")
     }
 
     func testAMissingDatasetsFolderIsAClearError() throws {
