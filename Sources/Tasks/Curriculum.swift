@@ -44,6 +44,11 @@ public struct Curriculum: Codable, Sendable, Equatable {
         /// Adaptive: the lowest relative draw weight of a level (its signal rate is used when higher),
         /// so mastered and unsolved levels are still probed now and then.
         public var probe: Double = 0.05
+        /// Fraction of each batch of problems served again from the edge pool: problems whose last
+        /// group disagreed (0: always fresh problems).
+        public var replay: Double = 0.25
+        /// How many times one problem may be served again from the edge pool.
+        public var replayUses: Int = 2
 
         /// The defaults above.
         public init() {}
@@ -68,10 +73,12 @@ public struct Curriculum: Codable, Sendable, Equatable {
             guard (0...1).contains(lowerLevelFraction) else { throw fail("lower_level_fraction", "must be in [0, 1]") }
             guard maxLevel == 0 || maxLevel >= startLevel else { throw fail("max_level", "must be 0 (no cap) or at least start_level (\(startLevel))") }
             guard probe > 0 && probe <= 1 else { throw fail("probe", "must be in (0, 1]: a level drawn with weight 0 could never show that it became learnable") }
+            guard (0...1).contains(replay) else { throw fail("replay", "must be in [0, 1] (a fraction of each batch)") }
+            guard (0...100).contains(replayUses) else { throw fail("replay_uses", "must be in 0...100") }
         }
 
         enum CodingKeys: String, CodingKey {
-            case mode, startLevel, window, promoteAbove, demoteBelow, lowerLevelFraction, maxLevel, probe
+            case mode, startLevel, window, promoteAbove, demoteBelow, lowerLevelFraction, maxLevel, probe, replay, replayUses
         }
 
         /// Decodes configs saved before `mode` and `probe` existed as ladders (what they ran).
@@ -86,6 +93,8 @@ public struct Curriculum: Codable, Sendable, Equatable {
             lowerLevelFraction = try c.decodeIfPresent(Double.self, forKey: .lowerLevelFraction) ?? d.lowerLevelFraction
             maxLevel = try c.decodeIfPresent(Int.self, forKey: .maxLevel) ?? d.maxLevel
             probe = try c.decodeIfPresent(Double.self, forKey: .probe) ?? d.probe
+            replay = try c.decodeIfPresent(Double.self, forKey: .replay) ?? 0  // older runs never replayed
+            replayUses = try c.decodeIfPresent(Int.self, forKey: .replayUses) ?? d.replayUses
         }
     }
 
@@ -309,7 +318,39 @@ public struct TrainingSampler: Sendable {
         public var generated: Int
         /// Generated problems that were held out and skipped.
         public var skipped: Int
+        /// The edge pool: problems whose last group disagreed, oldest first, with how often each was
+        /// served again already.
+        public var pool: [PoolItem] = []
+        /// Problems served from the pool and not yet recorded, by canonical form, with their use count.
+        public var inFlight: [String: Int] = [:]
+
+        init(rng: SplitMix64, curriculum: Curriculum, generated: Int, skipped: Int) {
+            self.rng = rng
+            self.curriculum = curriculum
+            self.generated = generated
+            self.skipped = skipped
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            rng = try c.decode(SplitMix64.self, forKey: .rng)
+            curriculum = try c.decode(Curriculum.self, forKey: .curriculum)
+            generated = try c.decode(Int.self, forKey: .generated)
+            skipped = try c.decode(Int.self, forKey: .skipped)
+            pool = try c.decodeIfPresent([PoolItem].self, forKey: .pool) ?? []
+            inFlight = try c.decodeIfPresent([String: Int].self, forKey: .inFlight) ?? [:]
+        }
     }
+
+    /// A problem in the edge pool.
+    public struct PoolItem: Codable, Sendable, Equatable {
+        public var problem: Problem
+        /// Times it was served again from the pool so far.
+        public var uses: Int
+    }
+
+    /// The most problems the edge pool holds; the oldest go first.
+    public static let poolCapacity = 256
 
     /// The families drawn from.
     public let families: [any TaskFamily]
@@ -368,9 +409,19 @@ public struct TrainingSampler: Sendable {
         throw SamplerError.exhausted(family: family.name, level: level)
     }
 
-    /// The next `count` training problems.
+    /// The next `count` training problems: `replay` of them (rounded down) from the edge pool, newest
+    /// first, while it has some (prime-rl's difficulty pools serve the "normal" pool, whose rollouts
+    /// disagreed, in the same spirit), then fresh ones.
     public mutating func next(_ count: Int) throws -> [Problem] {
-        try (0..<count).map { _ in try next() }
+        let replayed = min(state.pool.count, Int(Double(count) * state.curriculum.config.replay))
+        var out: [Problem] = []
+        for _ in 0..<replayed {
+            let item = state.pool.removeLast()
+            state.inFlight[item.problem.canonical] = item.uses + 1
+            out.append(item.problem)
+        }
+        for _ in replayed..<count { out.append(try next()) }
+        return out
     }
 
     /// Feeds a problem's reward to the curriculum (a ladder's reward; an adaptive curriculum counts it
@@ -385,7 +436,12 @@ public struct TrainingSampler: Sendable {
     /// differed. Returns the family's new (most drawn) level when it moved.
     @discardableResult
     public mutating func record(_ problem: Problem, passRate: Double, signal: Bool) -> Int? {
-        state.curriculum.record(family: problem.family, level: problem.difficulty, passRate: passRate, signal: signal)
+        let uses = state.inFlight.removeValue(forKey: problem.canonical) ?? 0
+        if signal && uses < state.curriculum.config.replayUses && state.curriculum.config.replay > 0 {
+            state.pool.append(PoolItem(problem: problem, uses: uses))
+            if state.pool.count > Self.poolCapacity { state.pool.removeFirst(state.pool.count - Self.poolCapacity) }
+        }
+        return state.curriculum.record(family: problem.family, level: problem.difficulty, passRate: passRate, signal: signal)
     }
 
     private mutating func pickFamily() -> Int {

@@ -139,6 +139,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// Stop after this many checks without a better one, and go on from the best check's weights;
         /// sft.steps stays the cap.
         public var patience = 5
+        /// A check's score is the mean of this many latest checks' pass@1 (1: the check alone).
+        public var smoothing = 3
     }
 
     public struct GRPOSection: Codable, Equatable, Sendable {
@@ -307,6 +309,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(sft.validationPerLevel >= 0 && sft.validationPerLevel <= 10_000, "sft.validation_per_level", "must be in 0...10000 (0: no plateau rule)")
         try need(sft.evalEvery >= 1, "sft.eval_every", "must be at least 1")
         try need(sft.patience >= 1, "sft.patience", "must be at least 1")
+        try need(sft.smoothing >= 1 && sft.smoothing <= 100, "sft.smoothing", "must be in 1...100")
         try need(grpo.steps >= 0, "grpo.steps", "must be 0 or more")
         try need(grpo.numGenerations >= 2, "grpo.num_generations", "is \(grpo.numGenerations); GRPO compares completions within a group, so it needs at least 2")
         try need(grpo.promptsPerStep >= 1, "grpo.prompts_per_step", "must be at least 1")

@@ -144,13 +144,16 @@ public enum SFT {
 }
 
 /// SFT's stopping rule (early stopping with patience, as in Keras' EarlyStopping with
-/// restore_best_weights): a check is better when its score is higher, or equal at a lower loss; the
-/// plateau is reached when `patience` steps have passed since the best check.
+/// restore_best_weights): a check's score is the mean of the last `smoothing` raw scores, so one lucky
+/// check on a small validation set does not end SFT; a check is better when that score is higher, or
+/// equal at a lower loss; the plateau is reached when `patience` steps have passed since the best check.
 public struct PlateauTracker: Codable, Equatable, Sendable {
-    /// The best check so far: its step, score and loss.
+    /// The best check so far: its step, smoothed score and loss.
     public var bestStep: Int?
     public var bestScore: Double?
     public var bestLoss: Double?
+    /// The latest raw scores, oldest first.
+    public var recent: [Double]?
 
     /// What a check concluded.
     public enum Outcome: Equatable, Sendable {
@@ -165,7 +168,11 @@ public struct PlateauTracker: Codable, Equatable, Sendable {
     public init() {}
 
     /// Records a check at `step` and says whether it improved, or whether the plateau is reached.
-    public mutating func check(step: Int, score: Double, loss: Double, patience: Int) -> Outcome {
+    public mutating func check(step: Int, score raw: Double, loss: Double, patience: Int, smoothing: Int = 1) -> Outcome {
+        var window = (recent ?? []) + [raw]
+        if window.count > max(1, smoothing) { window.removeFirst(window.count - max(1, smoothing)) }
+        recent = window
+        let score = window.reduce(0, +) / Double(window.count)
         let better: Bool
         if let bestScore, let bestLoss {
             better = score > bestScore + 1e-12 || (abs(score - bestScore) <= 1e-12 && loss < bestLoss)

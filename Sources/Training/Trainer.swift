@@ -298,7 +298,8 @@ public final class Trainer {
             }
         }
         var plateau = state.sftPlateau ?? PlateauTracker()
-        switch plateau.check(step: state.step, score: score, loss: loss, patience: config.sft.patience * config.sft.evalEvery) {
+        switch plateau.check(step: state.step, score: score, loss: loss, patience: config.sft.patience * config.sft.evalEvery,
+                              smoothing: config.sft.smoothing) {
         case .improved: sftBest = Dictionary(uniqueKeysWithValues: policy.namedTensors.map { ($0.0, $0.1.array) })
         case .plateau: state.sftEnd = state.step
         case .waiting: break
@@ -326,7 +327,7 @@ public final class Trainer {
                 values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
             }
         }
-        console?.message(String(format: "SFT ended at step %d (%@); going on from step %d (validation pass@1 %.3f, loss %.4f)",
+        console?.message(String(format: "SFT ended at step %d (%@); going on from step %d (smoothed validation pass@1 %.3f, loss %.4f)",
                                 state.step, state.step < config.sft.steps ? "plateau" : "step cap", bestStep,
                                 plateau.bestScore ?? 0, plateau.bestLoss ?? 0))
         sftBest = nil
@@ -356,13 +357,15 @@ public final class Trainer {
         let step = GRPOStep(config: config, tokenizer: tokenizer, rewards: rewards)
         let g = config.grpo.numGenerations, want = config.grpo.promptsPerStep
         var generated: [ScoredCompletion] = [], batch: [ScoredCompletion] = []
-        var rounds = 0, zeroGroups = 0
+        var rounds = 0, zeroGroups = 0, replayed = 0
         // generate → score → advantages → keep the groups that disagree (DAPO's dynamic sampling, Yu et
         // al. 2025): a group whose rewards are all equal has zero advantages and no gradient. The
         // extra prompts ride in the same batched sampling call, so filtering costs a fraction more
         // sampling rather than whole extra rounds.
         repeat {
+            let pooled = sampler.state.pool.count
             let problems = try sampler.next(step.promptsToSample(missing: want - batch.count / g))
+            replayed += pooled - sampler.state.pool.count
             let root = state.samplingRNG.state, round = UInt64(rounds)
             var scored = try step.generate(policy: policy, problems: problems, communicator: communicator, stream: {
                 RNG(seed: root, stream: "grpo", keys: [UInt64(k), round, UInt64($0)])
@@ -387,6 +390,7 @@ public final class Trainer {
         metrics["dynamic_sampling/kept_groups"] = Double(batch.count / g)
         metrics["dynamic_sampling/dropped_groups"] = Double((generated.count - batch.count) / g)
         metrics["dynamic_sampling/rounds"] = Double(rounds)
+        metrics["curriculum/replayed_prompts"] = Double(replayed)
         metrics.merge(curriculumMetrics()) { a, _ in a }
         // loss → update (skipped when no group has signal: all advantages are 0)
         if batch.contains(where: { $0.advantage != 0 }) {

@@ -191,4 +191,31 @@ final class CurriculumTests: XCTestCase {
         bad.probe = 0
         XCTAssertThrowsError(try bad.validate()) { XCTAssertEqual(($0 as? CurriculumConfigError)?.key, "probe") }
     }
+
+    // MARK: - The edge pool
+
+    func testProblemsThatDisagreedAreServedAgainUpToTheirUses() throws {
+        var c = Curriculum.Config()
+        c.replay = 0.5
+        c.replayUses = 2
+        var sampler = try TrainingSampler(families: ["add"], seed: 3, heldOut: HeldOutSet(), curriculum: c)
+        let first = try sampler.next(4)
+        XCTAssertEqual(Set(first.map(\.canonical)).count, 4, "an empty pool serves fresh problems")
+        sampler.record(first[0], passRate: 0.5, signal: true)
+        sampler.record(first[1], passRate: 1, signal: false)
+        sampler.record(first[2], passRate: 0.25, signal: true)
+        sampler.record(first[3], passRate: 0, signal: false)
+        let saved = sampler.state
+        let second = try sampler.next(4)
+        XCTAssertEqual(Array(second.prefix(2)), [first[2], first[0]], "half the batch from the pool, newest first")
+        XCTAssertFalse(second.suffix(2).contains(first[1]), "an agreeing group's problem is not replayed")
+        var resumed = try TrainingSampler(families: ["add"], seed: 3, heldOut: HeldOutSet(), curriculum: c)
+        resumed.state = try JSONDecoder().decode(TrainingSampler.State.self, from: try JSONEncoder().encode(saved))
+        XCTAssertEqual(try resumed.next(4), second, "the pool resumes exactly")
+        // first[2] keeps disagreeing: served again once more (2 uses), then never.
+        sampler.record(second[0], passRate: 0.5, signal: true)
+        XCTAssertEqual(try sampler.next(2).first, first[2])
+        sampler.record(first[2], passRate: 0.5, signal: true)
+        XCTAssertTrue(sampler.state.pool.isEmpty, "a problem served replay_uses times goes")
+    }
 }

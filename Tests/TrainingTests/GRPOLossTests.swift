@@ -186,6 +186,20 @@ final class PlateauTests: XCTestCase {
         XCTAssertEqual(run(curve, patience: 200).stop, 500)
     }
 
+    func testSmoothingIgnoresOneLuckyCheck() {
+        // A spike at step 300 on a slowly rising curve: alone it would end SFT three checks later.
+        let curve: [(Double, Double)] = [(0.40, 1), (0.42, 1), (0.60, 1), (0.45, 1), (0.47, 1), (0.50, 1), (0.52, 1), (0.54, 1)]
+        XCTAssertEqual(run(curve, patience: 300).stop, 600, "unsmoothed, the spike is the best check")
+        var tracker = PlateauTracker()
+        var outcomes: [PlateauTracker.Outcome] = []
+        for (i, (score, loss)) in curve.enumerated() {
+            outcomes.append(tracker.check(step: (i + 1) * 100, score: score, loss: loss, patience: 300, smoothing: 3))
+        }
+        XCTAssertFalse(outcomes.contains(.plateau), "smoothed over 3 checks, the rise continues: \(outcomes)")
+        XCTAssertEqual(tracker.bestStep, 800)
+        XCTAssertEqual(tracker.bestScore!, (0.50 + 0.52 + 0.54) / 3, accuracy: 1e-12)
+    }
+
     func testAStillRisingCurveNeverStops() {
         let curve = (1...50).map { (Double($0) / 50, 1 / Double($0)) }
         XCTAssertNil(run(curve, patience: 100).stop)

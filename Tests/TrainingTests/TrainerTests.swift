@@ -214,7 +214,8 @@ final class TrainerTests: XCTestCase {
         var tracker = PlateauTracker()
         var stop: Int?
         for c in checks where stop == nil {
-            if tracker.check(step: c.step, score: c.values["val/pass@1"]!, loss: c.values["val/loss"]!, patience: 10) == .plateau { stop = c.step }
+            if tracker.check(step: c.step, score: c.values["val/pass@1"]!, loss: c.values["val/loss"]!, patience: 10,
+                                smoothing: cfg.sft.smoothing) == .plateau { stop = c.step }
         }
         XCTAssertEqual(stop, sftSteps, "SFT ended where the rule says")
         XCTAssertEqual(trainer.state.sftEnd, sftSteps)
