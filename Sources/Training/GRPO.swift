@@ -84,15 +84,6 @@ public struct GRPOStep {
         return missing + Int((Double(missing) * config.grpo.oversample).rounded(.up))
     }
 
-    /// For each group of `group` consecutive rewards, whether they differ (so the group has non-zero
-    /// advantages and a gradient).
-    public static func groupsWithSignal(_ rewards: [Double], group: Int) -> [Bool] {
-        stride(from: 0, to: rewards.count, by: group).map { i in
-            let r = rewards[i..<min(rewards.count, i + group)]
-            return r.contains { $0 != r.first! }
-        }
-    }
-
     /// The groups of one sampling round that go into the loss: with dynamic sampling, the first `want`
     /// groups that have signal (never a zero-variance one, so possibly fewer than `want`, or none);
     /// without it, every group.
@@ -101,12 +92,13 @@ public struct GRPOStep {
         return Array(signal.indices.filter { signal[$0] }.prefix(max(0, want)))
     }
 
-    /// Fills in group-relative advantages; returns the fraction of zero-variance groups.
-    public func assignAdvantages(_ batch: inout [ScoredCompletion]) -> Double {
-        let (adv, zero) = GRPOLoss.advantages(rewards: batch.map(\.rewards.total), group: config.grpo.numGenerations,
-                                              scale: config.grpo.scaleRewards)
+    /// Fills in group-relative advantages; returns, per group, whether its rewards differ (GRPOLoss.advantages).
+    @discardableResult
+    public func assignAdvantages(_ batch: inout [ScoredCompletion]) -> [Bool] {
+        let (adv, signal) = GRPOLoss.advantages(rewards: batch.map(\.rewards.total), group: config.grpo.numGenerations,
+                                                scale: config.grpo.scaleRewards)
         for i in batch.indices { batch[i].advantage = adv[i] }
-        return zero
+        return signal
     }
 
     /// The padded training batch: prompts left-padded to a common length, completions right-padded.

@@ -89,9 +89,9 @@ public enum GRPOLoss {
 
     /// Group-relative advantages: r − mean(group), divided by std + 1e-4 under `scale`
     /// ("group": the group's std; "batch": the whole batch's; "none": not divided). Std uses n − 1,
-    /// as torch.std. Rewards are grouped consecutively, G at a time. Also returns the fraction of
-    /// groups whose rewards are all equal (no learning signal).
-    public static func advantages(rewards: [Double], group g: Int, scale: String) -> (advantages: [Double], zeroStdFraction: Double) {
+    /// as torch.std. Rewards are grouped consecutively, G at a time. Also returns, per group, whether it
+    /// has a learning signal: a std of at least 1e-6 (a group whose rewards are all equal has none).
+    public static func advantages(rewards: [Double], group g: Int, scale: String) -> (advantages: [Double], signal: [Bool]) {
         precondition(g >= 2 && rewards.count % g == 0)
         func std(_ xs: ArraySlice<Double>) -> Double {
             let m = xs.reduce(0, +) / Double(xs.count)
@@ -99,12 +99,12 @@ public enum GRPOLoss {
         }
         let batchStd = std(rewards[...])
         var adv = [Double](repeating: 0, count: rewards.count)
-        var zero = 0
+        var signal: [Bool] = []
         for start in stride(from: 0, to: rewards.count, by: g) {
             let grp = rewards[start..<(start + g)]
             let mean = grp.reduce(0, +) / Double(g)
             let s = std(grp)
-            if s < 1e-6 { zero += 1 }
+            signal.append(s >= 1e-6)
             for i in start..<(start + g) {
                 let centred = rewards[i] - mean
                 switch scale {
@@ -114,6 +114,6 @@ public enum GRPOLoss {
                 }
             }
         }
-        return (adv, Double(zero) / Double(rewards.count / g))
+        return (adv, signal)
     }
 }

@@ -370,8 +370,7 @@ public final class Trainer {
             var scored = try step.generate(policy: policy, problems: problems, communicator: communicator, stream: {
                 RNG(seed: root, stream: "grpo", keys: [UInt64(k), round, UInt64($0)])
             })
-            _ = step.assignAdvantages(&scored)
-            let signal = GRPOStep.groupsWithSignal(scored.map(\.rewards.total), group: g)
+            let signal = step.assignAdvantages(&scored)
             for (i, hasSignal) in signal.enumerated() {
                 let group = scored[(i * g)..<((i + 1) * g)]
                 let passRate = group.map { $0.rewards["correctness"] ?? $0.rewards.total }.reduce(0, +) / Double(g)

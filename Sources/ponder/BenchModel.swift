@@ -232,7 +232,7 @@ struct BenchGRPO: ParsableCommand {
                 RNG(seed: 0, stream: "sampling", keys: [UInt64(i), UInt64($0)])
             }
             let t1 = DispatchTime.now().uptimeNanoseconds
-            _ = step.assignAdvantages(&batch)
+            step.assignAdvantages(&batch)
             _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
                                 communicator: comm)
             if i > 0 {

@@ -98,12 +98,12 @@ final class GRPOLossTests: XCTestCase {
 
     func testGroupAdvantages() {
         let r: [Double] = [1, 0, 0, 1, 0.5, 0.5, 0.5, 0.5]
-        let (a, zero) = GRPOLoss.advantages(rewards: r, group: 4, scale: "group")
+        let (a, signal) = GRPOLoss.advantages(rewards: r, group: 4, scale: "group")
         let std = (4.0 * 0.25 / 3).squareRoot()  // n−1
         XCTAssertEqual(a[0], 0.5 / (std + 1e-4), accuracy: 1e-12)
         XCTAssertEqual(a[1], -0.5 / (std + 1e-4), accuracy: 1e-12)
         XCTAssertEqual(Array(a[4...]), [0, 0, 0, 0])
-        XCTAssertEqual(zero, 0.5)
+        XCTAssertEqual(signal, [true, false], "the second group's rewards are all equal")
         let (n, _) = GRPOLoss.advantages(rewards: r, group: 4, scale: "none")
         XCTAssertEqual(n[0], 0.5, accuracy: 1e-12)
         let (b, _) = GRPOLoss.advantages(rewards: r, group: 4, scale: "batch")
@@ -132,8 +132,8 @@ func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: Static
 final class DynamicSamplingTests: XCTestCase {
     func testGroupsWithSignalAreThoseWhoseRewardsDiffer() {
         let rewards: [Double] = [1, 1, 1, 0.1, 1.1, 1.1, 0, 0, 0, 1.1, 0.1, 0]
-        XCTAssertEqual(GRPOStep.groupsWithSignal(rewards, group: 3), [false, true, false, true])
-        XCTAssertEqual(GRPOStep.groupsWithSignal([0.5, 0.5], group: 2), [false])
+        XCTAssertEqual(GRPOLoss.advantages(rewards: rewards, group: 3, scale: "group").signal, [false, true, false, true])
+        XCTAssertEqual(GRPOLoss.advantages(rewards: [0.5, 0.5], group: 2, scale: "none").signal, [false])
     }
 
     func testKeepsOnlyGroupsWithSignalUpToTheWantedCount() {
