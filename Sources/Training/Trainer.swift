@@ -120,18 +120,17 @@ public final class Trainer {
         }
         rewards = try RewardSet(config: config.grpo.rewards)
         evalProblems = try Self.evalProblems(config)
+        // The validation split never repeats a trace's problem (distilled traces carry no canonical form).
+        var traceSet = Set<String>()
         if let sftTraces {
             traces = try Distill.examples(sftTraces, tokenizer: tokenizer)
         } else {
             let traceProblems = SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
                                            seed: config.seed, heldOut: heldOut)
             traces = try traceProblems.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
+            traceSet = Set(traceProblems.map(\.canonical))
         }
         if config.sft.steps > 0 && config.sft.validationPerLevel > 0 {
-            let traceSet = sftTraces == nil
-                ? Set(SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
-                                 seed: config.seed, heldOut: heldOut).map(\.canonical))
-                : []
             validation = SFT.validation(families: config.data.families, levels: config.sft.levels, perLevel: config.sft.validationPerLevel,
                                         seed: config.seed, heldOut: heldOut, exclude: traceSet)
             validationExamples = try validation.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
@@ -158,7 +157,9 @@ public final class Trainer {
             if let s = state.sampler { sampler.state = s }
             let bestURL = latest.url.appendingPathComponent("sft_best.safetensors")
             if state.sftEnd == nil, FileManager.default.fileExists(atPath: bestURL.path) {
-                sftBest = try SafeTensorsFile.read(from: bestURL).tensors.mapValues(\.data)
+                let file = try SafeTensorsFile.read(from: bestURL)
+                try file.validate(expected: policy.namedTensors.map { TensorSpec($0.0, $0.1.shape) }, file: bestURL.path)
+                sftBest = file.tensors.mapValues(\.data)
             }
             console?.message("resuming from \(latest.url.lastPathComponent) (step \(state.step) of \(config.sft.steps + config.grpo.steps))")
         } else {
@@ -226,7 +227,7 @@ public final class Trainer {
                 if stopRequested { return [:] }
             }
             if state.step == sftSteps && state.startEval == nil {
-                try endSFT()
+                endSFT()
                 try startGRPO()
             }
             while state.step < totalSteps {
@@ -316,15 +317,12 @@ public final class Trainer {
     }
 
     /// SFT is over (its plateau or its cap): go on from the best validation check's weights.
-    func endSFT() throws {
+    func endSFT() {
         state.sftEnd = state.step
         guard let best = sftBest, let plateau = state.sftPlateau, let bestStep = plateau.bestStep else { return }
-        if bestStep != state.step {
+        if bestStep != state.step {  // every tensor is there, at its shape: taken from this policy, or checked on resume
             for (name, t) in policy.namedTensors {
-                guard let values = best[name], values.count == t.count else {
-                    throw ConfigError(file: nil, key: "sft", message: "the kept SFT weights lack tensor \(name); restart the run without --resume")
-                }
-                values.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
+                best[name]!.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
             }
         }
         console?.message(String(format: "SFT ended at step %d (%@); going on from step %d (smoothed validation pass@1 %.3f, loss %.4f)",

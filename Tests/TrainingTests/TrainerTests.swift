@@ -197,6 +197,22 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// A checkpoint whose kept SFT weights lack a tensor is refused on resume, naming the file.
+    func testResumeRefusesKeptSFTWeightsWithoutEveryTensor() throws {
+        let cfg = try Self.tinyConfig()
+        let run = temporaryRun()
+        let first = try Trainer(config: cfg, runDirectory: run, resume: false)
+        first.stopAfterStep = 14
+        try first.run()
+        let url = Checkpoints.latest(in: run)!.url.appendingPathComponent("sft_best.safetensors")
+        var file = try SafeTensorsFile.read(from: url)
+        file.tensors["model.norm.weight"] = nil
+        try file.write(to: url)
+        XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: run, resume: true)) { e in
+            XCTAssertTrue("\(e)".contains("sft_best.safetensors") && "\(e)".contains("model.norm.weight"), "\(e)")
+        }
+    }
+
     /// SFT stops at the plateau of its validation checks and goes on from the best check's weights.
     func testSFTStopsAtItsPlateauAndKeepsTheBestWeights() throws {
         var cfg = try Self.tinyConfig()
