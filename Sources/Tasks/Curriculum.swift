@@ -132,23 +132,6 @@ public struct Curriculum: Codable, Sendable, Equatable {
         public var demotions: Int
         /// Adaptive: the estimates of each training level, lowest level first.
         public var stats: [LevelStats] = []
-
-        init(level: Int, recent: [Double], promotions: Int, demotions: Int, stats: [LevelStats]) {
-            self.level = level
-            self.recent = recent
-            self.promotions = promotions
-            self.demotions = demotions
-            self.stats = stats
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            level = try c.decode(Int.self, forKey: .level)
-            recent = try c.decode([Double].self, forKey: .recent)
-            promotions = try c.decode(Int.self, forKey: .promotions)
-            demotions = try c.decode(Int.self, forKey: .demotions)
-            stats = try c.decodeIfPresent([LevelStats].self, forKey: .stats) ?? []
-        }
     }
 
     /// The settings.
@@ -323,23 +306,6 @@ public struct TrainingSampler: Sendable {
         public var pool: [PoolItem] = []
         /// Problems served from the pool and not yet recorded, by canonical form, with their use count.
         public var inFlight: [String: Int] = [:]
-
-        init(rng: SplitMix64, curriculum: Curriculum, generated: Int, skipped: Int) {
-            self.rng = rng
-            self.curriculum = curriculum
-            self.generated = generated
-            self.skipped = skipped
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            rng = try c.decode(SplitMix64.self, forKey: .rng)
-            curriculum = try c.decode(Curriculum.self, forKey: .curriculum)
-            generated = try c.decode(Int.self, forKey: .generated)
-            skipped = try c.decode(Int.self, forKey: .skipped)
-            pool = try c.decodeIfPresent([PoolItem].self, forKey: .pool) ?? []
-            inFlight = try c.decodeIfPresent([String: Int].self, forKey: .inFlight) ?? [:]
-        }
     }
 
     /// A problem in the edge pool.
@@ -424,14 +390,6 @@ public struct TrainingSampler: Sendable {
         return out
     }
 
-    /// Feeds a problem's reward to the curriculum (a ladder's reward; an adaptive curriculum counts it
-    /// as a group's pass rate, with a signal when it is strictly between 0 and 1). Returns the family's
-    /// new level when it moved.
-    @discardableResult
-    public mutating func record(_ problem: Problem, reward: Double) -> Int? {
-        record(problem, passRate: reward, signal: reward > 0 && reward < 1)
-    }
-
     /// Feeds one group's outcome on `problem` to the curriculum: its pass rate and whether its rewards
     /// differed. Returns the family's new (most drawn) level when it moved.
     @discardableResult
@@ -478,5 +436,27 @@ public enum SamplerError: Error, Equatable, CustomStringConvertible {
         case .exhausted(let family, let level):
             return "every generated \(family) problem at level \(level) is held out; raise the level or shrink the test set"
         }
+    }
+}
+
+// Checkpoints written before the adaptive curriculum and the edge pool lack these fields; they
+// decode with the fields empty. (Decoders in extensions keep the memberwise initialisers.)
+
+extension Curriculum.FamilyState {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(level: try c.decode(Int.self, forKey: .level), recent: try c.decode([Double].self, forKey: .recent),
+                  promotions: try c.decode(Int.self, forKey: .promotions), demotions: try c.decode(Int.self, forKey: .demotions),
+                  stats: try c.decodeIfPresent([Curriculum.LevelStats].self, forKey: .stats) ?? [])
+    }
+}
+
+extension TrainingSampler.State {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(rng: try c.decode(SplitMix64.self, forKey: .rng), curriculum: try c.decode(Curriculum.self, forKey: .curriculum),
+                  generated: try c.decode(Int.self, forKey: .generated), skipped: try c.decode(Int.self, forKey: .skipped),
+                  pool: try c.decodeIfPresent([TrainingSampler.PoolItem].self, forKey: .pool) ?? [],
+                  inFlight: try c.decodeIfPresent([String: Int].self, forKey: .inFlight) ?? [:])
     }
 }

@@ -153,7 +153,7 @@ public struct PlateauTracker: Codable, Equatable, Sendable {
     public var bestScore: Double?
     public var bestLoss: Double?
     /// The latest raw scores, oldest first.
-    public var recent: [Double]?
+    public var recent: [Double] = []
 
     /// What a check concluded.
     public enum Outcome: Equatable, Sendable {
@@ -169,10 +169,9 @@ public struct PlateauTracker: Codable, Equatable, Sendable {
 
     /// Records a check at `step` and says whether it improved, or whether the plateau is reached.
     public mutating func check(step: Int, score raw: Double, loss: Double, patience: Int, smoothing: Int = 1) -> Outcome {
-        var window = (recent ?? []) + [raw]
-        if window.count > max(1, smoothing) { window.removeFirst(window.count - max(1, smoothing)) }
-        recent = window
-        let score = window.reduce(0, +) / Double(window.count)
+        recent.append(raw)
+        if recent.count > max(1, smoothing) { recent.removeFirst(recent.count - max(1, smoothing)) }
+        let score = recent.reduce(0, +) / Double(recent.count)
         let better: Bool
         if let bestScore, let bestLoss {
             better = score > bestScore + 1e-12 || (abs(score - bestScore) <= 1e-12 && loss < bestLoss)

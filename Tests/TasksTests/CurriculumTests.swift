@@ -218,4 +218,26 @@ final class CurriculumTests: XCTestCase {
         sampler.record(first[2], passRate: 0.5, signal: true)
         XCTAssertTrue(sampler.state.pool.isEmpty, "a problem served replay_uses times goes")
     }
+
+    func testSamplerStateSavedBeforeThePoolAndEstimatesExistedStillLoads() throws {
+        var sampler = try TrainingSampler(families: ["add"], seed: 3, heldOut: HeldOutSet(), curriculum: config())
+        _ = try sampler.next(5)
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(sampler.state)) as! [String: Any]
+        json["pool"] = nil
+        json["inFlight"] = nil
+        var curriculum = json["curriculum"] as! [String: Any]
+        var families = curriculum["families"] as! [String: Any]
+        var add = families["add"] as! [String: Any]
+        add["stats"] = nil
+        families["add"] = add
+        curriculum["families"] = families
+        json["curriculum"] = curriculum
+        let old = try JSONDecoder().decode(TrainingSampler.State.self, from: JSONSerialization.data(withJSONObject: json))
+        XCTAssertTrue(old.pool.isEmpty && old.inFlight.isEmpty)
+        XCTAssertEqual(old.curriculum.families["add"]?.stats, [])
+        XCTAssertEqual(old.generated, sampler.state.generated)
+        var resumed = try TrainingSampler(families: ["add"], seed: 3, heldOut: HeldOutSet(), curriculum: config())
+        resumed.state = old
+        XCTAssertEqual(try resumed.next(3), try sampler.next(3), "the old state serves the same problems")
+    }
 }
