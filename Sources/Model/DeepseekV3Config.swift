@@ -124,16 +124,18 @@ extension PolicyConfig {
     func validateDeepseek() throws {
         func need(_ ok: Bool, _ msg: String) throws { if !ok { throw PolicyError.invalidConfig(msg) } }
         if let m = mla {
-            try need(m.qLoraRank >= 0, "q_lora_rank must be 0 (direct q_proj) or positive")
-            try need(m.kvLoraRank > 0 && m.qkNopeHeadDim > 0 && m.vHeadDim > 0,
-                     "kv_lora_rank, qk_nope_head_dim and v_head_dim must be positive")
-            try need(m.qkRopeHeadDim > 0 && m.qkRopeHeadDim % 2 == 0, "qk_rope_head_dim (\(m.qkRopeHeadDim)) must be positive and even for RoPE")
+            let w = 1...65_536
+            try need(m.qLoraRank == 0 || w.contains(m.qLoraRank), "q_lora_rank must be 0 (direct q_proj) or in 1...65536")
+            try need(w.contains(m.kvLoraRank) && w.contains(m.qkNopeHeadDim) && w.contains(m.vHeadDim),
+                     "kv_lora_rank, qk_nope_head_dim and v_head_dim must be in 1...65536")
+            try need(w.contains(m.qkRopeHeadDim) && m.qkRopeHeadDim % 2 == 0, "qk_rope_head_dim (\(m.qkRopeHeadDim)) must be even and in 2...65536 for RoPE")
         }
         if let e = moe {
             try need(mla != nil, "moe needs attention: mla (an MoE policy is saved as Hugging Face DeepseekV3, which has MLA attention only)")
-            try need(e.experts >= 1 && e.topK >= 1 && e.topK <= e.experts, "moe.top_k (\(e.topK)) must be in 1...moe.experts (\(e.experts))")
-            try need(e.expertFFDim > 0, "moe.expert_ff_dim must be positive")
-            try need(e.sharedExperts >= 0, "moe.shared_experts must be 0 or more")
+            try need((1...4_096).contains(e.experts), "moe.experts (\(e.experts)) must be in 1...4096")
+            try need(e.topK >= 1 && e.topK <= e.experts, "moe.top_k (\(e.topK)) must be in 1...moe.experts (\(e.experts))")
+            try need((1...(1 << 20)).contains(e.expertFFDim), "moe.expert_ff_dim must be in 1...\(1 << 20)")
+            try need((0...64).contains(e.sharedExperts), "moe.shared_experts must be in 0...64")
             try need(e.firstKDense >= 0 && e.firstKDense <= layers, "moe.first_k_dense (\(e.firstKDense)) must be in 0...layers (\(layers))")
             try need(e.routedScalingFactor > 0, "moe.routed_scaling_factor must be positive")
             try need(e.auxLossCoef >= 0 && e.biasUpdateRate >= 0, "moe.aux_loss_coef and moe.bias_update_rate must be 0 or more")
@@ -298,12 +300,18 @@ public struct DeepseekV3ConfigJSON: Equatable, Sendable {
             throw HFConfigError(file: file, key: nil, message: "is not a JSON object")
         }
         func fail(_ key: String, _ m: String) -> HFConfigError { HFConfigError(file: file, key: key, message: m) }
-        func int(_ key: String, _ def: Int? = nil) throws -> Int {
-            if let v = o[key] as? NSNumber { return v.intValue }
-            if (o[key] == nil || o[key] is NSNull), let def { return def }
-            throw fail(key, o[key] == nil ? "is required" : "must be an integer")
+        /// An integer that fits comfortably in an Int (a huge number is refused here, not trapped on later).
+        func exact(_ v: Any?) -> Int? {
+            guard let n = v as? NSNumber else { return nil }
+            let d = n.doubleValue
+            return d.isFinite && d == d.rounded() && abs(d) < 9e15 ? Int(d) : nil
         }
-        func optInt(_ key: String) -> Int? { (o[key] as? NSNumber)?.intValue }
+        func int(_ key: String, _ def: Int? = nil) throws -> Int {
+            if let v = exact(o[key]) { return v }
+            if (o[key] == nil || o[key] is NSNull), let def { return def }
+            throw fail(key, o[key] == nil ? "is required" : "must be an integer below 9e15")
+        }
+        func optInt(_ key: String) -> Int? { exact(o[key]) }
         func double(_ key: String, _ def: Double) throws -> Double {
             if let v = o[key] as? NSNumber { return v.doubleValue }
             if o[key] == nil || o[key] is NSNull { return def }
@@ -324,7 +332,12 @@ public struct DeepseekV3ConfigJSON: Equatable, Sendable {
         if let rs = o["rope_scaling"], !(rs is NSNull) { throw fail("rope_scaling", "is set; Ponder supports unscaled RoPE only") }
         let rope = o["rope_parameters"] as? [String: Any]
         if let t = rope?["rope_type"] as? String, t != "default" { throw fail("rope_parameters", "has rope_type \"\(t)\"; Ponder supports \"default\" RoPE only") }
-        let theta = try (rope?["rope_theta"] as? NSNumber)?.doubleValue ?? (try double("rope_theta", 10_000))
+        let topTheta = try double("rope_theta", .nan)
+        let innerTheta = (rope?["rope_theta"] as? NSNumber)?.doubleValue
+        if let innerTheta, !topTheta.isNaN, innerTheta != topTheta {
+            throw fail("rope_theta", "is \(topTheta) but rope_parameters.rope_theta is \(innerTheta); make them equal (transformers 4 reads the first, 5 the second)")
+        }
+        let theta = innerTheta ?? (topTheta.isNaN ? 10_000 : topTheta)
         let layers = try int("num_hidden_layers")
         if let g = optInt("n_group"), let tg = optInt("topk_group"), g != tg {
             throw fail("n_group", "is \(g) with topk_group \(tg); Ponder routes without group limits (use n_group = topk_group)")
@@ -399,7 +412,7 @@ extension Checkpoint {
             throw CheckpointError.mismatch("\(dir.path): tokenizer.json has \(tokenizer.vocabSize) tokens but config.json says vocab_size \(config.vocabSize)")
         }
         let policy = try Policy(config: config) { name, shape in
-            Tensor(shape: shape, try file.require(name, shape: shape, file: weightsURL.path), requiresGrad: true)
+            Tensor(shape: shape, try file.requireWeights(name, shape: shape, file: weightsURL.path), requiresGrad: true)
         }
         return (policy, tokenizer, file.metadata)
     }

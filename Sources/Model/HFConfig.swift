@@ -292,7 +292,11 @@ extension LlamaConfigJSON: Codable {
             }
             ropeScaling = try scaling.scaling { unsupported(.rope_scaling, $0) } ?? ropeScaling
         }
-        ropeTheta = try rope?.rope_theta ?? c.decodeIfPresent(Double.self, forKey: .rope_theta) ?? 10_000
+        let topTheta = try c.decodeIfPresent(Double.self, forKey: .rope_theta)
+        if let inner = rope?.rope_theta, let topTheta, inner != topTheta {
+            throw unsupported(.rope_theta, "is \(topTheta) but rope_parameters.rope_theta is \(inner); make them equal (transformers 4 reads the first, 5 the second)")
+        }
+        ropeTheta = rope?.rope_theta ?? topTheta ?? 10_000
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hidden_act) ?? "silu"
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attention_bias) ?? false
         mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlp_bias) ?? false

@@ -71,13 +71,25 @@ public struct PolicyConfig: Codable, Equatable, Sendable {
     /// Checks the sizes fit together; the message names the field.
     public func validate() throws {
         func need(_ ok: Bool, _ msg: String) throws { if !ok { throw PolicyError.invalidConfig(msg) } }
-        try need(vocabSize > 0, "vocab_size must be positive")
-        try need(dModel > 0 && layers > 0 && heads > 0 && ffDim > 0, "d_model, layers, heads and ff must be positive")
+        // Ranges first, so that no size below can overflow a product.
+        try need((1...(1 << 22)).contains(vocabSize), "vocab_size (\(vocabSize)) must be in 1...\(1 << 22)")
+        try need((1...65_536).contains(dModel), "d_model (\(dModel)) must be in 1...65536")
+        try need((1...1_024).contains(layers), "layers (\(layers)) must be in 1...1024")
+        try need((1...1_024).contains(heads), "heads (\(heads)) must be in 1...1024")
+        try need((1...(1 << 20)).contains(ffDim), "ff (intermediate size, \(ffDim)) must be in 1...\(1 << 20)")
+        try need(headSize.map { (1...65_536).contains($0) } ?? true, "head size must be in 1...65536")
+        try need(kvHeads.map { (1...1_024).contains($0) } ?? true, "kv heads must be in 1...1024")
+        try need((2...(1 << 20)).contains(maxContext), "max_context (max_position_embeddings, \(maxContext)) must be in 2...\(1 << 20)")
+        try need(ropeTheta.isFinite && ropeTheta > 0, "rope_theta (\(ropeTheta)) must be a positive number")
+        try need(rmsEps.isFinite && rmsEps > 0, "rms_eps (\(rmsEps)) must be a positive number")
         try need(headSize != nil || dModel % heads == 0, "d_model (\(dModel)) must be a multiple of heads (\(heads))")
         try need(headDim > 0 && headDim % 2 == 0, "head size \(headDim) must be positive and even for RoPE")
         try need(kvHeadCount > 0 && heads % kvHeadCount == 0, "kv heads (\(kvHeadCount)) must divide heads (\(heads))")
-        try need(maxContext > 1, "max_context must be at least 2")
         try validateDeepseek()
+        // The weights alone (float32) and the RoPE tables must fit in this machine's memory.
+        let bytes = 4 * (Double(parameterCount) + Double(maxContext) * Double(headDim))
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        try need(bytes <= memory, String(format: "the weights need %.1f GiB, more than this machine's %.1f GiB", bytes / 1_073_741_824, memory / 1_073_741_824))
     }
 
     /// Parameters, counting a tied head once.

@@ -64,13 +64,14 @@ public struct Curriculum: Codable, Sendable, Equatable {
             guard Mode(rawValue: mode) != nil else {
                 throw fail("mode", "is '\(mode)'; use \(Mode.allCases.map(\.rawValue).joined(separator: " or "))")
             }
-            guard startLevel >= 1 else { throw fail("start_level", "must be at least 1") }
-            guard window >= 1 else { throw fail("window", "must be at least 1") }
+            guard (1...100).contains(startLevel) else { throw fail("start_level", "must be in 1...100") }
+            guard (1...100_000).contains(window) else { throw fail("window", "must be in 1...100000") }
             guard (0...1).contains(promoteAbove) else { throw fail("promote_above", "must be in [0, 1]") }
             guard (0...1).contains(demoteBelow), demoteBelow < promoteAbove else {
                 throw fail("demote_below", "must be in [0, 1] and below promote_above (\(promoteAbove))")
             }
             guard (0...1).contains(lowerLevelFraction) else { throw fail("lower_level_fraction", "must be in [0, 1]") }
+            guard maxLevel <= 100 else { throw fail("max_level", "must be at most 100") }
             guard maxLevel == 0 || maxLevel >= startLevel else { throw fail("max_level", "must be 0 (no cap) or at least start_level (\(startLevel))") }
             guard probe > 0 && probe <= 1 else { throw fail("probe", "must be in (0, 1]: a level drawn with weight 0 could never show that it became learnable") }
             guard (0...1).contains(replay) else { throw fail("replay", "must be in [0, 1] (a fraction of each batch)") }

@@ -171,18 +171,18 @@ public struct RewardConfig: Codable, Sendable, Equatable {
                         + (Spelling.nearest(name, in: RewardSet.names).map { "; did you mean '\($0)'?" } ?? "")
                         + " Known rewards: \(RewardSet.names.joined(separator: ", ")).")
             }
-            guard weight.isFinite else {
-                throw RewardConfigError(key: "weights.\(name)", message: "weight must be a finite number")
+            guard weight.isFinite, abs(weight) <= 1e6 else {
+                throw RewardConfigError(key: "weights.\(name)", message: "weight must be a finite number in -1e6...1e6")
             }
         }
-        guard overlongCache > 0, overlongMaxLength > overlongCache else {
+        guard overlongCache > 0, overlongMaxLength > overlongCache, overlongMaxLength <= 1 << 20 else {
             throw RewardConfigError(
                 key: "overlongCache", message: "need 0 < overlongCache < overlongMaxLength (got \(overlongCache), \(overlongMaxLength))")
         }
-        guard repetitionNgram > 0 else {
-            throw RewardConfigError(key: "repetitionNgram", message: "n-gram size must be at least 1")
+        guard (1...1024).contains(repetitionNgram) else {
+            throw RewardConfigError(key: "repetitionNgram", message: "n-gram size must be in 1...1024")
         }
-        guard repetitionMaxPenalty <= 0 else {
+        guard repetitionMaxPenalty <= 0, repetitionMaxPenalty.isFinite else {
             throw RewardConfigError(key: "repetitionMaxPenalty", message: "must be zero or negative (a penalty)")
         }
     }

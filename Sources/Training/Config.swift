@@ -45,7 +45,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// SwiGLU hidden size.
         public var ffDim = 384
         /// Longest prompt + completion, in tokens.
-        public var maxContext = 192
+        public var maxContext = 256
         /// RoPE base.
         public var ropeTheta = 10_000.0
         /// RMSNorm epsilon.
@@ -284,14 +284,33 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     // MARK: - Validation
 
     /// Throws a `ConfigError` naming the first key whose value is impossible, and what would work.
+    /// Every number is checked against its range before any arithmetic uses it, so no value can
+    /// overflow a sum or a product below; then the run's memory is estimated and refused when it
+    /// cannot fit on this machine.
     public func validate() throws {
         func need(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw ConfigError(file: nil, key: key, message: message) }
         }
-        try need(model.dModel > 0 && model.dModel % model.heads == 0, "model.d_model", "must be a positive multiple of model.heads (\(model.heads))")
-        try need((model.dModel / max(model.heads, 1)) % 2 == 0, "model.heads", "gives an odd head size \(model.dModel / max(model.heads, 1)); RoPE needs it even")
-        try need(model.layers > 0, "model.layers", "must be at least 1")
-        try need(model.ffDim > 0, "model.ff_dim", "must be positive")
+        func range<T: Comparable>(_ value: T, _ r: ClosedRange<T>, _ key: String, _ note: String = "") throws {
+            if !r.contains(value) {
+                throw ConfigError(file: nil, key: key, message: "is \(value); it must be in \(r.lowerBound)...\(r.upperBound)" + note)
+            }
+        }
+        func positive(_ value: Float, max: Float, _ key: String, _ note: String = "") throws {
+            if !(value > 0 && value <= max) {
+                throw ConfigError(file: nil, key: key, message: "is \(value); it must be in (0, \(max)]" + note)
+            }
+        }
+        try range(model.dModel, 2...Limits.width, "model.d_model")
+        try range(model.heads, 1...Limits.heads, "model.heads")
+        try need(model.dModel % model.heads == 0, "model.d_model", "must be a multiple of model.heads (\(model.heads))")
+        try need((model.dModel / model.heads) % 2 == 0, "model.heads", "gives an odd head size \(model.dModel / model.heads); RoPE needs it even")
+        try range(model.layers, 1...Limits.layers, "model.layers")
+        try range(model.ffDim, 1...Limits.hidden, "model.ff_dim")
+        try range(model.maxContext, 16...Limits.context, "model.max_context")
+        try need(model.ropeTheta.isFinite && model.ropeTheta >= 1 && model.ropeTheta <= 1e12, "model.rope_theta", "is \(model.ropeTheta); it must be in 1...1e12")
+        try positive(model.rmsEps, max: 1, "model.rms_eps")
+        try positive(model.initStd, max: 1, "model.init_std", " (a larger init overflows the activations)")
         try validateMoEMLA(need)
         try need(!data.families.isEmpty, "data.families", "must name at least one family (see `ponder tasks list`)")
         for f in data.families where TaskRegistry.family(named: f) == nil {
@@ -301,46 +320,90 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         }
         try need(data.weights.isEmpty || data.weights.count == data.families.count, "data.weights",
                  "needs one weight per family (\(data.families.count)), or none")
+        try need(data.weights.allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 1e6 } && (data.weights.isEmpty || data.weights.contains { $0 > 0 }),
+                 "data.weights", "must be finite numbers in 0...1e6, at least one of them positive")
         do { try data.curriculum.validate() } catch { throw ConfigError(file: nil, key: "data.curriculum", message: "\(error)") }
         try need(PromptFormat(rawValue: data.promptFormat) != nil, "data.prompt_format",
                  "is '\(data.promptFormat)'; use \(PromptFormat.allCases.map(\.rawValue).joined(separator: ", "))")
-        try need(sft.steps >= 0, "sft.steps", "must be 0 or more")
+        try range(sft.steps, 0...Limits.steps, "sft.steps")
+        try range(sft.numTraces, 0...Limits.problems, "sft.num_traces")
+        try range(sft.batchSize, 0...Limits.batch, "sft.batch_size")
         try need(sft.steps == 0 || (sft.numTraces > 0 && sft.batchSize > 0), "sft.num_traces", "and sft.batch_size must be positive when sft.steps > 0")
-        try need(sft.validationPerLevel >= 0 && sft.validationPerLevel <= 10_000, "sft.validation_per_level", "must be in 0...10000 (0: no plateau rule)")
-        try need(sft.evalEvery >= 1 && sft.evalEvery <= 1_000_000, "sft.eval_every", "must be in 1...1000000")
-        try need(sft.patience >= 1 && sft.patience <= 10_000, "sft.patience", "must be in 1...10000")
-        try need(sft.smoothing >= 1 && sft.smoothing <= 100, "sft.smoothing", "must be in 1...100")
-        try need(grpo.steps >= 0, "grpo.steps", "must be 0 or more")
-        try need(grpo.numGenerations >= 2, "grpo.num_generations", "is \(grpo.numGenerations); GRPO compares completions within a group, so it needs at least 2")
-        try need(grpo.promptsPerStep >= 1, "grpo.prompts_per_step", "must be at least 1")
-        try need(grpo.maxCompletionLength >= 1, "grpo.max_completion_length", "must be at least 1")
-        try need(grpo.temperature > 0, "grpo.temperature", "must be > 0")
+        try need(sft.levels.allSatisfy { (1...100).contains($0) }, "sft.levels", "must be levels in 1...100 (see `ponder tasks list`)")
+        try range(sft.validationPerLevel, 0...10_000, "sft.validation_per_level", " (0: no plateau rule)")
+        try range(sft.evalEvery, 1...Limits.steps, "sft.eval_every")
+        try range(sft.patience, 1...10_000, "sft.patience")
+        try range(sft.smoothing, 1...100, "sft.smoothing")
+        try positive(sft.learningRate, max: 1, "sft.learning_rate")
+        try range(grpo.steps, 0...Limits.steps, "grpo.steps")
+        try range(grpo.numGenerations, 2...Limits.batch, "grpo.num_generations", "; GRPO compares completions within a group, so it needs at least 2")
+        try range(grpo.promptsPerStep, 1...Limits.batch, "grpo.prompts_per_step")
+        try range(grpo.maxCompletionLength, 1...Limits.context, "grpo.max_completion_length")
+        try positive(grpo.temperature, max: 100, "grpo.temperature")
+        try range(grpo.topK, 0...Limits.vocabulary, "grpo.top_k", " (0: off)")
         try need(grpo.topP > 0 && grpo.topP <= 1, "grpo.top_p", "must be in (0, 1]")
         try need(grpo.minP >= 0 && grpo.minP < 1, "grpo.min_p", "must be in [0, 1)")
         try need(["group", "batch", "none"].contains(grpo.scaleRewards), "grpo.scale_rewards", "is '\(grpo.scaleRewards)'; use group, batch or none")
         try need(LossType(rawValue: grpo.lossType) != nil, "grpo.loss_type", "is '\(grpo.lossType)'; use grpo, bnpo, dr_grpo or dapo")
         try need(grpo.epsilon > 0 && grpo.epsilon < 1, "grpo.epsilon", "must be in (0, 1)")
-        try need(grpo.epsilonHigh >= 0, "grpo.epsilon_high", "must be 0 (same as epsilon) or positive")
-        try need(grpo.beta >= 0, "grpo.beta", "must be 0 or more")
+        try need(grpo.epsilonHigh >= 0 && grpo.epsilonHigh <= 10, "grpo.epsilon_high", "must be 0 (same as epsilon) or in (0, 10]")
+        try need(grpo.beta >= 0 && grpo.beta <= 1000, "grpo.beta", "must be in 0...1000")
         try need(grpo.oversample >= 0 && grpo.oversample <= 8, "grpo.oversample", "must be in [0, 8] (a fraction of prompts_per_step)")
-        try need(grpo.maxResampleRounds >= 0 && grpo.maxResampleRounds <= 16, "grpo.max_resample_rounds", "must be in 0...16")
-        try need(grpo.numIterations >= 1, "grpo.num_iterations", "must be at least 1")
+        try range(grpo.maxResampleRounds, 0...16, "grpo.max_resample_rounds")
+        try range(grpo.numIterations, 1...64, "grpo.num_iterations")
         do { try grpo.rewards.validate() } catch { throw ConfigError(file: nil, key: "grpo.rewards", message: "\(error)") }
+        try positive(grpo.learningRate, max: 1, "grpo.learning_rate")
         try need(["cosine", "constant"].contains(optimizer.schedule), "optimizer.schedule", "is '\(optimizer.schedule)'; use cosine or constant")
-        try need(sft.learningRate > 0, "sft.learning_rate", "must be positive")
-        try need(grpo.learningRate > 0, "grpo.learning_rate", "must be positive")
-        try need(eval.limitPerLevel >= 1 && eval.samples >= 1, "eval.limit_per_level", "and eval.samples must be at least 1")
-        try need(checkpoint.keepLast >= 1, "checkpoint.keep_last", "must be at least 1")
-        try need(distill.problems >= 0, "distill.problems", "must be 0 (sft.num_traces) or more")
-        try need(distill.samplesPerProblem >= 1, "distill.samples_per_problem", "must be at least 1")
-        try need(distill.keepPerProblem >= 0, "distill.keep_per_problem", "must be 0 (all correct) or more")
-        try need(distill.temperature >= 0, "distill.temperature", "must be 0 (greedy) or more")
+        try need(optimizer.beta1 >= 0 && optimizer.beta1 < 1, "optimizer.beta1", "is \(optimizer.beta1); it must be in [0, 1) (AdamW divides by 1 - beta1^t)")
+        try need(optimizer.beta2 >= 0 && optimizer.beta2 < 1, "optimizer.beta2", "is \(optimizer.beta2); it must be in [0, 1) (AdamW divides by 1 - beta2^t)")
+        try need(optimizer.eps >= 1e-12 && optimizer.eps <= 1, "optimizer.eps", "is \(optimizer.eps); it must be in 1e-12...1 (AdamW divides by sqrt(v) + eps, which is 0 for a weight without gradient)")
+        try need(optimizer.weightDecay >= 0 && optimizer.weightDecay <= 1, "optimizer.weight_decay", "is \(optimizer.weightDecay); it must be in 0...1")
+        try range(optimizer.warmupSteps, 0...Limits.steps, "optimizer.warmup_steps")
+        try need(optimizer.minLrRatio >= 0 && optimizer.minLrRatio <= 1, "optimizer.min_lr_ratio", "must be in 0...1")
+        try need(optimizer.maxGradNorm >= 0 && optimizer.maxGradNorm <= 1e6, "optimizer.max_grad_norm", "must be in 0...1e6 (0: off)")
+        try range(eval.every, 0...Limits.steps, "eval.every")
+        try need(eval.levels.allSatisfy { (1...100).contains($0) }, "eval.levels", "must be levels in 1...100")
+        try range(eval.limitPerLevel, 1...Limits.problems, "eval.limit_per_level")
+        try range(eval.samples, 1...Limits.samples, "eval.samples")
+        try need(eval.temperature >= 0 && eval.temperature <= 100, "eval.temperature", "must be in 0...100 (0: greedy)")
+        try need(eval.topP > 0 && eval.topP <= 1, "eval.top_p", "must be in (0, 1]")
+        try range(eval.maxNewTokens, 0...Limits.context, "eval.max_new_tokens", " (0: grpo.max_completion_length)")
+        try range(logging.completionsPerStep, 0...1_000_000, "logging.completions_per_step")
+        try range(logging.printEvery, 1...Limits.steps, "logging.print_every")
+        try range(checkpoint.every, 0...Limits.steps, "checkpoint.every", " (0: only at the end of each stage)")
+        try range(checkpoint.keepLast, 1...1000, "checkpoint.keep_last")
+        try range(distill.problems, 0...Limits.problems, "distill.problems", " (0: sft.num_traces)")
+        try range(distill.samplesPerProblem, 1...Limits.samples, "distill.samples_per_problem")
+        try range(distill.keepPerProblem, 0...Limits.samples, "distill.keep_per_problem", " (0: every distinct correct one)")
+        try need(distill.temperature >= 0 && distill.temperature <= 100, "distill.temperature", "must be in 0...100 (0: greedy)")
         try need(distill.topP > 0 && distill.topP <= 1, "distill.top_p", "must be in (0, 1]")
-        try need(distill.maxNewTokens >= 0, "distill.max_new_tokens", "must be 0 (grpo.max_completion_length) or more")
-        try need(threads >= 0, "threads", "must be 0 (all cores) or more")
+        try range(distill.maxNewTokens, 0...Limits.context, "distill.max_new_tokens", " (0: grpo.max_completion_length)")
+        try range(threads, 0...1024, "threads", " (0: all cores)")
         try need(MatmulPrecision(rawValue: precision) != nil, "precision", "is '\(precision)'; use f32 or bf16 (bf16 needs Intel AMX)")
+        // The ranges above keep these sums far from overflow.
         try need(model.maxContext >= 16 + grpo.maxCompletionLength, "model.max_context",
                  "(\(model.maxContext)) must leave room for a prompt beside grpo.max_completion_length (\(grpo.maxCompletionLength))")
+        try need(model.maxContext >= 16 + eval.maxNewTokens, "model.max_context",
+                 "(\(model.maxContext)) must leave room for a prompt beside eval.max_new_tokens (\(eval.maxNewTokens))")
+        try need(model.maxContext >= 16 + distill.maxNewTokens, "model.max_context",
+                 "(\(model.maxContext)) must leave room for a prompt beside distill.max_new_tokens (\(distill.maxNewTokens))")
+        try checkMemory()
+    }
+
+    /// Upper bounds of the config's sizes: far above any model this tool trains on a CPU, and low
+    /// enough that no product of them overflows (the memory check then refuses what would not fit).
+    public enum Limits {
+        public static let width = 65_536
+        public static let heads = 1_024
+        public static let layers = 1_024
+        public static let hidden = 1 << 20
+        public static let context = 1 << 20
+        public static let vocabulary = 1 << 22
+        public static let batch = 65_536
+        public static let steps = 100_000_000
+        public static let problems = 10_000_000
+        public static let samples = 1_024
+        public static let experts = 4_096
     }
 }
 
@@ -350,27 +413,28 @@ extension TrainConfig {
         try need(["mha", "mla"].contains(model.attention), "model.attention", "is '\(model.attention)'; use mha or mla")
         if model.attention == "mla" {
             let m = model.mla
-            try need(m.qLoraRank >= 0, "model.mla.q_lora_rank", "must be 0 (direct q_proj) or positive")
-            try need(m.kvLoraRank > 0, "model.mla.kv_lora_rank", "must be positive")
-            try need(m.qkNopeHeadDim > 0, "model.mla.qk_nope_head_dim", "must be positive")
-            try need(m.qkRopeHeadDim > 0 && m.qkRopeHeadDim % 2 == 0, "model.mla.qk_rope_head_dim", "is \(m.qkRopeHeadDim); RoPE needs it positive and even")
-            try need(m.vHeadDim > 0, "model.mla.v_head_dim", "must be positive")
+            let w = Limits.width
+            try need((0...w).contains(m.qLoraRank), "model.mla.q_lora_rank", "must be 0 (direct q_proj) or in 1...\(w)")
+            try need((1...w).contains(m.kvLoraRank), "model.mla.kv_lora_rank", "must be in 1...\(w)")
+            try need((1...w).contains(m.qkNopeHeadDim), "model.mla.qk_nope_head_dim", "must be in 1...\(w)")
+            try need((2...w).contains(m.qkRopeHeadDim) && m.qkRopeHeadDim % 2 == 0, "model.mla.qk_rope_head_dim", "is \(m.qkRopeHeadDim); RoPE needs it even, in 2...\(w)")
+            try need((1...w).contains(m.vHeadDim), "model.mla.v_head_dim", "must be in 1...\(w)")
         }
         let e = model.moe
-        try need(e.experts >= 0, "model.moe.experts", "must be 0 (no MoE) or more")
+        try need((0...Limits.experts).contains(e.experts), "model.moe.experts", "is \(e.experts); it must be 0 (no MoE) or in 1...\(Limits.experts)")
         guard e.experts > 0 else { return }
         try need(model.attention == "mla", "model.moe.experts",
                  "needs model.attention: mla (an MoE policy is saved as Hugging Face DeepseekV3, which has MLA attention only)")
         try need(e.topK >= 1 && e.topK <= e.experts, "model.moe.top_k", "is \(e.topK); it must be in 1...model.moe.experts (\(e.experts))")
-        try need(e.sharedExperts >= 0, "model.moe.shared_experts", "must be 0 or more")
-        try need(e.expertFfDim > 0, "model.moe.expert_ff_dim", "must be positive")
+        try need((0...64).contains(e.sharedExperts), "model.moe.shared_experts", "must be in 0...64")
+        try need((1...Limits.hidden).contains(e.expertFfDim), "model.moe.expert_ff_dim", "must be in 1...\(Limits.hidden)")
         try need(MoEConfig.Scoring(rawValue: e.scoring) != nil, "model.moe.scoring", "is '\(e.scoring)'; use sigmoid or softmax")
-        try need(e.routedScalingFactor > 0, "model.moe.routed_scaling_factor", "must be positive")
+        try need(e.routedScalingFactor > 0 && e.routedScalingFactor <= 1000, "model.moe.routed_scaling_factor", "must be in (0, 1000]")
         try need(e.firstKDense >= 0 && e.firstKDense < model.layers, "model.moe.first_k_dense",
                  "is \(e.firstKDense); it must be in 0..<model.layers (\(model.layers)) so some layer has experts")
         try need(MoEConfig.Balance(rawValue: e.balance) != nil, "model.moe.balance", "is '\(e.balance)'; use bias_update, aux_loss or none")
-        try need(e.auxLossCoef >= 0, "model.moe.aux_loss_coef", "must be 0 or more")
-        try need(e.biasUpdateRate >= 0, "model.moe.bias_update_rate", "must be 0 or more")
+        try need(e.auxLossCoef >= 0 && e.auxLossCoef <= 1000, "model.moe.aux_loss_coef", "must be in 0...1000")
+        try need(e.biasUpdateRate >= 0 && e.biasUpdateRate <= 1, "model.moe.bias_update_rate", "must be in 0...1")
     }
 }
 
@@ -398,5 +462,5 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { (file.map { "\($0): " } ?? "") + "\(key) \(message)" }
+    public var description: String { (file.map { "\($0): " } ?? "") + (key.isEmpty ? "" : "\(key) ") + message }
 }

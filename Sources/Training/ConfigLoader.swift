@@ -25,10 +25,7 @@ public enum ConfigLoader {
     /// Parses YAML text (see `load`).
     public static func parse(_ text: String, file: String = "config", overrides: [String] = []) throws -> TrainConfig {
         var tree = try defaultTree()
-        let user: Any?
-        do { user = try Yams.load(yaml: text) } catch {
-            throw ConfigError(file: file, key: "", message: "is not valid YAML: \(error)")
-        }
+        let user = try loadYAML(text, file: file, key: "")
         if let user, !(user is NSNull) {
             guard let dict = user as? [String: Any] else {
                 throw ConfigError(file: file, key: "", message: "must be a mapping of sections (model:, data:, sft:, grpo:, …)")
@@ -39,13 +36,16 @@ public enum ConfigLoader {
             guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
                 throw ConfigError(file: "--set", key: o, message: "must look like section.key=value, e.g. grpo.beta=0.02")
             }
-            let path = o[..<eq].split(separator: ".").map(String.init)
+            let path = o[..<eq].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard !path.contains(where: \.isEmpty) else {
+                throw ConfigError(file: "--set", key: o, message: "has an empty key name; it must look like section.key=value, e.g. grpo.beta=0.02")
+            }
             let raw = String(o[o.index(after: eq)...])
             var value: Any = raw
-            if let parsed = try? Yams.load(yaml: raw) { value = parsed }
-            var nested: Any = value
-            for key in path.reversed() { nested = [key: nested] }
-            try overlay(nested as! [String: Any], onto: &tree, path: [], file: "--set")
+            if let parsed = try? loadYAML(raw, file: "--set", key: String(o[..<eq])) { value = parsed }
+            var nested: [String: Any] = [path[path.count - 1]: value]
+            for key in path.dropLast().reversed() { nested = [key: nested] }
+            try overlay(nested, onto: &tree, path: [], file: "--set")
         }
         let config = try decode(tree, file: file)
         do { try config.validate() } catch var e as ConfigError {
@@ -53,6 +53,40 @@ public enum ConfigLoader {
             throw e
         }
         return config
+    }
+
+    /// Most values (scalars, lists, maps) a config's YAML may hold once its aliases are expanded: a
+    /// real config has a few hundred, and a "billion laughs" alias bomb is refused before it grows.
+    static let yamlValueBudget = 20_000
+
+    /// `text` parsed as YAML into plain values, refusing alias expansion past `yamlValueBudget` and
+    /// mapping keys that are not plain scalars (`? [a, b]`), each with a message naming the file.
+    static func loadYAML(_ text: String, file: String, key: String) throws -> Any? {
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw ConfigError(file: file, key: key, message: "is not valid YAML: \(error)")
+        }
+        guard let node else { return nil }
+        var budget = yamlValueBudget
+        func walk(_ n: Node) throws {
+            budget -= 1
+            if budget < 0 {
+                throw ConfigError(file: file, key: key, message: "expands to more than \(yamlValueBudget) values (YAML aliases referring to aliases?); a config needs a few hundred, so write the values out")
+            }
+            switch n {
+            case .scalar, .alias: break
+            case .sequence(let seq): for v in seq { try walk(v) }
+            case .mapping(let map):
+                for (k, v) in map {
+                    guard case .scalar = k else {
+                        throw ConfigError(file: file, key: key, message: "has a mapping key that is not a plain name (a YAML complex key such as `? [a, b]`); keys are names like grpo or learning_rate")
+                    }
+                    try walk(v)
+                }
+            }
+        }
+        try walk(node)
+        return node.any
     }
 
     /// The resolved config as YAML with snake_case keys, sorted.

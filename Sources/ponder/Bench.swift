@@ -14,6 +14,8 @@ struct BenchOutput: ParsableArguments {
     @Flag(help: "Print one JSON object per measurement.") var json = false
     @Option(help: "Timed repetitions; the median is reported.") var repeats = 5
 
+    func validate() throws { try checkFlag(repeats, 1...10_000, "--repeats") }
+
     func emit(_ fields: KeyValuePairs<String, Any>, text: String) {
         if json {
             var parts: [String] = []

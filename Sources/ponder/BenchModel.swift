@@ -22,6 +22,15 @@ struct ModelShape: ParsableArguments {
     @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
     @OptionGroup var deepseek: DeepseekShape
 
+    func validate() throws {
+        for (v, r, f) in [(d, 2...65_536, "--d"), (layers, 1...1_024, "--layers"), (heads, 1...1_024, "--heads"), (ff, 1...(1 << 20), "--ff"),
+                          (vocab, 2...(1 << 22), "--vocab"), (ctx, 2...(1 << 20), "--ctx"), (batch, 1...65_536, "--batch"),
+                          (seq, 2...(1 << 20), "--seq"), (genBatch, 1...65_536, "--gen-batch"), (prompt, 1...(1 << 20), "--prompt"),
+                          (new, 1...(1 << 20), "--new"), (steps, 1...1_000_000, "--steps")] {
+            try checkFlag(v, r, f)
+        }
+    }
+
     func config() throws -> PolicyConfig {
         try setMatmulPrecision(precision)
         var c = PolicyConfig(vocabSize: vocab, dModel: d, layers: layers, heads: heads, ffDim: ff,
@@ -183,6 +192,14 @@ struct BenchGRPO: ParsableCommand {
     @Option(help: "Prompt layout (plain, chat, chatml, llama3).") var promptFormat = "plain"
     @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
     @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        for (v, r, f) in [(d, 2...65_536, "--d"), (layers, 1...1_024, "--layers"), (heads, 1...1_024, "--heads"), (ff, 1...(1 << 20), "--ff"),
+                          (prompts, 1...65_536, "--prompts"), (g, 2...65_536, "--G"), (new, 1...(1 << 20), "--new"), (steps, 1...1_000_000, "--steps")] {
+            try checkFlag(v, r, f)
+        }
+        guard beta.isFinite && beta >= 0 else { throw ValidationError("--beta must be a number ≥ 0") }
+    }
 
     func run() throws {
         try setMatmulPrecision(precision)

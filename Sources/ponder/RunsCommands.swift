@@ -41,7 +41,8 @@ struct CurvesCommand: ParsableCommand {
     func validate() throws {
         guard !runs.isEmpty else { throw ValidationError("name at least one run.") }
         guard (0..<1).contains(smooth) else { throw ValidationError("--smooth must be at least 0 and below 1, not \(smooth).") }
-        guard width >= 20, height >= 2 else { throw ValidationError("--width must be at least 20 and --height at least 2.") }
+        try checkFlag(width, 20...1_000, "--width")
+        try checkFlag(height, 2...1_000, "--height")
     }
 
     func run() throws {

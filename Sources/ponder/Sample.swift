@@ -22,8 +22,10 @@ struct Sample: ParsableCommand {
     @Flag(help: "Print one JSON object per completion, with token ids and logprobs.") var json = false
 
     func validate() throws {
-        guard n >= 1 else { throw ValidationError("-n must be at least 1") }
-        guard maxNew >= 1 else { throw ValidationError("--max-new must be at least 1") }
+        try checkFlag(n, 1...1_024, "-n")
+        try checkFlag(maxNew, 1...(1 << 20), "--max-new")
+        try checkFlag(topK, 0...(1 << 22), "--top-k")
+        guard minP >= 0 && minP < 1 else { throw ValidationError("--min-p must be in [0, 1)") }
         guard temperature > 0 || greedy else { throw ValidationError("--temperature must be > 0 (or use --greedy)") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
         guard PromptFormat(rawValue: promptFormat) != nil else {
@@ -36,6 +38,9 @@ struct Sample: ParsableCommand {
         let (policy, base, _) = try Checkpoint.load(from: URL(fileURLWithPath: checkpoint))
         let tokenizer = try PromptFormat(rawValue: promptFormat)!.apply(to: base)
         let ids = try tokenizer.encodePrompt(prompt).map(Int32.init)
+        guard ids.count < policy.config.maxContext else {
+            throw CommandFailure("the prompt is \(ids.count) tokens; the checkpoint's context holds \(policy.config.maxContext), so shorten it")
+        }
         let opts = SamplingOptions(temperature: temperature, topK: topK, topP: topP, minP: minP,
                                    maxNewTokens: min(maxNew, policy.config.maxContext - ids.count), greedy: greedy)
         guard opts.maxNewTokens > 0 else {

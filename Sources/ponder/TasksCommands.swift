@@ -148,7 +148,7 @@ struct ScoreCommand: ParsableCommand {
         print((["line", "id"] + names + ["total"]).joined(separator: "\t"))
         for row in report.rows {
             let values = names.map { name in format(row.scores[name] ?? 0) }
-            print(([String(row.line), row.id] + values + [format(row.scores.total)]).joined(separator: "\t"))
+            print(([String(row.line), tsvField(row.id)] + values + [format(row.scores.total)]).joined(separator: "\t"))
         }
         let means = report.means.map { "\($0.name)=\(format($0.value))" }.joined(separator: " ")
         print("rows=\(report.rows.count) mean: \(means) total=\(format(report.meanTotal))")
@@ -166,4 +166,28 @@ struct CommandFailure: Error, CustomStringConvertible {
     init(_ message: String) {
         description = message
     }
+}
+
+/// Throws naming `--flag` when `value` is outside `range`: every numeric flag is checked before any
+/// arithmetic or allocation uses it.
+func checkFlag<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String) throws {
+    guard range.contains(value) else {
+        throw ValidationError("\(flag) is \(value); it must be in \(range.lowerBound)...\(range.upperBound)")
+    }
+}
+
+/// A text as one tab-separated field: backslash, tab, newline and carriage return escaped as in C, so
+/// an id holding them cannot split a row or a line.
+func tsvField(_ text: String) -> String {
+    var out = ""
+    for c in text.unicodeScalars {
+        switch c {
+        case "\\": out += "\\\\"
+        case "\t": out += "\\t"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        default: out.unicodeScalars.append(c)
+        }
+    }
+    return out
 }

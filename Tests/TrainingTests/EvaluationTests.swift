@@ -175,7 +175,7 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(options.maxNewTokens, 128)
         XCTAssertTrue(EvalOptions().sampling.greedy)
         XCTAssertThrowsError(try EvalOptions(samples: 0).validate()) { error in
-            XCTAssertEqual(error as? EvalError, .invalidOption(key: "samples", message: "must be at least 1 (got 0)"))
+            XCTAssertEqual(error as? EvalError, .invalidOption(key: "samples", message: "must be in 1...1024 (got 0)"))
         }
         XCTAssertThrowsError(try EvalOptions(topP: 0).validate())
     }

@@ -42,7 +42,7 @@ final class MoEMLAConfigTests: XCTestCase {
         assertError(mla + ["model.moe.balance=loss"], key: "model.moe.balance", mentions: "bias_update, aux_loss or none")
         assertError(mla + ["model.moe.first_k_dense=4"], key: "model.moe.first_k_dense", mentions: "0..<model.layers")
         assertError(mla + ["model.mla.qk_rope_head_dim=7"], key: "model.mla.qk_rope_head_dim", mentions: "even")
-        assertError(mla + ["model.mla.kv_lora_rank=0"], key: "model.mla.kv_lora_rank", mentions: "positive")
+        assertError(mla + ["model.mla.kv_lora_rank=0"], key: "model.mla.kv_lora_rank", mentions: "in 1...65536")
     }
 
     /// The trainer on a tiny MoE + MLA policy, for each balancing choice: SFT loss falls, every
