@@ -56,7 +56,7 @@ public enum Checkpoint {
             throw CheckpointError.mismatch("\(dir.path): tokenizer.json has \(tokenizer.vocabSize) tokens but config.json says vocab_size \(config.vocabSize)")
         }
         let policy = try Policy(config: config) { name, shape in
-            let t = Tensor(shape: shape, try file.require(name, shape: shape, file: weightsName), requiresGrad: true)
+            let t = Tensor(shape: shape, try file.requireWeights(name, shape: shape, file: weightsName), requiresGrad: true)
             file.tensors[name] = nil  // free each converted tensor at once: peak memory is one copy, not two
             return t
         }

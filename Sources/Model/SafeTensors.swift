@@ -75,6 +75,15 @@ public struct SafeTensorsFile: Equatable, Sendable {
         return tensor.data
     }
 
+    /// `require`, and every value finite: what a model's weights must be (a diverged run's are not).
+    public func requireWeights(_ name: String, shape: [Int], file: String = "safetensors") throws -> [Float] {
+        let data = try require(name, shape: shape, file: file)
+        if let bad = data.firstIndex(where: { !$0.isFinite }) {
+            throw SafeTensorsError(file: file, .nonFinite(name: name, index: bad, value: data[bad]))
+        }
+        return data
+    }
+
     /// Checks that the file holds exactly the `expected` tensors with their shapes: the first
     /// missing tensor, wrong shape, or tensor not in `expected` (in that order) is thrown.
     public func validate(expected: [TensorSpec], file: String = "safetensors") throws {
@@ -362,6 +371,8 @@ public struct SafeTensorsError: Error, Equatable, CustomStringConvertible {
         case wrongShape(name: String, expected: [Int], found: [Int])
         /// The file holds a tensor the reader does not know.
         case unexpectedTensor(name: String)
+        /// A tensor holds a NaN or an infinity (a diverged run's weights), at flat index `index`.
+        case nonFinite(name: String, index: Int, value: Float)
         /// The file cannot be read at all.
         case unreadable(reason: String)
     }
@@ -416,6 +427,8 @@ public struct SafeTensorsError: Error, Equatable, CustomStringConvertible {
             what = "tensor '\(name)' has shape \(found); expected \(expected)"
         case .unexpectedTensor(let name):
             what = "unexpected tensor '\(name)'; the model has no parameter of that name"
+        case .nonFinite(let name, let index, let value):
+            what = "tensor '\(name)' holds \(value) at element \(index); the weights diverged, so use an earlier checkpoint"
         case .unreadable(let reason):
             what = "cannot read: \(reason)"
         }

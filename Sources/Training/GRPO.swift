@@ -189,13 +189,17 @@ public struct GRPOStep {
                 sums[2...] = [stats.kl, stats.clipLow, stats.clipHigh, stats.clipRegion].map { $0 * localTokens }[...]
             }
             communicator.sumGradients(policy.parameters)
-            normSum += config.optimizer.maxGradNorm > 0
+            let norm = config.optimizer.maxGradNorm > 0
                 ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm))
                 : gradNorm(policy.parameters)
+            let all = communicator.sum(sums)
+            try Health.check(all[0], "loss")
+            try Health.check(norm, "gradient norm")
             optimizer.update()
             optimizer.zeroGrad()
             policy.afterOptimizerStep()
-            let all = communicator.sum(sums)
+            try Health.checkWeights(policy)
+            normSum += norm
             lossSum += all[0]
             if it == 0 {
                 m["entropy"] = all[1] / tokens

@@ -159,6 +159,7 @@ public final class Trainer {
             if state.sftEnd == nil, FileManager.default.fileExists(atPath: bestURL.path) {
                 let file = try SafeTensorsFile.read(from: bestURL)
                 try file.validate(expected: policy.namedTensors.map { TensorSpec($0.0, $0.1.shape) }, file: bestURL.path)
+                for (name, t) in policy.namedTensors { _ = try file.requireWeights(name, shape: t.shape, file: bestURL.path) }
                 sftBest = file.tensors.mapValues(\.data)
             }
             console?.message("resuming from \(latest.url.lastPathComponent) (step \(state.step) of \(config.sft.steps + config.grpo.steps))")
@@ -223,7 +224,10 @@ public final class Trainer {
         try writeStatus(.running)
         do {
             while state.step < sftSteps {
-                try sftStep()
+                do { try sftStep() } catch var e as NumericalError {
+                    (e.stage, e.step) = ("sft", state.step + 1)
+                    throw e
+                }
                 if stopRequested { return [:] }
             }
             if state.step == sftSteps && state.startEval == nil {
@@ -231,7 +235,10 @@ public final class Trainer {
                 try startGRPO()
             }
             while state.step < totalSteps {
-                try grpoStep()
+                do { try grpoStep() } catch var e as NumericalError {
+                    (e.stage, e.step) = ("grpo", state.step + 1)
+                    throw e
+                }
                 if stopRequested { return [:] }
             }
             let final = try finish()
@@ -261,9 +268,12 @@ public final class Trainer {
         let loss = communicator.sum([localLoss])[0]
         let norm = config.optimizer.maxGradNorm > 0
             ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm)) : gradNorm(policy.parameters)
+        try Health.check(loss, "loss")
+        try Health.check(norm, "gradient norm")
         optimizer.update()
         optimizer.zeroGrad()
         policy.afterOptimizerStep()
+        try Health.checkWeights(policy)
         state.step += 1
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         var metrics = ["loss": loss, "learning_rate": Double(optimizer.lr), "grad_norm": norm, "step_time": dt,
@@ -325,7 +335,7 @@ public final class Trainer {
                 best[name]!.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
             }
         }
-        console?.message(String(format: "SFT ended at step %d (%@); going on from step %d (smoothed validation pass@1 %.3f, loss %.4f)",
+        console?.message(String(format: "SFT ended at step %ld (%@); going on from step %ld (smoothed validation pass@1 %.3f, loss %.4f)",
                                 state.step, state.step < config.sft.steps ? "plateau" : "step cap", bestStep,
                                 plateau.bestScore ?? 0, plateau.bestLoss ?? 0))
         sftBest = nil
@@ -539,13 +549,14 @@ public final class Trainer {
             if let g = mean("grpo") { eta += Double(grpoLeft) * g } else { known = false }
         }
         let etaText = Self.duration(eta) + (known ? "" : " + GRPO")
-        let line = String(format: "[%@] step %d/%d | %.2fs/step | ETA %@ | ", stage, state.step, totalSteps, dt, etaText) + fields
+        let line = String(format: "[%@] step %ld/%ld | %.2fs/step | ETA %@ | ", stage, state.step, totalSteps, dt, etaText) + fields
         console?.progress(line, final: state.step % max(1, config.logging.printEvery) == 0 || state.step == totalSteps)
     }
 
     static func duration(_ s: Double) -> String {
+        guard s.isFinite, s >= 0, s < 1e9 else { return "?" }
         let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+        return t >= 3600 ? String(format: "%ldh%02ldm", t / 3600, t % 3600 / 60) : String(format: "%ldm%02lds", t / 60, t % 60)
     }
 
     /// (step, reward) of the GRPO steps run by this process.
