@@ -14,6 +14,9 @@ import Darwin
 public enum AtomicFile {
     /// Writes `data` to `url` atomically. Throws `AtomicFileError` naming the file on failure.
     public static func write(_ data: Data, to url: URL) throws {
+        if let kind = nonRegularKind(url.path) {
+            throw AtomicFileError(path: url.path, reason: "is \(kind), not a regular file; name a file path to write to")
+        }
         let directory = url.deletingLastPathComponent()
         // Same directory as the target, so rename(2) never crosses a file system.
         let temporary = directory.appendingPathComponent(
@@ -43,6 +46,22 @@ public enum AtomicFile {
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    /// What `path` is when it exists and is not a regular file ("a directory", "a device", …): a
+    /// rename onto it would replace a device node or a link with a file, or fail on a folder.
+    public static func nonRegularKind(_ path: String) -> String? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFDIR: return "a directory"
+        case S_IFCHR, S_IFBLK: return "a device"
+        case S_IFIFO: return "a FIFO"
+        case S_IFLNK: return "a symbolic link"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
+    }
 }
 
 /// A file could not be written; `path` is the destination that was asked for.

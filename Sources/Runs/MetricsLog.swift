@@ -55,11 +55,11 @@ public struct CompletionRecord: Equatable {
     /// Reads a record from a parsed JSON object; nil when `step` is missing. Absent texts are empty and
     /// absent or null numbers are NaN.
     init?(json: [String: Any]) {
-        guard let step = (json["step"] as? NSNumber)?.intValue else { return nil }
+        guard let step = JSONText.step(json["step"]) else { return nil }
         self.init(
             step: step, prompt: json["prompt"] as? String ?? "", completion: json["completion"] as? String ?? "",
             answer: json["answer"] as? String ?? "", family: json["family"] as? String ?? "",
-            level: (json["level"] as? NSNumber)?.intValue ?? 0,
+            level: JSONText.step(json["level"]) ?? 0,
             rewards: (json["rewards"] as? [String: Any] ?? [:]).mapValues(JSONText.double),
             reward: JSONText.double(json["reward"]), advantage: JSONText.double(json["advantage"]))
     }
@@ -147,8 +147,8 @@ public final class MetricsLog {
         guard let data = FileManager.default.contents(atPath: url.path) else { return }
         let text = String(decoding: data, as: UTF8.self)
         var kept = ""
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            guard let object = JSONText.parseObject(line), let lineStep = (object["step"] as? NSNumber)?.intValue,
+        for line in text.split(omittingEmptySubsequences: true, whereSeparator: \.isNewline) {
+            guard let object = JSONText.parseObject(line), let lineStep = JSONText.step(object["step"]),
                 lineStep <= step
             else { continue }
             kept += line + "\n"

@@ -99,8 +99,8 @@ public struct RunReader {
     public func metrics() throws -> MetricsTable {
         let (objects, warnings) = try RunReader.jsonLines(MetricsLog.metricsURL(runDirectory))
         let rows = try objects.map { line, object -> MetricRow in
-            guard let step = (object["step"] as? NSNumber)?.intValue else {
-                throw RunsError.badLine(path: MetricsLog.metricsURL(runDirectory).path, line: line, reason: "no \"step\"")
+            guard let step = JSONText.step(object["step"]) else {
+                throw RunsError.badLine(path: MetricsLog.metricsURL(runDirectory).path, line: line, reason: "no \"step\" that is an integer in 0...1e15")
             }
             var values: [String: Double] = [:]
             for (key, value) in object where key != "step" && key != "stage" {
@@ -141,7 +141,7 @@ public struct RunReader {
     static func jsonLines(_ url: URL) throws -> (objects: [(Int, [String: Any])], warnings: [String]) {
         guard let data = FileManager.default.contents(atPath: url.path) else { return ([], []) }
         let text = String(decoding: data, as: UTF8.self)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         var objects: [(Int, [String: Any])] = []
         var warnings: [String] = []
         for (index, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {

@@ -65,7 +65,7 @@ public enum RunsTable {
         let header = ["run", "status", "step", "reward", "best eval pass@1"]
         let rows = runs.map { run -> [String] in
             let step = run.step.map { step in run.totalSteps.map { "\(step)/\($0)" } ?? "\(step)" } ?? "–"
-            let best = run.bestPassAt1.map { String(format: "%.3f (step %d)", $0.value, $0.step) } ?? "–"
+            let best = run.bestPassAt1.map { String(format: "%.3f (step %ld)", $0.value, $0.step) } ?? "–"
             return [run.name, run.state.rawValue, step, run.lastReward.map { String(format: "%.3f", $0) } ?? "–", best]
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max()! }

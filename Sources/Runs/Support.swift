@@ -24,6 +24,8 @@ public enum RunsError: Error, CustomStringConvertible, Equatable {
     case unknownMetric(name: String, available: [String])
     /// A file could not be read or written.
     case io(path: String, reason: String)
+    /// Another live process holds the run folder's lock (its pid, when it wrote one).
+    case locked(path: String, holder: Int?)
 
     public var description: String {
         switch self {
@@ -35,6 +37,9 @@ public enum RunsError: Error, CustomStringConvertible, Equatable {
             let known = available.isEmpty ? "the runs have no metrics yet" : "known: \(available.joined(separator: ", "))"
             return "unknown metric '\(name)'; \(known)"
         case .io(let path, let reason): return "\(path): \(reason)"
+        case .locked(let path, let holder):
+            return "\(path) is in use by another ponder process" + (holder.map { " (pid \($0))" } ?? "")
+                + "; wait for it to finish or stop it, or pass --run-dir for a new folder"
         }
     }
 }
@@ -79,6 +84,13 @@ enum JSONText {
         return value as? [String: Any]
     }
 
+    /// A step number: an integer in 0...10^15 (larger ones would overflow the charts' arithmetic), else nil.
+    static func step(_ value: Any?) -> Int? {
+        guard let n = value as? NSNumber else { return nil }
+        let d = n.doubleValue
+        return d >= 0 && d <= 1e15 && d == d.rounded() ? Int(d) : nil
+    }
+
     /// A number from a parsed JSON value; null and non-numbers are NaN.
     static func double(_ value: Any?) -> Double {
         (value as? NSNumber)?.doubleValue ?? .nan
@@ -89,6 +101,10 @@ enum JSONText {
 enum AtomicWrite {
     /// Writes `data` to a temporary file beside `url`, flushes it, and renames it over `url`.
     static func write(_ data: Data, to url: URL) throws {
+        var st = stat()
+        if lstat(url.path, &st) == 0 && st.st_mode & S_IFMT != S_IFREG {  // a rename would replace a device or link
+            throw RunsError.io(path: url.path, reason: "is not a regular file (a device, FIFO, folder or link); name a file path to write to")
+        }
         let temporary = url.deletingLastPathComponent().appendingPathComponent(
             ".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)

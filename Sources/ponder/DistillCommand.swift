@@ -25,7 +25,8 @@ struct DistillCommand: ParsableCommand {
     @Flag(name: .customLong("skip-teacher-eval"), help: "Do not evaluate the teacher on the student's held-out set first.") var skipTeacherEval = false
 
     func run() throws {
-        let (cfg, dir) = try Train.prepareRun(config: studentConfig, runDir: runDir, overrides: overrides, resume: resume, communicator: .single)
+        guard let (cfg, dir, lock) = try Train.prepareRun(config: studentConfig, runDir: runDir, overrides: overrides, resume: resume, communicator: .single) else { return }
+        defer { withExtendedLifetime(lock) {} }  // held until the run ends
         let console = TerminalConsole()
         if cfg.threads > 0 { Parallel.threads = cfg.threads }
         var result: DistillResult
@@ -80,7 +81,7 @@ struct DistillCommand: ParsableCommand {
         let start = Date()
         var result = try Distill.collect(teacher: loaded.policy, tokenizer: tokenizer, problems: problems, config: cfg,
                                          teacherName: teacher, rng: &rng) { done, total in
-            console.progress(String(format: "[distill] %d/%d problems | %.0fs", done, total, Date().timeIntervalSince(start)), final: done == total)
+            console.progress(String(format: "[distill] %ld/%ld problems | %.0fs", done, total, Date().timeIntervalSince(start)), final: done == total)
         }
         result.teacherEval = teacherEval
         return result

@@ -14,30 +14,37 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a key, e.g. --set grpo.beta=0.02 (repeatable).") var overrides: [String] = []
     @Flag(help: "Continue from the run folder's newest complete checkpoint.") var resume = false
 
-    /// Loads the config and readies its run folder (runs/<config name> unless given), writing the
-    /// resolved config there; refuses to start over an existing run without --resume. Under mpirun
-    /// every rank calls this, and only the writer (rank 0) touches the folder.
+    /// Loads the config and readies its run folder (runs/<config name> unless given): locks it,
+    /// removes what killed runs left there, refuses to start over an existing run without --resume
+    /// or to resume with another architecture, and writes the resolved config. Under mpirun every
+    /// rank calls this, and only the writer (rank 0) locks and touches the folder. Returns nil when
+    /// `--resume` finds the run finished (after saying so): there is nothing to do.
     static func prepareRun(config: String, runDir: String?, overrides: [String], resume: Bool,
-                           communicator comm: Communicator) throws -> (TrainConfig, URL) {
+                           communicator comm: Communicator) throws -> (TrainConfig, URL, RunLock?)? {
         let url = URL(fileURLWithPath: config)
         let cfg = try ConfigLoader.load(url, overrides: overrides)
         let name = url.deletingPathExtension().lastPathComponent
         let dir = URL(fileURLWithPath: runDir ?? "runs/\(name)")
-        if !resume && FileManager.default.fileExists(atPath: MetricsLog.metricsURL(dir).path) {
-            throw ValidationError("\(dir.path) already holds a run: pass --resume to continue it, or --run-dir for a new folder")
+        let opened = try RunFolder.open(dir, config: cfg, resume: resume, isWriter: comm.isWriter)
+        if opened.finished {
+            if comm.isWriter { print("\(dir.path) has finished: nothing to resume (its report: ponder report \(dir.path))") }
+            return nil
+        }
+        if !opened.cleaned.isEmpty {
+            print("removed what an interrupted run left in \(dir.path): \(opened.cleaned.joined(separator: ", "))")
         }
         comm.barrier()  // every rank has looked before rank 0 starts writing
         if comm.isWriter {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try AtomicFile.write(Data(ConfigLoader.yaml(cfg).utf8), to: dir.appendingPathComponent("config.yaml"))
+            try AtomicFile.write(Data(ConfigLoader.yaml(cfg).utf8), to: RunFolder.savedConfigURL(dir))
         }
-        return (cfg, dir)
+        return (cfg, dir, opened.lock)
     }
 
     func run() throws {
         // Under mpirun every rank runs this command; rank 0 alone writes the run folder and the terminal.
         let comm = try Communicator.world()
-        let (cfg, dir) = try Self.prepareRun(config: config, runDir: runDir, overrides: overrides, resume: resume, communicator: comm)
+        guard let (cfg, dir, lock) = try Self.prepareRun(config: config, runDir: runDir, overrides: overrides, resume: resume, communicator: comm) else { return }
+        defer { withExtendedLifetime(lock) {} }  // held until training ends
         let console = comm.isWriter ? TerminalConsole() : nil
         console?.message("run folder: \(dir.path) | \(cfg.sft.steps) SFT + \(cfg.grpo.steps) GRPO steps | families: \(cfg.data.families.joined(separator: ", "))")
         if comm.size > 1 {
