@@ -129,7 +129,7 @@ public enum Datasets {
         var problems: [Problem] = []
         var ids: [String: Int] = [:]
         let base = (file as NSString).lastPathComponent
-        for (offset, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (offset, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let number = offset + 1
             guard line.contains(where: { !$0.isWhitespace }) else { continue }
             let problem = try decodeProblem(String(line), file: file, line: number, defaultID: "\(base):\(number)")
@@ -151,6 +151,9 @@ public enum Datasets {
 
     /// Decodes one JSON line, mapping decoding failures to a `DatasetError` that names the key.
     static func decodeLine<T: Decodable>(_ line: String, file: String, line number: Int) throws -> T {
+        if let key = JSONKeys.firstDuplicate(in: line) {
+            throw DatasetError(file: file, line: number, key: key, message: "appears twice in one object; keep one (readers disagree on which wins)")
+        }
         do {
             return try JSONDecoder().decode(T.self, from: Data(line.utf8))
         } catch let error as DecodingError {

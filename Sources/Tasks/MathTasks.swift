@@ -319,7 +319,7 @@ enum Countdown {
         return result == Rational(target) ? .correct : .wrong("the expression equals \(result), not \(target)")
     }
 
-    /// Recursive descent over `+ - * / ( )` and non-negative integer literals. A parse failure is `nil`;
+    /// Recursive descent over `+ - * / ( )`, unary minus and non-negative integer literals. A parse failure is `nil`;
     /// an evaluation failure (division by zero, overflow) is `.some(nil)`, so the multiset is still checked.
     struct Parser {
         let bytes: [UInt8]
@@ -372,6 +372,14 @@ enum Countdown {
                 guard let inner = parseExpression(depth: depth + 1), peek == UInt8(ascii: ")") else { return nil }
                 position += 1
                 return inner
+            }
+            if byte == UInt8(ascii: "-") {  // unary minus, as in -85 + 21*8: it uses no number
+                position += 1
+                guard depth < Countdown.maxDepth, let inner = parseFactor(depth: depth + 1) else {
+                    if depth >= Countdown.maxDepth { error = "nested more than \(Countdown.maxDepth) deep" }
+                    return nil
+                }
+                return .some(inner.flatMap { Rational(-$0.num, $0.den) })
             }
             let start = position
             while let digit = peek, digit >= 0x30 && digit <= 0x39 { position += 1 }

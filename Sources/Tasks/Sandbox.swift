@@ -110,6 +110,9 @@ public enum Sandbox {
         public var maxSteps = 20_000
         /// Most distinct variables a run may create.
         public var maxVariables = 32
+        /// Steps all runs of one completion may take together (the synthesis verifier runs a program
+        /// once per test), so a dataset with many tests cannot make one score slow.
+        public var maxTotalSteps = 200_000
 
         /// The default limits.
         public init() {}
@@ -166,7 +169,7 @@ public enum Sandbox {
 
     /// The synthesis verifier: runs `answer` with `x` set to each held-out input. Correct when every
     /// output matches; partial credit is the fraction that match.
-    static func checkSynthesis(_ answer: String, tests: [[Int]]) -> Verdict {
+    static func checkSynthesis(_ answer: String, tests: [[Int]], limits: Limits = Limits()) -> Verdict {
         let program: [TinyStmt]
         switch parse(answer) {
         case .failure(let rejection): return .wrong("rejected: \(rejection.message)")
@@ -174,8 +177,17 @@ public enum Sandbox {
         }
         var passed = 0
         var firstFailure = ""
+        var budget = limits.maxTotalSteps
         for test in tests where test.count == 2 {
-            let outcome = run(program, input: ["x": test[0]])
+            guard budget > 0 else {
+                if firstFailure.isEmpty { firstFailure = "the sandbox's work limit per completion (\(limits.maxTotalSteps) steps) ran out" }
+                break
+            }
+            var runLimits = limits
+            runLimits.maxSteps = min(limits.maxSteps, budget)
+            var machine = TinyMachine(variables: ["x": test[0]], limits: runLimits, trace: nil)
+            let outcome = machine.runProgram(program)
+            budget -= machine.steps
             if outcome == .value(test[1]) {
                 passed += 1
             } else if firstFailure.isEmpty {

@@ -92,7 +92,7 @@ public enum Scoring {
         var byID: [String: Problem] = [:]
         for problem in problems { byID[problem.id] = problem }
         var rows: [ScoredCompletion] = []
-        for (offset, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (offset, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let number = offset + 1
             guard line.contains(where: { !$0.isWhitespace }) else { continue }
             let record: CompletionRecord = try Datasets.decodeLine(String(line), file: file, line: number)

@@ -137,9 +137,9 @@ extension Verifier: Codable {
                 numbers: try box.decode([Int].self, forKey: .numbers), target: try box.decode(Int.self, forKey: .target))
         case "synthesis":
             let tests = try box.decode([[Int]].self, forKey: .tests)
-            guard !tests.isEmpty, tests.allSatisfy({ $0.count == 2 }) else {
+            guard !tests.isEmpty, tests.count <= 1_000, tests.allSatisfy({ $0.count == 2 }) else {
                 throw DecodingError.dataCorruptedError(
-                    forKey: .tests, in: box, debugDescription: "tests must be a non-empty list of [input, output] pairs")
+                    forKey: .tests, in: box, debugDescription: "tests must be a list of 1 to 1000 [input, output] pairs")
             }
             self = .synthesis(tests: tests)
         case "sudoku":

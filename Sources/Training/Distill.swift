@@ -179,7 +179,7 @@ public enum Distill {
             throw DistillError.badFile(statsURL.path, line: nil, "\(error)")
         }
         let text = try String(contentsOf: tracesURL, encoding: .utf8)
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+        for (n, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() where !line.isEmpty {
             do {
                 result.traces.append(try JSONDecoder().decode(DistilledTrace.self, from: Data(line.utf8)))
             } catch {

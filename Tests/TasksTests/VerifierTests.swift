@@ -47,10 +47,10 @@ final class VerifierTests: XCTestCase {
 
     func testCountdownChecksTheMultisetAndUsesExactRationals() {
         let v = Verifier.countdown(numbers: [3, 5, 8], target: 19)
-        for good in ["8*3-5", "(8*3)-5", "3*8-5", " 3 * 8 - 5 ", "3*8-5=19", "((3))*8-5", "3*8-(5)", "(3*8-5)"] {
+        for good in ["8*3-5", "(8*3)-5", "3*8-5", " 3 * 8 - 5 ", "3*8-5=19", "((3))*8-5", "3*8-(5)", "(3*8-5)", "-5+3*8", "-(5-3*8)", "3*8+-5"] {
             XCTAssertTrue(v.check(response: good, reference: "").isCorrect, good)
         }
-        for bad in ["3*8-5=20", "8*3-5+0", "8*3", "5-8+3*8", "3*8-5-3+3", "19", "-5+3*8", "3*8−5", "3×8-5", "(3*8-5", "3*8-5)", "8*3-5 19"] {
+        for bad in ["3*8-5=20", "8*3-5+0", "8*3", "5-8+3*8", "3*8-5-3+3", "19", "-(3*8-5)", "--5+3*8-10", "3*8−5", "3×8-5", "(3*8-5", "3*8-5)", "8*3-5 19"] {
             XCTAssertFalse(v.check(response: bad, reference: "").isCorrect, bad)
         }
         // 6/(1-3/4) = 24 exactly; floating point would give 23.999999999999996.
