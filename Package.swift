@@ -59,6 +59,7 @@ let package = Package(
         .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "RunsTests", dependencies: ["Runs"], exclude: ["Golden"]),
+        .testTarget(name: "FuzzTests", dependencies: ["Training"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -67,6 +67,8 @@ public final class Trainer {
     var reference: Policy?
     weak var console: TrainerConsole?
     var history: [(step: Int, reward: Double)] = []
+    /// The step of the checkpoint this process resumed from (nil for a fresh start).
+    var resumedAt: Int?
     var evalHistory: [(step: Int, passAt1: Double)] = []
 
     /// Return from `run()` once this many global steps are done, as if the process were killed
@@ -186,6 +188,7 @@ public final class Trainer {
             throw ConfigError(file: nil, key: "model.max_context", message: "is \(policy.config.maxContext) tokens, but an SFT trace is \(longest.ids.count) tokens long: raise model.max_context or choose shorter sft.levels (`ponder tasks show FAMILY --level N`)")
         }
         let resumedStep: Int? = latest == nil ? nil : state.step
+        resumedAt = resumedStep
         log = communicator.isWriter ? try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep) : nil
         if config.grpo.beta > 0 && state.startEval != nil {  // resumed inside GRPO: the reference is the SFT result
             reference = try Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")).policy
@@ -432,6 +435,9 @@ public final class Trainer {
     }
 
     func finish() throws -> [String: Double] {
+        // Killed after the final checkpoint (which follows the final eval) but before status.json said
+        // finished: the eval and the checkpoint are there already, and a second eval row would repeat a step.
+        if resumedAt == totalSteps, let last = state.lastEval { return last }
         if config.grpo.steps > 0 || state.lastEval == nil { state.lastEval = try evaluate() }
         try saveCheckpoint()
         return state.lastEval ?? [:]

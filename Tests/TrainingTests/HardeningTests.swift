@@ -201,6 +201,20 @@ final class RunFolderTests: XCTestCase {
         XCTAssertTrue(try RunFolder.open(run, config: cfg, resume: true, isWriter: true).finished)
     }
 
+    /// Killed after the final checkpoint but before status.json said finished: the resume adds no
+    /// second final eval row (each (stage, step) appears once) and the weights stay as saved.
+    func testResumeAfterTheFinalCheckpointRepeatsNothing() throws {
+        let run = temporaryRun()
+        let cfg = try TrainerTests.tinyConfig()
+        try Trainer(config: cfg, runDirectory: run, resume: false).run()
+        let before = try String(contentsOf: MetricsLog.metricsURL(run), encoding: .utf8)
+        try RunStatus.write(RunStatus(state: .running, step: 34, totalSteps: 34, stage: "grpo"), to: run)
+        let end = try Trainer(config: cfg, runDirectory: run, resume: true).run()
+        XCTAssertEqual(try String(contentsOf: MetricsLog.metricsURL(run), encoding: .utf8), before)
+        XCTAssertNotNil(end["eval/pass@1"])
+        XCTAssertEqual(try RunStatus.read(from: run).state, .finished)
+    }
+
     /// What killed runs leave is removed; a checkpoint moved aside mid-replace goes back.
     func testStaleTemporariesAreCleanedAndAMovedAsideCheckpointRestored() throws {
         let run = temporaryRun()
