@@ -53,7 +53,7 @@ struct Sample: ParsableCommand {
             let text = tokenizer.decode(c.tokens.map(Int.init), skipSpecial: true)
             if json {
                 let obj: [String: Any] = ["index": i, "prompt_ids": ids.map(Int.init), "new_ids": c.tokens.map(Int.init),
-                                          "text": text, "logprobs": c.logprobs.map(Double.init), "truncated": c.truncated]
+                                          "text": text, "logprobs": c.logprobs.map { $0.isFinite ? Double($0) as Any : NSNull() }, "truncated": c.truncated]
                 let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
