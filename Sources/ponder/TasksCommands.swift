@@ -179,15 +179,5 @@ func checkFlag<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: Strin
 /// A text as one tab-separated field: backslash, tab, newline and carriage return escaped as in C, so
 /// an id holding them cannot split a row or a line.
 func tsvField(_ text: String) -> String {
-    var out = ""
-    for c in text.unicodeScalars {
-        switch c {
-        case "\\": out += "\\\\"
-        case "\t": out += "\\t"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        default: out.unicodeScalars.append(c)
-        }
-    }
-    return out
+    [("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")].reduce(text) { $0.replacingOccurrences(of: $1.0, with: $1.1) }
 }
