@@ -26,9 +26,12 @@ let package = Package(
         // Ponder's AVX-512 GEMM against a pre-packed weight (cached decoding); per-function target
         // attributes and a runtime CPU check, so the build runs on any x86-64 (and elsewhere it is a stub).
         .target(name: "CKernels"),
+        // Foundation-only helpers every layer shares: seeded RNG and hashing, JSON text and values,
+        // atomic and append-only files, nearest-name suggestions.
+        .target(name: "Basics"),
         .target(
             name: "Autograd",
-            dependencies: ["COpenBLAS", "CKernels"],
+            dependencies: ["Basics", "COpenBLAS", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
             linkerSettings: [.linkedLibrary("dl")]
         ),
@@ -40,8 +43,8 @@ let package = Package(
         // MPI, loaded with dlopen only when mpirun started the process (Training/Distributed.swift),
         // so neither the build nor a single-process run needs an MPI library: no link-time dependency.
         .target(name: "CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "Tasks"),
-        .target(name: "Runs"),
+        .target(name: "Tasks", dependencies: ["Basics"]),
+        .target(name: "Runs", dependencies: ["Basics"]),
         .target(
             name: "Training",
             dependencies: ["Autograd", "CMPIShim", "Model", "Tasks", "Runs", .product(name: "Yams", package: "Yams")],

@@ -18,6 +18,7 @@
 // categories), verified against `tokenizers` on a hard corpus (Tests/Fixtures/bpe). Any other
 // pattern or component is an error naming the file and the key.
 
+import Basics
 import Foundation
 
 /// A byte-level BPE tokenizer with the `tokenizers` library's behaviour.
@@ -136,7 +137,7 @@ public struct BPETokenizer: Tokenizer {
                     throw fail(key + ".pattern", "must be a {\"Regex\": …} pattern")
                 }
                 guard let known = PretokenizerPattern(regex: pattern) else {
-                    throw fail(key + ".pattern.Regex", "is \(jsonString(pattern)); Ponder knows the GPT-2, Llama-3 and Qwen2 patterns only")
+                    throw fail(key + ".pattern.Regex", "is \(JSONText.string(pattern)); Ponder knows the GPT-2, Llama-3 and Qwen2 patterns only")
                 }
                 guard (p["behavior"] as? String) == "Isolated", (p["invert"] as? Bool) != true else {
                     throw fail(key + ".behavior", "must be \"Isolated\" with invert false")
@@ -168,7 +169,7 @@ public struct BPETokenizer: Tokenizer {
         byteChar = chars
         charByte = Dictionary(uniqueKeysWithValues: chars.enumerated().map { ($1, UInt8($0)) })
         for (b, c) in chars.enumerated() where v[String(c)] == nil {
-            throw fail("model.vocab", "lacks the byte-level token \(jsonString(String(c))) (byte \(b)); every byte needs a token")
+            throw fail("model.vocab", "lacks the byte-level token \(JSONText.string(String(c))) (byte \(b)); every byte needs a token")
         }
 
         // Merges: "a b" strings (tokenizers < 0.20) or ["a", "b"] pairs.
@@ -197,7 +198,7 @@ public struct BPETokenizer: Tokenizer {
                 throw fail("added_tokens.\(i)", "needs a non-empty content and an id")
             }
             for key in ["single_word", "lstrip", "rstrip"] where (t[key] as? Bool) == true {
-                throw fail("added_tokens.\(i).\(key)", "is true for \(jsonString(content)); Ponder supports false only")
+                throw fail("added_tokens.\(i).\(key)", "is true for \(JSONText.string(content)); Ponder supports false only")
             }
             addedTokens.append(AddedToken(content: content, scalars: Array(content.unicodeScalars), id: id,
                                           special: (t["special"] as? Bool) ?? false, normalized: (t["normalized"] as? Bool) ?? false))
@@ -362,8 +363,8 @@ public struct BPETokenizer: Tokenizer {
     /// Writes the folder's original tokenizer_config.json (`configData`), or a minimal one naming EOS
     /// and PAD so that `transformers.AutoTokenizer` loads the folder.
     public func saveConfig(to url: URL) throws {
-        let minimal = "{\"tokenizer_class\":\"PreTrainedTokenizerFast\",\"eos_token\":\(jsonString(tokenOfID[eos] ?? "")),"
-            + "\"pad_token\":\(jsonString(tokenOfID[pad] ?? "")),\"clean_up_tokenization_spaces\":false}\n"
+        let minimal = "{\"tokenizer_class\":\"PreTrainedTokenizerFast\",\"eos_token\":\(JSONText.string(tokenOfID[eos] ?? "")),"
+            + "\"pad_token\":\(JSONText.string(tokenOfID[pad] ?? "")),\"clean_up_tokenization_spaces\":false}\n"
         try AtomicFile.write(configData ?? Data(minimal.utf8), to: url)
     }
 }

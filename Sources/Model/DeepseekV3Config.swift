@@ -258,12 +258,12 @@ public struct DeepseekV3ConfigJSON: Equatable, Sendable {
         let e = moe
         func opt(_ x: Int?) -> JSONValue { x.map { .int($0) } ?? .null }
         var o: [String: JSONValue] = [
-            "architectures": .strings(["DeepseekV3ForCausalLM"]), "model_type": .string("deepseek_v3"), "dtype": .string("float32"),
+            "architectures": .array([.string("DeepseekV3ForCausalLM")]), "model_type": .string("deepseek_v3"), "dtype": .string("float32"),
             "vocab_size": .int(vocabSize), "hidden_size": .int(hiddenSize), "intermediate_size": .int(intermediateSize),
             "num_hidden_layers": .int(numHiddenLayers), "num_attention_heads": .int(numAttentionHeads),
             "num_key_value_heads": .int(numAttentionHeads), "max_position_embeddings": .int(maxPositionEmbeddings),
             "rms_norm_eps": .double(rmsNormEps), "rope_theta": .double(ropeTheta),
-            "rope_parameters": .object(["rope_type": .string("default"), "rope_theta": .double(ropeTheta)]),
+            "rope_parameters": .object([("rope_theta", .double(ropeTheta)), ("rope_type", .string("default"))]),
             "rope_interleave": .bool(mla.ropeInterleave), "hidden_act": .string("silu"), "attention_bias": .bool(false),
             "tie_word_embeddings": .bool(tieWordEmbeddings),
             "q_lora_rank": mla.qLoraRank > 0 ? .int(mla.qLoraRank) : .null,
@@ -289,7 +289,7 @@ public struct DeepseekV3ConfigJSON: Equatable, Sendable {
     /// Writes `config.json` atomically (sorted keys, deterministic). Floats are always written with
     /// a decimal point: transformers 5 validates field types strictly, and rejects `1` for a float.
     public func write(to url: URL) throws {
-        try AtomicFile.write(Data((JSONValue.object(jsonFields()).text(indent: 0) + "\n").utf8), to: url)
+        try AtomicFile.write(Data((JSONValue.object(jsonFields().sorted { $0.key < $1.key }.map { ($0.key, $0.value) }).pretty + "\n").utf8), to: url)
     }
 
     /// Reads a DeepseekV3 `config.json`; errors name the file and the key.
@@ -415,28 +415,5 @@ extension Checkpoint {
             Tensor(shape: shape, try file.requireWeights(name, shape: shape, file: weightsURL.path), requiresGrad: true)
         }
         return (policy, tokenizer, file.metadata)
-    }
-}
-
-/// A JSON value that keeps Int and Double apart when written (JSONSerialization writes 1.0 as 1).
-public enum JSONValue: Equatable, Sendable {
-    case int(Int), double(Double), string(String), bool(Bool), null, strings([String]), object([String: JSONValue])
-
-    /// Pretty-printed text, keys sorted.
-    public func text(indent: Int) -> String {
-        let pad = String(repeating: "  ", count: indent + 1), end = String(repeating: "  ", count: indent)
-        switch self {
-        case .int(let i): return String(i)
-        case .double(let d):
-            let t = "\(d)"  // Swift's shortest round-trip form: 1.0, 2.5, 1e-06
-            return t.contains(".") || t.contains("e") ? t : t + ".0"
-        case .string(let s): return jsonString(s)
-        case .bool(let b): return b ? "true" : "false"
-        case .null: return "null"
-        case .strings(let a): return "[" + a.map(jsonString).joined(separator: ", ") + "]"
-        case .object(let o):
-            let rows = o.keys.sorted().map { pad + jsonString($0) + ": " + o[$0]!.text(indent: indent + 1) }
-            return "{\n" + rows.joined(separator: ",\n") + "\n" + end + "}"
-        }
     }
 }

@@ -13,6 +13,7 @@
 //   q'[i + hd/2] = q[i + hd/2] cos(p·f_i) + q[i] sin(p·f_i)
 // The policy must rotate the same way, or a checkpoint loads in transformers but generates garbage.
 
+import Basics
 import Foundation
 
 /// A Llama or Qwen2 `config.json` as `transformers.LlamaConfig` / `Qwen2Config` reads it

@@ -3,6 +3,7 @@
 // common ones are written here natively (no Jinja): ChatML (Qwen2, SmolLM2) and Llama-3's headers.
 // The assistant turn is left open, so the completion follows it.
 
+import Basics
 import Foundation
 
 /// The prompt layout, chosen by the config key `data.prompt_format`.

@@ -10,6 +10,7 @@
 // Writing matches `safetensors.serialize`: compact JSON, header padded with spaces to a multiple of
 // 8 bytes so the data is aligned, tensors laid out in name order.
 
+import Basics
 import Foundation
 
 /// One tensor as stored in a safetensors file: its shape and row-major values.
@@ -103,7 +104,7 @@ public struct SafeTensorsFile: Equatable, Sendable {
         var entries: [String] = []
         if !metadata.isEmpty {
             let pairs = metadata.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-                .map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+                .map { "\(JSONText.string($0)):\(JSONText.string(metadata[$0]!))" }
             entries.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
         }
         var offset = 0
@@ -112,7 +113,7 @@ public struct SafeTensorsFile: Equatable, Sendable {
             let end = offset + 4 * tensor.data.count
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             entries.append(
-                "\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+                "\(JSONText.string(name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }
         var header = Array("{\(entries.joined(separator: ","))}".utf8)

@@ -6,6 +6,7 @@
 // Text is handled as Unicode scalars (code points), not Swift `Character`s, because the Hugging Face
 // `tokenizers` library splits by code point: "\r\n" is one Character but two tokens.
 
+import Basics
 import Foundation
 
 /// What the policy, sampler and rewards need from a tokenizer.
@@ -150,9 +151,9 @@ public struct CharTokenizer: Tokenizer, Equatable {
     /// tokens matched before pre-tokenization, and a Fuse decoder so decoding concatenates tokens.
     public func tokenizerJSON() -> String {
         let tokens = Self.addedTokens + alphabet.map { String($0) }
-        let vocab = tokens.enumerated().map { "\(jsonString($1)):\($0)" }.joined(separator: ",")
+        let vocab = tokens.enumerated().map { "\(JSONText.string($1)):\($0)" }.joined(separator: ",")
         let added = Self.addedTokens.enumerated().map { id, content in
-            "{\"id\":\(id),\"content\":\(jsonString(content)),\"single_word\":false,\"lstrip\":false,"
+            "{\"id\":\(id),\"content\":\(JSONText.string(content)),\"single_word\":false,\"lstrip\":false,"
                 + "\"rstrip\":false,\"normalized\":false,\"special\":\(id < 3)}"
         }
         return """
@@ -220,7 +221,7 @@ public struct CharTokenizer: Tokenizer, Equatable {
         for (expected, (token, id)) in characters.enumerated() {
             let scalars = Array(token.unicodeScalars)
             guard scalars.count == 1 else {
-                throw invalid("vocab entry \(jsonString(token)) (id \(id)) is not one character")
+                throw invalid("vocab entry \(JSONText.string(token)) (id \(id)) is not one character")
             }
             guard id == addedTokens.count + expected else {
                 throw invalid(
@@ -256,7 +257,7 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
         case .unknownCharacter(let scalar, let offset):
             let hex = String(scalar.value, radix: 16, uppercase: true)
             let code = String(repeating: "0", count: max(0, 4 - hex.count)) + hex
-            return "character \(jsonString(String(scalar))) (U+\(code)) at offset \(offset) "
+            return "character \(JSONText.string(String(scalar))) (U+\(code)) at offset \(offset) "
                 + "is not in the tokenizer's alphabet"
         case .invalidFile(let path, let reason):
             return "\(path): \(reason)"

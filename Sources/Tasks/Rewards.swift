@@ -338,25 +338,3 @@ enum Bytes {
         return count
     }
 }
-
-/// Suggests the nearest known name for a misspelt one.
-/// Nearest-name suggestions for misspelt keys and names (Levenshtein distance).
-public enum Spelling {
-    public static func nearest(_ word: String, in candidates: [String]) -> String? {
-        let scored = candidates.map { ($0, distance(Array(word), Array($0))) }
-        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, word.count / 3) else { return nil }
-        return best.0
-    }
-
-    static func distance(_ a: [Character], _ b: [Character]) -> Int {
-        var previous = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var current = [i] + [Int](repeating: 0, count: b.count)
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return a.isEmpty ? b.count : previous[b.count]
-    }
-}

@@ -3,7 +3,7 @@
 import Foundation
 
 /// The rewards of one completion.
-public struct ScoredCompletion: Sendable {
+public struct ScoredLine: Sendable {
     /// The 1-based line in the completions file.
     public var line: Int
     /// The problem's id.
@@ -28,7 +28,7 @@ public struct ScoredCompletion: Sendable {
 /// Per-row rewards and their means.
 public struct ScoreReport: Sendable {
     /// One entry per completion, in file order.
-    public var rows: [ScoredCompletion]
+    public var rows: [ScoredLine]
     /// The reward names, in report order.
     public var names: [String]
 
@@ -91,7 +91,7 @@ public enum Scoring {
     ) throws -> ScoreReport {
         var byID: [String: Problem] = [:]
         for problem in problems { byID[problem.id] = problem }
-        var rows: [ScoredCompletion] = []
+        var rows: [ScoredLine] = []
         for (offset, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let number = offset + 1
             guard line.contains(where: { !$0.isWhitespace }) else { continue }
@@ -120,7 +120,7 @@ public enum Scoring {
             let extracted = AnswerExtraction.lastAnswer(in: record.completion)
             let verdict = extracted.map { problem.check($0) } ?? .wrong("no <answer>...</answer> found")
             rows.append(
-                ScoredCompletion(
+                ScoredLine(
                     line: number, id: problem.id, extracted: extracted, detail: verdict.detail,
                     scores: rewards.score(record.completion, problem)))
         }

@@ -191,18 +191,6 @@ public final class Communicator: @unchecked Sendable {
     }
 }
 
-/// FNV-1a over the bytes of float arrays and strings, for `Communicator.checkSame`.
-public struct Digest {
-    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-    public init() {}
-    public mutating func add(_ p: UnsafePointer<Float>, count: Int) {
-        UnsafeRawBufferPointer(start: p, count: count * 4).forEach { value = (value ^ UInt64($0)) &* 0x100_0000_01b3 }
-    }
-    public mutating func add(_ s: String) {
-        for b in s.utf8 { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 }
-    }
-}
-
 /// Ends the job when one collective waits too long: a rank that hangs (rather than dies, which
 /// mpirun notices at once) would otherwise leave the others waiting forever.
 final class Watchdog: @unchecked Sendable {

@@ -203,7 +203,7 @@ public final class Trainer {
     /// Throws unless every rank starts from the same config, weights, optimizer step and trainer state.
     func checkRanksAgree() throws {
         guard communicator.size > 1 else { return }
-        var d = Digest()
+        var d = FNV1a()
         d.add(try ConfigLoader.yaml(config))
         for p in policy.parameters + (reference?.parameters ?? []) { d.add(p.data, count: p.count) }
         d.add("\(optimizer.step) \(state.step) \(state.sftRNG.state) \(state.samplingRNG.state)")

@@ -4,6 +4,7 @@
 // the ids and decodings `tokenizers` gives for a hard test corpus. These tests always run; the
 // cross-check below regenerates everything with the live library when the venv exists.
 
+import Basics
 import Foundation
 import XCTest
 
@@ -27,9 +28,9 @@ final class BPETokenizerTests: XCTestCase {
             let tok = try BPETokenizer.load(from: directory.appendingPathComponent("\(style).json"))
             for row in rows {
                 let ids = try tok.encode(row.text)
-                XCTAssertEqual(ids, row.ids, "\(style): \(jsonString(row.text))", file: file, line: line)
-                XCTAssertEqual(tok.decode(row.ids), row.decoded, "\(style): \(jsonString(row.text))", file: file, line: line)
-                XCTAssertEqual(tok.decode(row.ids, skipSpecial: true), row.skipped, "\(style) skip: \(jsonString(row.text))", file: file, line: line)
+                XCTAssertEqual(ids, row.ids, "\(style): \(JSONText.string(row.text))", file: file, line: line)
+                XCTAssertEqual(tok.decode(row.ids), row.decoded, "\(style): \(JSONText.string(row.text))", file: file, line: line)
+                XCTAssertEqual(tok.decode(row.ids, skipSpecial: true), row.skipped, "\(style) skip: \(JSONText.string(row.text))", file: file, line: line)
             }
         }
     }

@@ -136,7 +136,7 @@ final class HuggingFaceCrossCheckTests: XCTestCase {
                 ids = tok(sys.argv[2], add_special_tokens=False)["input_ids"]
                 print(json.dumps([tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, ids, tok.decode(ids)]))
                 """, arguments: [dir.path, text])
-        let expected = "[1, 2, 0, \(try tokenizer.encode(text)), \(jsonString(text))]\n"
+        let expected = "[1, 2, 0, \(try tokenizer.encode(text)), \(JSONText.string(text))]\n"
         XCTAssertEqual(auto, expected, "transformers.AutoTokenizer agrees on specials, ids and decoding")
     }
 

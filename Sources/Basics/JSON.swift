@@ -1,3 +1,5 @@
+import Foundation
+
 // A deterministic JSON writer. Committed datasets and their manifest must come out byte for byte the same
 // on every machine and Swift release, so key order, spacing and escaping are fixed here instead of being
 // left to Foundation's JSONEncoder. Reading uses Foundation's JSONDecoder (Datasets.swift).
@@ -87,7 +89,22 @@ public indirect enum JSONValue: Equatable, Sendable {
     }
 
     private static func writeString(_ text: String, into out: inout String) {
-        out += "\""
+        out += JSONText.string(text)
+    }
+}
+
+/// JSON text pieces written without Foundation's encoder: fixed escaping, numbers that read back bit
+/// for bit, and the lenient readers of JSONL files.
+public enum JSONText {
+    /// Swift's `description` of a Double is the shortest text that parses back to the same value, on every
+    /// platform; non-finite values have no JSON spelling and become null.
+    public static func number(_ value: Double) -> String {
+        value.isFinite ? "\(value)" : "null"
+    }
+
+    /// A JSON string literal; non-ASCII is written as UTF-8, control characters as \uXXXX.
+    public static func string(_ text: String) -> String {
+        var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -95,15 +112,37 @@ public indirect enum JSONValue: Equatable, Sendable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
             }
         }
-        out += "\""
+        return out + "\""
+    }
+
+    /// An object of already-encoded values, keys in the order given.
+    public static func object(_ pairs: [(String, String)]) -> String {
+        "{" + pairs.map { string($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
+    }
+
+    /// Parses one line as a JSON object, or nil when it is not one.
+    public static func parseObject(_ line: Substring) -> [String: Any]? {
+        guard let data = line.data(using: .utf8),
+            let value = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        else { return nil }
+        return value as? [String: Any]
+    }
+
+    /// A step number: an integer in 0...10^15 (larger ones would overflow the charts' arithmetic), else nil.
+    public static func step(_ value: Any?) -> Int? {
+        guard let n = value as? NSNumber else { return nil }
+        let d = n.doubleValue
+        return d >= 0 && d <= 1e15 && d == d.rounded() ? Int(d) : nil
+    }
+
+    /// A number from a parsed JSON value; null and non-numbers are NaN.
+    public static func double(_ value: Any?) -> Double {
+        (value as? NSNumber)?.doubleValue ?? .nan
     }
 }
