@@ -186,6 +186,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var maxResampleRounds = 0
         /// Peak learning rate.
         public var learningRate: Float = 5e-5
+        /// GRPO's own learning-rate schedule, cosine or constant ("": optimizer.schedule).
+        public var schedule = ""
     }
 
     public struct OptimizerSection: Codable, Equatable, Sendable {
@@ -354,6 +356,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         do { try grpo.rewards.validate() } catch { throw ConfigError(file: nil, key: "grpo.rewards", message: "\(error)") }
         try positive(grpo.learningRate, max: 1, "grpo.learning_rate")
         try need(["cosine", "constant"].contains(optimizer.schedule), "optimizer.schedule", "is '\(optimizer.schedule)'; use cosine or constant")
+        try need(["", "cosine", "constant"].contains(grpo.schedule), "grpo.schedule", "is '\(grpo.schedule)'; use cosine, constant, or \"\" for optimizer.schedule")
         try need(optimizer.beta1 >= 0 && optimizer.beta1 < 1, "optimizer.beta1", "is \(optimizer.beta1); it must be in [0, 1) (AdamW divides by 1 - beta1^t)")
         try need(optimizer.beta2 >= 0 && optimizer.beta2 < 1, "optimizer.beta2", "is \(optimizer.beta2); it must be in [0, 1) (AdamW divides by 1 - beta2^t)")
         try need(optimizer.eps >= 1e-12 && optimizer.eps <= 1, "optimizer.eps", "is \(optimizer.eps); it must be in 1e-12...1 (AdamW divides by sqrt(v) + eps, which is 0 for a weight without gradient)")

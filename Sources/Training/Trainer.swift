@@ -219,7 +219,8 @@ public final class Trainer {
 
     func schedule(sft: Bool) -> Schedule {
         Schedule(peak: sft ? config.sft.learningRate : config.grpo.learningRate, warmup: config.optimizer.warmupSteps,
-                 total: sft ? config.sft.steps : config.grpo.steps, cosine: config.optimizer.schedule == "cosine",
+                 total: sft ? config.sft.steps : config.grpo.steps,
+                 cosine: (sft || config.grpo.schedule.isEmpty ? config.optimizer.schedule : config.grpo.schedule) == "cosine",
                  minRatio: config.optimizer.minLrRatio)
     }
 
