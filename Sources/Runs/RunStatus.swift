@@ -145,7 +145,8 @@ public enum Checkpoints {
     /// The newest complete checkpoint.
     public static func latest(in runDirectory: URL) -> (step: Int, url: URL)? { list(in: runDirectory).last }
 
-    /// The checkpoint named by checkpoints/best.txt (or the checkpoints/best symlink), when it exists.
+    /// The best checkpoint: the one named by checkpoints/best.txt or the checkpoints/best symlink, or
+    /// the checkpoints/best folder the trainer writes, when it exists.
     public static func best(in runDirectory: URL) -> URL? {
         let root = directory(runDirectory)
         if let data = FileManager.default.contents(atPath: root.appendingPathComponent("best.txt").path) {
@@ -154,6 +155,11 @@ public enum Checkpoints {
             if !name.isEmpty, !name.contains("/"), FileManager.default.fileExists(atPath: url.path) { return url }
         }
         let link = root.appendingPathComponent("best")
+        var isFolder: ObjCBool = false  // the trainer's own mechanism: a full checkpoint copied to best/
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link.path)) == nil,
+           FileManager.default.fileExists(atPath: link.appendingPathComponent("config.json").path, isDirectory: &isFolder), !isFolder.boolValue {
+            return link
+        }
         guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link.path) else { return nil }
         let url = root.appendingPathComponent((target as NSString).lastPathComponent)
         return FileManager.default.fileExists(atPath: url.path) ? url : nil

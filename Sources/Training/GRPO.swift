@@ -15,12 +15,6 @@ public struct ScoredCompletion: Sendable {
     public var advantage: Double = 0
 }
 
-/// What one GRPO step produced.
-public struct GRPOStepResult {
-    public var metrics: [String: Double]
-    public var samples: [ScoredCompletion]
-}
-
 public struct GRPOStep {
     public let config: TrainConfig
     public let tokenizer: any Tokenizer
@@ -212,7 +206,6 @@ public struct GRPOStep {
         let mu = Double(config.grpo.numIterations)
         m["loss"] = lossSum / mu
         m["grad_norm"] = normSum / mu
-        m["num_tokens"] = Double(totalTokens)
         return m
     }
 
@@ -224,9 +217,11 @@ public struct GRPOStep {
             return (m, v.squareRoot())
         }
         var out: [String: Double] = [:]
-        let (r, rs) = meanStd(batch.map(\.rewards.total))
-        out["reward"] = r
-        out["reward_std"] = rs
+        out["reward"] = meanStd(batch.map(\.rewards.total)).0
+        // TRL's reward_std: the mean over groups of each group's standard deviation.
+        let g = config.grpo.numGenerations
+        let groupStds = stride(from: 0, to: batch.count - g + 1, by: g).map { meanStd(batch[$0..<($0 + g)].map(\.rewards.total)).1 }
+        out["reward_std"] = groupStds.reduce(0, +) / Double(max(1, groupStds.count))
         for f in rewards.functions {
             let (m, s) = meanStd(batch.map { $0.rewards[f.name] ?? 0 })
             out["rewards/\(f.name)/mean"] = m

@@ -32,6 +32,8 @@ public struct TrainerState: Codable, Equatable, Sendable {
     public var sftEnd: Int?
     /// SFT's best validation check so far (its score is greedy pass@1 over levels).
     public var sftPlateau: PlateauTracker?
+    /// Prompt and completion tokens sampled by GRPO so far (TRL's num_tokens); nil in older checkpoints.
+    public var numTokens: Int?
     /// Ponder's checkpoint state version.
     public var version = 1
 }
@@ -418,6 +420,10 @@ public final class Trainer {
         metrics["step_time"] = dt
         metrics.merge(policy.routingMetrics) { a, _ in a }
         metrics["tokens_per_s"] = generated.map { Double($0.completion.tokens.count) }.reduce(0, +) / dt
+        // Each group's prompt once per completion, as TRL counts its padded-free attention mask.
+        let sampledTokens = try generated.reduce(0) { $0 + $1.completion.tokens.count + (try tokenizer.encodePrompt($1.problem.prompt).count) }
+        state.numTokens = (state.numTokens ?? 0) + sampledTokens
+        metrics["num_tokens"] = Double(state.numTokens ?? 0)
         try log?.log(step: state.step, stage: "grpo", metrics)
         for sc in generated.prefix(config.logging.completionsPerStep) {
             try log?.logCompletion(CompletionRecord(

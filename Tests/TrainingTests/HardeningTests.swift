@@ -213,6 +213,12 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: MetricsLog.metricsURL(run), encoding: .utf8), before)
         XCTAssertNotNil(end["eval/pass@1"])
         XCTAssertEqual(try RunStatus.read(from: run).state, .finished)
+        // The trainer's best/ folder is what Checkpoints.best names; num_tokens is TRL's running total.
+        XCTAssertEqual(Checkpoints.best(in: run)?.lastPathComponent, "best")
+        let tokens = try RunReader(runDirectory: run).metrics().rows.filter { $0.stage == "grpo" }.compactMap { $0.values["num_tokens"] }
+        XCTAssertEqual(tokens.count, 4)
+        XCTAssertEqual(tokens, tokens.sorted())
+        XCTAssertGreaterThan(tokens[1] - tokens[0], Double(2 * 4 * 4), "at least a few prompt tokens per completion")
     }
 
     /// What killed runs leave is removed; a checkpoint moved aside mid-replace goes back.
