@@ -170,37 +170,37 @@ public struct GRPOStep {
         var lossSum = 0.0, normSum = 0.0
         let tokens = max(1, Double(totalTokens))
         for it in 0..<config.grpo.numIterations {
-            // This rank's sums: loss, entropy·tokens, then kl, clip low, high, region (means × tokens).
-            var sums = [Double](repeating: 0, count: 6)
+            var sums = LossSums()  // this rank's sums
             if let b, let weights {
                 let (logp, h) = logprobs(policy, b, entropy: it == 0)
                 let (loss, stats) = GRPOLoss.loss(
                     logp: logp, old: b.old, ref: ref, advantages: b.advantages, weights: weights, mask: b.mask,
                     epsilonLow: config.grpo.epsilon, epsilonHigh: config.epsilonHigh, beta: config.grpo.beta)
                 (policy.auxiliaryLoss.map { loss + $0 } ?? loss).backward()  // MoE balance loss, when configured
-                sums[0] = Double(loss.item)
-                if let h { sums[1] = zip(h, b.mask).reduce(0.0) { $0 + Double($1.0 * $1.1) } }
-                sums[2...] = [stats.kl, stats.clipLow, stats.clipHigh, stats.clipRegion].map { $0 * localTokens }[...]
+                sums.loss = Double(loss.item)
+                if let h { sums.entropyTokens = zip(h, b.mask).reduce(0.0) { $0 + Double($1.0 * $1.1) } }
+                (sums.klTokens, sums.clipLowTokens, sums.clipHighTokens, sums.clipRegionTokens) =
+                    (stats.kl * localTokens, stats.clipLow * localTokens, stats.clipHigh * localTokens, stats.clipRegion * localTokens)
             }
             communicator.sumGradients(policy.parameters)
             let norm = config.optimizer.maxGradNorm > 0
                 ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm))
                 : gradNorm(policy.parameters)
-            let all = communicator.sum(sums)
-            try Health.check(all[0], "loss")
+            let all = LossSums(communicator.sum(sums.array))
+            try Health.check(all.loss, "loss")
             try Health.check(norm, "gradient norm")
             optimizer.update()
             optimizer.zeroGrad()
             policy.afterOptimizerStep()
             try Health.checkWeights(policy)
             normSum += norm
-            lossSum += all[0]
+            lossSum += all.loss
             if it == 0 {
-                m["entropy"] = all[1] / tokens
-                m["kl"] = all[2] / tokens
-                m["clip_ratio/low_mean"] = all[3] / tokens
-                m["clip_ratio/high_mean"] = all[4] / tokens
-                m["clip_ratio/region_mean"] = all[5] / tokens
+                m["entropy"] = all.entropyTokens / tokens
+                m["kl"] = all.klTokens / tokens
+                m["clip_ratio/low_mean"] = all.clipLowTokens / tokens
+                m["clip_ratio/high_mean"] = all.clipHighTokens / tokens
+                m["clip_ratio/region_mean"] = all.clipRegionTokens / tokens
             }
         }
         let mu = Double(config.grpo.numIterations)
@@ -235,4 +235,18 @@ public struct GRPOStep {
         out["completions/clipped_ratio"] = Double(batch.filter(\.completion.truncated).count) / Double(max(1, batch.count))
         return out
     }
+}
+
+/// One rank's sums of a GRPO pass, summed across ranks in one all-reduce: the loss, and the entropy,
+/// KL and clip fractions times their token counts (divided by the global token count afterwards).
+struct LossSums {
+    var loss = 0.0, entropyTokens = 0.0, klTokens = 0.0, clipLowTokens = 0.0, clipHighTokens = 0.0, clipRegionTokens = 0.0
+
+    init() {}
+
+    init(_ a: [Double]) {
+        (loss, entropyTokens, klTokens, clipLowTokens, clipHighTokens, clipRegionTokens) = (a[0], a[1], a[2], a[3], a[4], a[5])
+    }
+
+    var array: [Double] { [loss, entropyTokens, klTokens, clipLowTokens, clipHighTokens, clipRegionTokens] }
 }
