@@ -61,7 +61,7 @@ public func cpuFeatureFlags() -> Set<String> {
 /// backward, and their packed decoding weights); attention scores and values, the LM head and the MoE
 /// router stay float32 (callers pass `.f32`), and so do weights, gradients, optimizer state and every
 /// other op.
-public enum MatmulPrecision: String, CaseIterable, Sendable {
+public enum MatmulPrecision: String, ConfigChoice {
     case f32, bf16
 
     /// Why this CPU cannot run `bf16`, or nil when it can.

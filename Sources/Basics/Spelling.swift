@@ -20,3 +20,18 @@ public enum Spelling {
         return a.isEmpty ? b.count : previous[b.count]
     }
 }
+
+/// A closed set of choices that configs spell by their raw values (`precision: bf16`, `loss_type:
+/// dr_grpo`): the config loader accepts exactly these spellings and names them when one is wrong.
+public protocol ConfigChoice: CaseIterable, Codable, Sendable, RawRepresentable where RawValue == String {}
+
+extension ConfigChoice {
+    /// Every spelling, in declaration order.
+    public static var spellings: [String] { allCases.map(\.rawValue) }
+
+    /// "a, b or c", for messages.
+    public static var spellingList: String {
+        let quoted = spellings.map { $0.isEmpty ? "\"\"" : $0 }
+        return quoted.count < 2 ? quoted.joined() : quoted.dropLast().joined(separator: ", ") + " or " + quoted.last!
+    }
+}

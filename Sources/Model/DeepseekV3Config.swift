@@ -55,7 +55,7 @@ public struct MLAConfig: Codable, Equatable, Sendable {
 /// DeepSeek-V3's mixture-of-experts feed-forward (DeepSeekMoE, Dai et al. 2024; V3 §2.1.2).
 public struct MoEConfig: Codable, Equatable, Sendable {
     /// How affinities s = f(h·Wgᵀ) are made from router logits.
-    public enum Scoring: String, Codable, Sendable, CaseIterable {
+    public enum Scoring: String, ConfigChoice {
         /// σ(logit) per expert (DeepSeek-V3; the only one transformers' DeepseekV3 implements).
         case sigmoid
         /// Softmax over the experts (DeepSeek-V2, Mixtral).
@@ -63,7 +63,7 @@ public struct MoEConfig: Codable, Equatable, Sendable {
     }
 
     /// How expert load is balanced during training.
-    public enum Balance: String, Codable, Sendable, CaseIterable {
+    public enum Balance: String, ConfigChoice {
         /// V3's auxiliary-loss-free strategy: a per-expert bias, added to the scores for selection
         /// only, moves by ±bias_update_rate after each step toward equal load.
         case biasUpdate = "bias_update"

@@ -7,7 +7,7 @@ import Basics
 import Foundation
 
 /// The prompt layout, chosen by the config key `data.prompt_format`.
-public enum PromptFormat: String, Codable, CaseIterable, Sendable {
+public enum PromptFormat: String, ConfigChoice {
     /// BOS + text + "\n".
     case plain
     /// ChatML when the tokenizer has `<|im_start|>`, else Llama-3 when it has `<|start_header_id|>`.

@@ -31,7 +31,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Threads for Ponder's kernels (0: all cores).
     public var threads = 0
     /// Matrix products of the linear layers: f32, or bf16 (mixed precision on Intel AMX).
-    public var precision = "f32"
+    public var precision = MatmulPrecision.f32
 
     public init() {}
 
@@ -57,7 +57,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// Start from this checkpoint folder instead of a fresh init ("" for none).
         public var from = ""
         /// Attention: mha (Llama) or mla (multi-head latent attention; checkpoints are HF DeepseekV3).
-        public var attention = "mha"
+        public var attention = AttentionKind.mha
         /// Sizes of multi-head latent attention (used when attention is mla).
         public var mla = MLASection()
         /// Mixture-of-experts feed-forward (off while experts is 0; needs attention: mla).
@@ -91,7 +91,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// Hidden size of each expert's SwiGLU (moe_intermediate_size).
         public var expertFfDim = 128
         /// Affinity function: sigmoid (DeepSeek-V3, what transformers implements) or softmax.
-        public var scoring = "sigmoid"
+        public var scoring = MoEConfig.Scoring.sigmoid
         /// Divide the selected affinities by their sum.
         public var normTopkProb = true
         /// Multiply the gating weights by this.
@@ -99,7 +99,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// The first K layers keep the dense SwiGLU (first_k_dense_replace).
         public var firstKDense = 1
         /// Load balancing: bias_update (V3's auxiliary-loss-free), aux_loss, or none.
-        public var balance = "bias_update"
+        public var balance = MoEConfig.Balance.biasUpdate
         /// Weight α of the auxiliary balance loss (balance: aux_loss).
         public var auxLossCoef: Float = 0.001
         /// Step γ of the selection-bias update (balance: bias_update).
@@ -116,7 +116,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// Folder of held-out test sets, never served for training.
         public var datasets = "datasets"
         /// Prompt layout: plain (BOS + problem + newline), or a chat template for an imported chat model: chat (ChatML or Llama-3, whichever the tokenizer has), chatml, llama3.
-        public var promptFormat = "plain"
+        public var promptFormat = PromptFormat.plain
     }
 
     public struct SFTSection: Codable, Equatable, Sendable {
@@ -163,9 +163,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// Weight of each reward function; also choose shaping parameters here.
         public var rewards = RewardConfig(weights: ["correctness": 1, "format": 0.1])
         /// Advantage scaling: group (TRL default), batch, or none (Dr. GRPO).
-        public var scaleRewards = "group"
+        public var scaleRewards = RewardScaling.group
         /// Loss reduction: grpo, bnpo, dr_grpo or dapo (TRL's default is dapo; ours is grpo).
-        public var lossType = "grpo"
+        public var lossType = LossType.grpo
         /// Lower clip range ε of the ratio.
         public var epsilon: Float = 0.2
         /// Upper clip range (clip-higher, DAPO); 0 means equal to epsilon.
@@ -187,7 +187,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// Peak learning rate.
         public var learningRate: Float = 5e-5
         /// GRPO's own learning-rate schedule, cosine or constant ("": optimizer.schedule).
-        public var schedule = ""
+        public var schedule = StageSchedule.inherit
     }
 
     public struct OptimizerSection: Codable, Equatable, Sendable {
@@ -200,7 +200,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// Decoupled weight decay.
         public var weightDecay: Float = 0
         /// Learning-rate schedule per stage: cosine or constant.
-        public var schedule = "cosine"
+        public var schedule = ScheduleKind.cosine
         /// Linear warmup steps at the start of each stage.
         public var warmupSteps = 10
         /// Cosine floor, as a fraction of the peak.
@@ -264,7 +264,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         var c = PolicyConfig(vocabSize: vocabSize, dModel: model.dModel, layers: model.layers, heads: model.heads,
                              ffDim: model.ffDim, maxContext: model.maxContext, ropeTheta: model.ropeTheta, rmsEps: model.rmsEps,
                              tieEmbeddings: model.tieEmbeddings, initStd: model.initStd)
-        if model.attention == "mla" {
+        if model.attention == .mla {
             let m = model.mla
             c.mla = MLAConfig(qLoraRank: m.qLoraRank, kvLoraRank: m.kvLoraRank, qkNopeHeadDim: m.qkNopeHeadDim,
                               qkRopeHeadDim: m.qkRopeHeadDim, vHeadDim: m.vHeadDim, ropeInterleave: m.ropeInterleave)
@@ -272,9 +272,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         if model.moe.experts > 0 {
             let e = model.moe
             c.moe = MoEConfig(experts: e.experts, topK: e.topK, sharedExperts: e.sharedExperts, expertFFDim: e.expertFfDim,
-                              scoring: MoEConfig.Scoring(rawValue: e.scoring) ?? .sigmoid, normTopKProb: e.normTopkProb,
+                              scoring: e.scoring, normTopKProb: e.normTopkProb,
                               routedScalingFactor: e.routedScalingFactor, firstKDense: e.firstKDense,
-                              balance: MoEConfig.Balance(rawValue: e.balance) ?? .biasUpdate,
+                              balance: e.balance,
                               auxLossCoef: e.auxLossCoef, biasUpdateRate: e.biasUpdateRate)
         }
         return c
@@ -325,8 +325,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(data.weights.allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 1e6 } && (data.weights.isEmpty || data.weights.contains { $0 > 0 }),
                  "data.weights", "must be finite numbers in 0...1e6, at least one of them positive")
         do { try data.curriculum.validate() } catch { throw ConfigError(file: nil, key: "data.curriculum", message: "\(error)") }
-        try need(PromptFormat(rawValue: data.promptFormat) != nil, "data.prompt_format",
-                 "is '\(data.promptFormat)'; use \(PromptFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         try range(sft.steps, 0...Limits.steps, "sft.steps")
         try range(sft.numTraces, 0...Limits.problems, "sft.num_traces")
         try range(sft.batchSize, 0...Limits.batch, "sft.batch_size")
@@ -345,8 +343,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try range(grpo.topK, 0...Limits.vocabulary, "grpo.top_k", " (0: off)")
         try need(grpo.topP > 0 && grpo.topP <= 1, "grpo.top_p", "must be in (0, 1]")
         try need(grpo.minP >= 0 && grpo.minP < 1, "grpo.min_p", "must be in [0, 1)")
-        try need(["group", "batch", "none"].contains(grpo.scaleRewards), "grpo.scale_rewards", "is '\(grpo.scaleRewards)'; use group, batch or none")
-        try need(LossType(rawValue: grpo.lossType) != nil, "grpo.loss_type", "is '\(grpo.lossType)'; use grpo, bnpo, dr_grpo or dapo")
         try need(grpo.epsilon > 0 && grpo.epsilon < 1, "grpo.epsilon", "must be in (0, 1)")
         try need(grpo.epsilonHigh >= 0 && grpo.epsilonHigh <= 10, "grpo.epsilon_high", "must be 0 (same as epsilon) or in (0, 10]")
         try need(grpo.beta >= 0 && grpo.beta <= 1000, "grpo.beta", "must be in 0...1000")
@@ -355,8 +351,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try range(grpo.numIterations, 1...64, "grpo.num_iterations")
         do { try grpo.rewards.validate() } catch { throw ConfigError(file: nil, key: "grpo.rewards", message: "\(error)") }
         try positive(grpo.learningRate, max: 1, "grpo.learning_rate")
-        try need(["cosine", "constant"].contains(optimizer.schedule), "optimizer.schedule", "is '\(optimizer.schedule)'; use cosine or constant")
-        try need(["", "cosine", "constant"].contains(grpo.schedule), "grpo.schedule", "is '\(grpo.schedule)'; use cosine, constant, or \"\" for optimizer.schedule")
         try need(optimizer.beta1 >= 0 && optimizer.beta1 < 1, "optimizer.beta1", "is \(optimizer.beta1); it must be in [0, 1) (AdamW divides by 1 - beta1^t)")
         try need(optimizer.beta2 >= 0 && optimizer.beta2 < 1, "optimizer.beta2", "is \(optimizer.beta2); it must be in [0, 1) (AdamW divides by 1 - beta2^t)")
         try need(optimizer.eps >= 1e-12 && optimizer.eps <= 1, "optimizer.eps", "is \(optimizer.eps); it must be in 1e-12...1 (AdamW divides by sqrt(v) + eps, which is 0 for a weight without gradient)")
@@ -382,7 +376,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(distill.topP > 0 && distill.topP <= 1, "distill.top_p", "must be in (0, 1]")
         try range(distill.maxNewTokens, 0...Limits.context, "distill.max_new_tokens", " (0: grpo.max_completion_length)")
         try range(threads, 0...1024, "threads", " (0: all cores)")
-        try need(MatmulPrecision(rawValue: precision) != nil, "precision", "is '\(precision)'; use f32 or bf16 (bf16 needs Intel AMX)")
         // The ranges above keep these sums far from overflow.
         try need(model.maxContext >= 16 + grpo.maxCompletionLength, "model.max_context",
                  "(\(model.maxContext)) must leave room for a prompt beside grpo.max_completion_length (\(grpo.maxCompletionLength))")
@@ -413,8 +406,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 extension TrainConfig {
     /// The model.attention, model.mla and model.moe keys.
     func validateMoEMLA(_ need: (Bool, String, String) throws -> Void) throws {
-        try need(["mha", "mla"].contains(model.attention), "model.attention", "is '\(model.attention)'; use mha or mla")
-        if model.attention == "mla" {
+        if model.attention == .mla {
             let m = model.mla
             let w = Limits.width
             try need((0...w).contains(m.qLoraRank), "model.mla.q_lora_rank", "must be 0 (direct q_proj) or in 1...\(w)")
@@ -426,23 +418,41 @@ extension TrainConfig {
         let e = model.moe
         try need((0...Limits.experts).contains(e.experts), "model.moe.experts", "is \(e.experts); it must be 0 (no MoE) or in 1...\(Limits.experts)")
         guard e.experts > 0 else { return }
-        try need(model.attention == "mla", "model.moe.experts",
+        try need(model.attention == .mla, "model.moe.experts",
                  "needs model.attention: mla (an MoE policy is saved as Hugging Face DeepseekV3, which has MLA attention only)")
         try need(e.topK >= 1 && e.topK <= e.experts, "model.moe.top_k", "is \(e.topK); it must be in 1...model.moe.experts (\(e.experts))")
         try need((0...64).contains(e.sharedExperts), "model.moe.shared_experts", "must be in 0...64")
         try need((1...Limits.hidden).contains(e.expertFfDim), "model.moe.expert_ff_dim", "must be in 1...\(Limits.hidden)")
-        try need(MoEConfig.Scoring(rawValue: e.scoring) != nil, "model.moe.scoring", "is '\(e.scoring)'; use sigmoid or softmax")
         try need(e.routedScalingFactor > 0 && e.routedScalingFactor <= 1000, "model.moe.routed_scaling_factor", "must be in (0, 1000]")
         try need(e.firstKDense >= 0 && e.firstKDense < model.layers, "model.moe.first_k_dense",
                  "is \(e.firstKDense); it must be in 0..<model.layers (\(model.layers)) so some layer has experts")
-        try need(MoEConfig.Balance(rawValue: e.balance) != nil, "model.moe.balance", "is '\(e.balance)'; use bias_update, aux_loss or none")
         try need(e.auxLossCoef >= 0 && e.auxLossCoef <= 1000, "model.moe.aux_loss_coef", "must be in 0...1000")
         try need(e.biasUpdateRate >= 0 && e.biasUpdateRate <= 1, "model.moe.bias_update_rate", "must be in 0...1")
     }
 }
 
+/// The attention of a policy: Llama's multi-head attention, or DeepSeek's multi-head latent attention.
+public enum AttentionKind: String, ConfigChoice {
+    case mha, mla
+}
+
+/// How GRPO scales advantages: by the group's std (TRL's default), the batch's, or not (Dr. GRPO).
+public enum RewardScaling: String, ConfigChoice {
+    case group, batch, none
+}
+
+/// A learning-rate schedule after warmup.
+public enum ScheduleKind: String, ConfigChoice {
+    case cosine, constant
+}
+
+/// GRPO's own schedule, or the optimizer's ("").
+public enum StageSchedule: String, ConfigChoice {
+    case inherit = "", cosine, constant
+}
+
 /// GRPO loss reductions, with TRL's meanings.
-public enum LossType: String, Sendable {
+public enum LossType: String, ConfigChoice {
     /// Mean over each sequence's tokens, then over sequences (DeepSeekMath).
     case grpo
     /// Sum over all tokens of the batch / their count.

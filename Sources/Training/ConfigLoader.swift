@@ -104,6 +104,7 @@ public enum ConfigLoader {
         case let f as Float: return Double("\(f)")!
         case let d as Double: return d
         case let s as String: return s
+        case let choice as any ConfigChoice: return choice.rawValue
         case let a as [Any]: return a.map(plain)
         case let m as [String: Double]: return m
         default:
@@ -183,6 +184,12 @@ public enum ConfigLoader {
         case is Float, is Double:
             guard let d = number(value), d.isFinite else { throw fail("a number") }
             return d
+        case let choice as any ConfigChoice:
+            let names = type(of: choice).spellings
+            guard let s = value as? String, names.contains(s) else {
+                throw ConfigError(file: file, key: key, message: "is '\(value)'; use \(type(of: choice).spellingList)")
+            }
+            return s
         case is String:
             guard let s = value as? String else { throw fail("a string (quote it)") }
             return s

@@ -90,7 +90,7 @@ public struct GRPOStep {
     @discardableResult
     public func assignAdvantages(_ batch: inout [ScoredCompletion]) -> [Bool] {
         let (adv, signal) = GRPOLoss.advantages(rewards: batch.map(\.rewards.total), group: config.grpo.numGenerations,
-                                                scale: config.grpo.scaleRewards)
+                                                scale: config.grpo.scaleRewards.rawValue)
         for i in batch.indices { batch[i].advantage = adv[i] }
         return signal
     }
@@ -157,7 +157,7 @@ public struct GRPOStep {
         let groups = communicator.share(samples.count / g)
         let local = Array(samples[(groups.lowerBound * g)..<(groups.upperBound * g)])
         let b = local.isEmpty ? nil : try batch(local)
-        let lossType = LossType(rawValue: config.grpo.lossType)!
+        let lossType = config.grpo.lossType
         let totalTokens = samples.reduce(0) { $0 + lossTokens($1) }
         let localTokens = Double(b?.mask.reduce(0, +) ?? 0)
         let weights = b.map {

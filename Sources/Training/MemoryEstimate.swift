@@ -27,7 +27,7 @@ extension TrainConfig {
         let d = Double(model.dModel), layers = Double(model.layers), ctx = Double(model.maxContext)
         let vocab = Double(vocabSize), f = 4.0  // bytes per float
         var attention = 4 * d * d
-        if model.attention == "mla" {
+        if model.attention == .mla {
             let m = model.mla, h = Double(model.heads)
             let qk = Double(m.qkNopeHeadDim + m.qkRopeHeadDim), q = Double(m.qLoraRank), kv = Double(m.kvLoraRank)
             attention = (q > 0 ? d * q + q * h * qk : d * h * qk) + d * (kv + Double(m.qkRopeHeadDim))

@@ -96,7 +96,7 @@ public final class Trainer {
         self.console = console
         self.communicator = communicator
         if config.threads > 0 { Parallel.threads = config.threads }
-        let precision = MatmulPrecision(rawValue: config.precision) ?? .f32
+        let precision = config.precision
         if precision == .bf16, let why = MatmulPrecision.bf16Unavailable {
             throw ConfigError(file: nil, key: "precision", message: "is bf16, but \(why)")
         }
@@ -120,7 +120,7 @@ public final class Trainer {
         }
         baseTokenizer = loaded?.tokenizer ?? CharTokenizer()
         do {
-            tokenizer = try PromptFormat(rawValue: config.data.promptFormat)!.apply(to: baseTokenizer)
+            tokenizer = try config.data.promptFormat.apply(to: baseTokenizer)
         } catch {
             throw ConfigError(file: nil, key: "data.prompt_format", message: "\(error)")
         }
@@ -222,7 +222,7 @@ public final class Trainer {
     func schedule(sft: Bool) -> Schedule {
         Schedule(peak: sft ? config.sft.learningRate : config.grpo.learningRate, warmup: config.optimizer.warmupSteps,
                  total: sft ? config.sft.steps : config.grpo.steps,
-                 cosine: (sft || config.grpo.schedule.isEmpty ? config.optimizer.schedule : config.grpo.schedule) == "cosine",
+                 cosine: sft || config.grpo.schedule == .inherit ? config.optimizer.schedule == .cosine : config.grpo.schedule == .cosine,
                  minRatio: config.optimizer.minLrRatio)
     }
 

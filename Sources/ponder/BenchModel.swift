@@ -217,12 +217,15 @@ struct BenchGRPO: ParsableCommand {
         cfg.grpo.learningRate = 1e-4
         cfg.grpo.rewards = RewardConfig(weights: ["correctness": 1, "format": 1])
         try cfg.validate()
-        cfg.data.promptFormat = promptFormat
+        guard let format = PromptFormat(rawValue: promptFormat) else {
+            throw ValidationError("--prompt-format is '\(promptFormat)'; use \(PromptFormat.spellingList)")
+        }
+        cfg.data.promptFormat = format
         let tokenizer: any Tokenizer
         let policy: Policy, reference: Policy
         if let from {
             let loaded = try Checkpoint.load(from: URL(fileURLWithPath: from))
-            tokenizer = try PromptFormat(rawValue: promptFormat).map { try $0.apply(to: loaded.tokenizer) } ?? loaded.tokenizer
+            tokenizer = try format.apply(to: loaded.tokenizer)
             policy = loaded.policy
             reference = beta > 0 ? try Checkpoint.load(from: URL(fileURLWithPath: from)).policy : policy
         } else {

@@ -58,7 +58,7 @@ struct DistillCommand: ParsableCommand {
         let loaded = try Checkpoint.load(from: URL(fileURLWithPath: teacher))
         let tokenizer: any Tokenizer
         do {
-            tokenizer = try PromptFormat(rawValue: cfg.data.promptFormat)!.apply(to: loaded.tokenizer)
+            tokenizer = try cfg.data.promptFormat.apply(to: loaded.tokenizer)
         } catch {
             throw ValidationError("data.prompt_format: \(error) (for the teacher \(teacher))")
         }

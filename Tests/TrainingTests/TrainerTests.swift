@@ -114,7 +114,7 @@ final class TrainerTests: XCTestCase {
         var cfg = try Self.tinyConfig()
         let f32 = temporaryRun()
         try Trainer(config: cfg, runDirectory: f32, resume: false).run()
-        cfg.precision = "bf16"
+        cfg.precision = .bf16
         let whole = temporaryRun()
         try Trainer(config: cfg, runDirectory: whole, resume: false).run()
         XCTAssertEqual(BLAS.precision, .bf16)
