@@ -16,9 +16,11 @@ quickstart: build
 	rm -rf runs/quickstart
 	$(PONDER) train configs/quickstart.yaml
 
-# Tests run in release: numeric Swift in debug is 10-50x slower.
+# Tests run in release: numeric Swift in debug is 10-50x slower. The build includes the ponder binary,
+# which the fuzz suite's CLI cases run.
 test: deps
-	$(SWIFT) test -c release
+	$(SWIFT) build -c release --build-tests
+	$(SWIFT) test -c release --skip-build
 
 bench: build
 	$(PONDER) bench matmul
