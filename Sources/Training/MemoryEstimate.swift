@@ -15,7 +15,7 @@ extension TrainConfig {
         public var sft: Double
         /// A GRPO step: the sampling batch's KV cache, then the loss batch's activations.
         public var grpo: Double
-        /// A held-out evaluation's KV cache.
+        /// A held-out evaluation batch's KV cache.
         public var eval: Double
 
         public var peak: Double { parameters + max(sft, grpo, eval) }
@@ -46,7 +46,8 @@ extension TrainConfig {
         let kvPerToken = layers * 2 * d * f
         let grpoBytes = grpo.steps > 0
             ? max(rows * ctx * kvPerToken, Double(grpo.promptsPerStep * grpo.numGenerations) * ctx * perToken * f) : 0
-        let evalRows = Double(eval.samples) * Double(min(eval.limitPerLevel, 4_096))
+        // Evaluation samples EvalOptions' default batch of 32 prompts at a time, each `samples` times.
+        let evalRows = Double(eval.samples) * Double(min(eval.limitPerLevel, EvalOptions().promptsPerBatch))
         let evalBytes = evalRows * ctx * kvPerToken
         return MemoryEstimate(parameters: parameters, sft: sft, grpo: grpoBytes, eval: evalBytes)
     }
