@@ -124,18 +124,18 @@ extension PolicyConfig {
     func validateDeepseek() throws {
         func need(_ ok: Bool, _ msg: String) throws { if !ok { throw PolicyError.invalidConfig(msg) } }
         if let m = mla {
-            let w = 1...65_536
-            try need(m.qLoraRank == 0 || w.contains(m.qLoraRank), "q_lora_rank must be 0 (direct q_proj) or in 1...65536")
+            let w = 1...Limits.width
+            try need(m.qLoraRank == 0 || w.contains(m.qLoraRank), "q_lora_rank must be 0 (direct q_proj) or in \(w)")
             try need(w.contains(m.kvLoraRank) && w.contains(m.qkNopeHeadDim) && w.contains(m.vHeadDim),
-                     "kv_lora_rank, qk_nope_head_dim and v_head_dim must be in 1...65536")
-            try need(w.contains(m.qkRopeHeadDim) && m.qkRopeHeadDim % 2 == 0, "qk_rope_head_dim (\(m.qkRopeHeadDim)) must be even and in 2...65536 for RoPE")
+                     "kv_lora_rank, qk_nope_head_dim and v_head_dim must be in \(w)")
+            try need(w.contains(m.qkRopeHeadDim) && m.qkRopeHeadDim % 2 == 0, "qk_rope_head_dim (\(m.qkRopeHeadDim)) must be even and in 2...\(Limits.width) for RoPE")
         }
         if let e = moe {
             try need(mla != nil, "moe needs attention: mla (an MoE policy is saved as Hugging Face DeepseekV3, which has MLA attention only)")
-            try need((1...4_096).contains(e.experts), "moe.experts (\(e.experts)) must be in 1...4096")
+            try need((1...Limits.experts).contains(e.experts), "moe.experts (\(e.experts)) must be in 1...\(Limits.experts)")
             try need(e.topK >= 1 && e.topK <= e.experts, "moe.top_k (\(e.topK)) must be in 1...moe.experts (\(e.experts))")
-            try need((1...(1 << 20)).contains(e.expertFFDim), "moe.expert_ff_dim must be in 1...\(1 << 20)")
-            try need((0...64).contains(e.sharedExperts), "moe.shared_experts must be in 0...64")
+            try need((1...Limits.hidden).contains(e.expertFFDim), "moe.expert_ff_dim must be in 1...\(Limits.hidden)")
+            try need((0...Limits.sharedExperts).contains(e.sharedExperts), "moe.shared_experts must be in 0...\(Limits.sharedExperts)")
             try need(e.firstKDense >= 0 && e.firstKDense <= layers, "moe.first_k_dense (\(e.firstKDense)) must be in 0...layers (\(layers))")
             try need(e.routedScalingFactor > 0, "moe.routed_scaling_factor must be positive")
             try need(e.auxLossCoef >= 0 && e.biasUpdateRate >= 0, "moe.aux_loss_coef and moe.bias_update_rate must be 0 or more")

@@ -68,18 +68,33 @@ public struct PolicyConfig: Codable, Equatable, Sendable {
     /// Whether q, k and v carry biases.
     public var hasQKVBias: Bool { qkvBias ?? false }
 
+    /// Upper bounds of a policy's sizes, for a training config, a checkpoint's config.json and the
+    /// benchmarks' flags alike: far above any model trained on a CPU, and low enough that no product
+    /// of them overflows an Int (a memory check then refuses what would not fit).
+    public enum Limits {
+        public static let width = 65_536
+        public static let heads = 1_024
+        public static let layers = 1_024
+        public static let hidden = 1 << 20
+        public static let context = 1 << 20
+        public static let vocabulary = 1 << 22
+        public static let experts = 4_096
+        public static let sharedExperts = 64
+    }
+
     /// Checks the sizes fit together; the message names the field.
     public func validate() throws {
         func need(_ ok: Bool, _ msg: String) throws { if !ok { throw PolicyError.invalidConfig(msg) } }
         // Ranges first, so that no size below can overflow a product.
-        try need((1...(1 << 22)).contains(vocabSize), "vocab_size (\(vocabSize)) must be in 1...\(1 << 22)")
-        try need((1...65_536).contains(dModel), "d_model (\(dModel)) must be in 1...65536")
-        try need((1...1_024).contains(layers), "layers (\(layers)) must be in 1...1024")
-        try need((1...1_024).contains(heads), "heads (\(heads)) must be in 1...1024")
-        try need((1...(1 << 20)).contains(ffDim), "ff (intermediate size, \(ffDim)) must be in 1...\(1 << 20)")
-        try need(headSize.map { (1...65_536).contains($0) } ?? true, "head size must be in 1...65536")
-        try need(kvHeads.map { (1...1_024).contains($0) } ?? true, "kv heads must be in 1...1024")
-        try need((2...(1 << 20)).contains(maxContext), "max_context (max_position_embeddings, \(maxContext)) must be in 2...\(1 << 20)")
+        let L = Limits.self
+        try need((1...L.vocabulary).contains(vocabSize), "vocab_size (\(vocabSize)) must be in 1...\(L.vocabulary)")
+        try need((1...L.width).contains(dModel), "d_model (\(dModel)) must be in 1...\(L.width)")
+        try need((1...L.layers).contains(layers), "layers (\(layers)) must be in 1...\(L.layers)")
+        try need((1...L.heads).contains(heads), "heads (\(heads)) must be in 1...\(L.heads)")
+        try need((1...L.hidden).contains(ffDim), "ff (intermediate size, \(ffDim)) must be in 1...\(L.hidden)")
+        try need(headSize.map { (1...L.width).contains($0) } ?? true, "head size must be in 1...\(L.width)")
+        try need(kvHeads.map { (1...L.heads).contains($0) } ?? true, "kv heads must be in 1...\(L.heads)")
+        try need((2...L.context).contains(maxContext), "max_context (max_position_embeddings, \(maxContext)) must be in 2...\(L.context)")
         try need(ropeTheta.isFinite && ropeTheta > 0, "rope_theta (\(ropeTheta)) must be a positive number")
         try need(rmsEps.isFinite && rmsEps > 0, "rms_eps (\(rmsEps)) must be a positive number")
         try need(headSize != nil || dModel % heads == 0, "d_model (\(dModel)) must be a multiple of heads (\(heads))")

@@ -386,20 +386,17 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try checkMemory()
     }
 
-    /// Upper bounds of the config's sizes: far above any model this tool trains on a CPU, and low
+    /// Upper bounds of the config's sizes: the policy's (`PolicyConfig.Limits`) and the run's, low
     /// enough that no product of them overflows (the memory check then refuses what would not fit).
     public enum Limits {
-        public static let width = 65_536
-        public static let heads = 1_024
-        public static let layers = 1_024
-        public static let hidden = 1 << 20
-        public static let context = 1 << 20
-        public static let vocabulary = 1 << 22
+        public static let width = PolicyConfig.Limits.width, heads = PolicyConfig.Limits.heads
+        public static let layers = PolicyConfig.Limits.layers, hidden = PolicyConfig.Limits.hidden
+        public static let context = PolicyConfig.Limits.context, vocabulary = PolicyConfig.Limits.vocabulary
+        public static let experts = PolicyConfig.Limits.experts, sharedExperts = PolicyConfig.Limits.sharedExperts
         public static let batch = 65_536
         public static let steps = 100_000_000
         public static let problems = 10_000_000
         public static let samples = 1_024
-        public static let experts = 4_096
     }
 }
 
@@ -421,7 +418,7 @@ extension TrainConfig {
         try need(model.attention == .mla, "model.moe.experts",
                  "needs model.attention: mla (an MoE policy is saved as Hugging Face DeepseekV3, which has MLA attention only)")
         try need(e.topK >= 1 && e.topK <= e.experts, "model.moe.top_k", "is \(e.topK); it must be in 1...model.moe.experts (\(e.experts))")
-        try need((0...64).contains(e.sharedExperts), "model.moe.shared_experts", "must be in 0...64")
+        try need((0...Limits.sharedExperts).contains(e.sharedExperts), "model.moe.shared_experts", "must be in 0...\(Limits.sharedExperts)")
         try need((1...Limits.hidden).contains(e.expertFfDim), "model.moe.expert_ff_dim", "must be in 1...\(Limits.hidden)")
         try need(e.routedScalingFactor > 0 && e.routedScalingFactor <= 1000, "model.moe.routed_scaling_factor", "must be in (0, 1000]")
         try need(e.firstKDense >= 0 && e.firstKDense < model.layers, "model.moe.first_k_dense",

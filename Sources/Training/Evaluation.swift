@@ -69,12 +69,12 @@ public struct EvalOptions: Codable, Equatable, Sendable {
     /// Throws `EvalError.invalidOption` naming the first key out of range.
     public func validate() throws {
         func fail(_ key: CodingKeys, _ message: String) -> EvalError { .invalidOption(key: key.rawValue, message: message) }
-        guard (1...1_024).contains(samples) else { throw fail(.samples, "must be in 1...1024 (got \(samples))") }
+        guard (1...TrainConfig.Limits.samples).contains(samples) else { throw fail(.samples, "must be in 1...\(TrainConfig.Limits.samples) (got \(samples))") }
         guard resolvedTemperature >= 0, resolvedTemperature.isFinite else {
             throw fail(.temperature, "must be ≥ 0, 0 meaning greedy (got \(resolvedTemperature))")
         }
         guard topP > 0 && topP <= 1 else { throw fail(.topP, "must be in (0, 1] (got \(topP))") }
-        guard (1...(1 << 20)).contains(maxNewTokens) else { throw fail(.maxNewTokens, "must be in 1...\(1 << 20) (got \(maxNewTokens))") }
+        guard (1...TrainConfig.Limits.context).contains(maxNewTokens) else { throw fail(.maxNewTokens, "must be in 1...\(TrainConfig.Limits.context) (got \(maxNewTokens))") }
         guard (1...4_096).contains(promptsPerBatch) else { throw fail(.promptsPerBatch, "must be in 1...4096 (got \(promptsPerBatch))") }
     }
 }

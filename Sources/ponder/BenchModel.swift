@@ -23,10 +23,11 @@ struct ModelShape: ParsableArguments {
     @OptionGroup var deepseek: DeepseekShape
 
     func validate() throws {
-        for (v, r, f) in [(d, 2...65_536, "--d"), (layers, 1...1_024, "--layers"), (heads, 1...1_024, "--heads"), (ff, 1...(1 << 20), "--ff"),
-                          (vocab, 2...(1 << 22), "--vocab"), (ctx, 2...(1 << 20), "--ctx"), (batch, 1...65_536, "--batch"),
-                          (seq, 2...(1 << 20), "--seq"), (genBatch, 1...65_536, "--gen-batch"), (prompt, 1...(1 << 20), "--prompt"),
-                          (new, 1...(1 << 20), "--new"), (steps, 1...1_000_000, "--steps")] {
+        let L = TrainConfig.Limits.self
+        for (v, r, f) in [(d, 2...L.width, "--d"), (layers, 1...L.layers, "--layers"), (heads, 1...L.heads, "--heads"), (ff, 1...L.hidden, "--ff"),
+                          (vocab, 2...L.vocabulary, "--vocab"), (ctx, 2...L.context, "--ctx"), (batch, 1...L.batch, "--batch"),
+                          (seq, 2...L.context, "--seq"), (genBatch, 1...L.batch, "--gen-batch"), (prompt, 1...L.context, "--prompt"),
+                          (new, 1...L.context, "--new"), (steps, 1...1_000_000, "--steps")] {
             try checkFlag(v, r, f)
         }
     }
@@ -194,8 +195,9 @@ struct BenchGRPO: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
-        for (v, r, f) in [(d, 2...65_536, "--d"), (layers, 1...1_024, "--layers"), (heads, 1...1_024, "--heads"), (ff, 1...(1 << 20), "--ff"),
-                          (prompts, 1...65_536, "--prompts"), (g, 2...65_536, "--G"), (new, 1...(1 << 20), "--new"), (steps, 1...1_000_000, "--steps")] {
+        let L = TrainConfig.Limits.self
+        for (v, r, f) in [(d, 2...L.width, "--d"), (layers, 1...L.layers, "--layers"), (heads, 1...L.heads, "--heads"), (ff, 1...L.hidden, "--ff"),
+                          (prompts, 1...L.batch, "--prompts"), (g, 2...L.batch, "--G"), (new, 1...L.context, "--new"), (steps, 1...1_000_000, "--steps")] {
             try checkFlag(v, r, f)
         }
         guard beta.isFinite && beta >= 0 else { throw ValidationError("--beta must be a number ≥ 0") }

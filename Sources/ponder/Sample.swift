@@ -2,6 +2,7 @@ import ArgumentParser
 import Autograd
 import Foundation
 import Model
+import Training
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,9 +23,9 @@ struct Sample: ParsableCommand {
     @Flag(help: "Print one JSON object per completion, with token ids and logprobs.") var json = false
 
     func validate() throws {
-        try checkFlag(n, 1...1_024, "-n")
-        try checkFlag(maxNew, 1...(1 << 20), "--max-new")
-        try checkFlag(topK, 0...(1 << 22), "--top-k")
+        try checkFlag(n, 1...TrainConfig.Limits.samples, "-n")
+        try checkFlag(maxNew, 1...TrainConfig.Limits.context, "--max-new")
+        try checkFlag(topK, 0...TrainConfig.Limits.vocabulary, "--top-k")
         guard minP >= 0 && minP < 1 else { throw ValidationError("--min-p must be in [0, 1)") }
         guard temperature > 0 || greedy else { throw ValidationError("--temperature must be > 0 (or use --greedy)") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
