@@ -141,6 +141,13 @@ public enum JSONText {
         return d >= 0 && d <= 1e15 && d == d.rounded() ? Int(d) : nil
     }
 
+    /// How Foundation's encoder writes NaN and infinities (JSON has no spelling for them), so that JSON
+    /// output never fails on one; `nonFiniteDecoding` reads them back.
+    public static let nonFiniteEncoding = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(
+        positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+    public static let nonFiniteDecoding = JSONDecoder.NonConformingFloatDecodingStrategy.convertFromString(
+        positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+
     /// A number from a parsed JSON value; null and non-numbers are NaN.
     public static func double(_ value: Any?) -> Double {
         (value as? NSNumber)?.doubleValue ?? .nan

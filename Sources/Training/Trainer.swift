@@ -10,8 +10,6 @@ import Tasks
 
 /// The part of a run's state that is not weights: saved in every checkpoint, restored on resume.
 public struct TrainerState: Codable, Equatable, Sendable {
-    /// How trainer_state.json spells non-finite metrics (JSON has no NaN); read back the same way.
-    static let nonFinite = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
     /// Global optimizer steps completed (SFT steps, then GRPO steps).
     public var step = 0
     /// Order of the SFT trace batches.
@@ -158,7 +156,7 @@ public final class Trainer {
         if let latest, let loaded {
             policy = loaded.policy
             let dec = JSONDecoder()
-            dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+            dec.nonConformingFloatDecodingStrategy = JSONText.nonFiniteDecoding
             state = try dec.decode(TrainerState.self, from: Data(contentsOf: latest.url.appendingPathComponent("trainer_state.json")))
             optimizer = AdamW(policy.parameters, lr: 0)
             let opt = try SafeTensorsFile.read(from: latest.url.appendingPathComponent("optimizer.safetensors"))
@@ -450,7 +448,7 @@ public final class Trainer {
         try opt.write(to: tmp.appendingPathComponent("optimizer.safetensors"))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = TrainerState.nonFinite  // a NaN metric must not stop a checkpoint
+        enc.nonConformingFloatEncodingStrategy = JSONText.nonFiniteEncoding  // a NaN metric must not stop a checkpoint
         try AtomicFile.write(try enc.encode(state), to: tmp.appendingPathComponent("trainer_state.json"))
         if let best = sftBest, state.sftEnd == nil {  // SFT's best weights, for a resumed run to go on from
             var file = SafeTensorsFile(metadata: ["step": "\(state.sftPlateau?.bestStep ?? 0)"])

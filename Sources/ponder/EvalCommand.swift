@@ -87,7 +87,7 @@ struct EvalCommand: ParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+            encoder.nonConformingFloatEncodingStrategy = JSONText.nonFiniteEncoding
             let data = reports.count == 1 ? try encoder.encode(reports[0]) : try encoder.encode(reports)
             print(String(decoding: data, as: UTF8.self))
         } else if reports.count == 1 {
