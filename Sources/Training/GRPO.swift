@@ -183,17 +183,8 @@ public struct GRPOStep {
                     (stats.kl * localTokens, stats.clipLow * localTokens, stats.clipHigh * localTokens, stats.clipRegion * localTokens)
             }
             communicator.sumGradients(policy.parameters)
-            let norm = config.optimizer.maxGradNorm > 0
-                ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm))
-                : gradNorm(policy.parameters)
             let all = LossSums(communicator.sum(sums.array))
-            try Health.check(all.loss, "loss")
-            try Health.check(norm, "gradient norm")
-            optimizer.update()
-            optimizer.zeroGrad()
-            policy.afterOptimizerStep()
-            try Health.checkWeights(policy)
-            normSum += norm
+            normSum += try applyUpdate(policy: policy, optimizer: optimizer, loss: all.loss, maxGradNorm: config.optimizer.maxGradNorm)
             lossSum += all.loss
             if it == 0 {
                 m["entropy"] = all.entropyTokens / tokens

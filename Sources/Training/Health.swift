@@ -22,19 +22,32 @@ public struct NumericalError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-enum Health {
-    /// Throws when `value` (the loss or the gradient norm) is a NaN or an infinity.
-    static func check(_ value: Double, _ what: String) throws {
-        if !value.isFinite { throw NumericalError(what: what) }
-    }
+/// One optimizer update of SFT and GRPO alike, on gradients already summed across ranks: clip them to
+/// `maxGradNorm` (0: only measure), refuse a non-finite `loss` or norm before the update, apply AdamW
+/// and the policy's post-step update (MoE routing bias), and refuse a non-finite weight after it.
+/// Returns the gradient norm before clipping.
+func applyUpdate(policy: Policy, optimizer: AdamW, loss: Double, maxGradNorm: Float) throws -> Double {
+    let norm = maxGradNorm > 0 ? clipGradNorm(policy.parameters, maxNorm: Double(maxGradNorm)) : gradNorm(policy.parameters)
+    if !loss.isFinite { throw NumericalError(what: "loss") }
+    if !norm.isFinite { throw NumericalError(what: "gradient norm") }
+    optimizer.update()
+    optimizer.zeroGrad()
+    policy.afterOptimizerStep()
+    for (name, t) in policy.namedParameters where !allFinite(t) { throw NumericalError(what: "weight \(name)") }
+    return norm
+}
 
-    /// Throws naming the first parameter that holds a NaN or an infinity.
-    static func checkWeights(_ policy: Policy) throws {
-        for (name, t) in policy.namedParameters {
-            let p = t.data
-            var bad = false
-            for i in 0..<t.count where !p[i].isFinite { bad = true; break }
-            if bad { throw NumericalError(what: "weight \(name)") }
-        }
+/// Whether every value of `t` is finite: 0·x is NaN exactly when x is a NaN or an infinity, so one
+/// SIMD sum of those products answers for the whole tensor without a branch per value.
+func allFinite(_ t: Tensor) -> Bool {
+    let p = UnsafeRawPointer(t.data), n = t.count
+    var acc = SIMD16<Float>(repeating: 0)
+    var i = 0
+    while i + 16 <= n {
+        acc += 0 * p.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        i += 16
     }
+    var tail: Float = 0
+    while i < n { tail += 0 * t.data[i]; i += 1 }
+    return (acc.sum() + tail) == 0
 }

@@ -275,14 +275,7 @@ public final class Trainer {
         }
         communicator.sumGradients(policy.parameters)
         let loss = communicator.sum([localLoss])[0]
-        let norm = config.optimizer.maxGradNorm > 0
-            ? clipGradNorm(policy.parameters, maxNorm: Double(config.optimizer.maxGradNorm)) : gradNorm(policy.parameters)
-        try Health.check(loss, "loss")
-        try Health.check(norm, "gradient norm")
-        optimizer.update()
-        optimizer.zeroGrad()
-        policy.afterOptimizerStep()
-        try Health.checkWeights(policy)
+        let norm = try applyUpdate(policy: policy, optimizer: optimizer, loss: loss, maxGradNorm: config.optimizer.maxGradNorm)
         state.step += 1
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         var metrics = ["loss": loss, "learning_rate": Double(optimizer.lr), "grad_norm": norm, "step_time": dt,

@@ -112,6 +112,23 @@ final class NumericalHealthTests: XCTestCase {
         XCTAssertTrue(Checkpoints.list(in: run).isEmpty)
     }
 
+    /// A weight the loss never reads (the embedding row of '~', which no addition trace holds) made
+    /// infinite: the loss and gradient norm stay finite, and the scan after the update names the tensor.
+    func testANonFiniteWeightStopsTrainingNamingTheTensor() throws {
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-inf-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: run) }
+        let cfg = try TrainerTests.tinyConfig()
+        let trainer = try Trainer(config: cfg, runDirectory: run, resume: false)
+        let (name, embed) = trainer.policy.namedParameters.first { $0.0 == "model.embed_tokens.weight" }!
+        let row = CharTokenizer().vocabSize - 1
+        embed.data[row * cfg.model.dModel + 5] = .infinity
+        XCTAssertThrowsError(try trainer.run()) { e in
+            XCTAssertEqual(e as? NumericalError, {
+                var x = NumericalError(what: "weight \(name)"); (x.stage, x.step) = ("sft", 1); return x
+            }())
+        }
+    }
+
     /// A checkpoint whose weights hold a NaN is refused by tensor name when it loads.
     func testLoadingRefusesNonFiniteWeights() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-nanck-\(UUID().uuidString)")
