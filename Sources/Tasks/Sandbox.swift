@@ -179,10 +179,6 @@ public enum Sandbox {
         var firstFailure = ""
         var budget = limits.maxTotalSteps
         for test in tests where test.count == 2 {
-            guard budget > 0 else {
-                if firstFailure.isEmpty { firstFailure = "the sandbox's work limit per completion (\(limits.maxTotalSteps) steps) ran out" }
-                break
-            }
             var runLimits = limits
             runLimits.maxSteps = min(limits.maxSteps, budget)
             var machine = TinyMachine(variables: ["x": test[0]], limits: runLimits, trace: nil)
@@ -190,7 +186,13 @@ public enum Sandbox {
             budget -= machine.steps
             if outcome == .value(test[1]) {
                 passed += 1
-            } else if firstFailure.isEmpty {
+                continue
+            }
+            if case .timeout = outcome, runLimits.maxSteps < limits.maxSteps {  // the completion's budget, not this run, ran out
+                if firstFailure.isEmpty { firstFailure = "the sandbox's work limit per completion (\(limits.maxTotalSteps) steps) ran out at x=\(test[0])" }
+                break
+            }
+            if firstFailure.isEmpty {
                 switch outcome {
                 case .value(let got): firstFailure = "x=\(test[0]) gave \(got), expected \(test[1])"
                 case .timeout(let steps): firstFailure = "x=\(test[0]) timed out after \(steps) steps"

@@ -301,10 +301,16 @@ final class InputHardeningTests: XCTestCase {
     /// may not hold more than 1000 tests per problem.
     func testSynthesisWorkPerCompletionIsBounded() throws {
         let tests = (0..<1000).map { [$0, $0] }
-        let verdict = Verifier.synthesis(tests: tests).check(response: "while 1 {x=x};x", reference: "")
-        XCTAssertFalse(verdict.isCorrect)
-        let ok = Verifier.synthesis(tests: tests).check(response: "x", reference: "")
-        XCTAssertTrue(ok.isCorrect)
+        // A right answer that spends a few hundred steps per test: each run is far inside the per-run
+        // limit, but 1000 of them are not inside the per-completion budget, so the later tests fail.
+        let slow = Verifier.synthesis(tests: tests).check(response: "s=0;rep 300 {s=s+1};x", reference: "")
+        XCTAssertFalse(slow.isCorrect)
+        XCTAssertGreaterThan(slow.score, 0.02)
+        XCTAssertLessThan(slow.score, 0.9)
+        XCTAssertTrue(slow.detail.contains("work limit per completion"), slow.detail)
+        XCTAssertTrue(Verifier.synthesis(tests: Array(tests.prefix(20))).check(response: "s=0;rep 300 {s=s+1};x", reference: "").isCorrect)
+        XCTAssertTrue(Verifier.synthesis(tests: tests).check(response: "x", reference: "").isCorrect)
+        XCTAssertFalse(Verifier.synthesis(tests: tests).check(response: "while 1 {x=x};x", reference: "").isCorrect)
         let line = "{\"prompt\": \"p\", \"answer\": \"x\", \"verifier\": {\"kind\": \"synthesis\", \"tests\": "
             + "\((0..<1001).map { [$0, $0] })}}\n"
         XCTAssertThrowsError(try Datasets.parse(line, file: "s.jsonl")) { XCTAssertTrue("\($0)".contains("1000"), "\($0)") }
