@@ -91,8 +91,13 @@ extension Trainer {
         metrics["step_time"] = dt
         metrics.merge(policy.routingMetrics) { a, _ in a }
         metrics["tokens_per_s"] = groups.generated.map { Double($0.completion.tokens.count) }.reduce(0, +) / dt
-        // Each completion's prompt and completion tokens, as TRL counts its attention mask.
-        let sampled = try groups.generated.reduce(0) { $0 + $1.completion.tokens.count + (try tokenizer.encodePrompt($1.problem.prompt).count) }
+        // Each completion's prompt and completion tokens, as TRL counts its attention mask; a group's
+        // completions share one prompt, encoded once per group.
+        let g = groups.groupSize
+        let promptTokens = try stride(from: 0, to: groups.generated.count, by: g).reduce(0) {
+            $0 + g * (try tokenizer.encodePrompt(groups.generated[$1].problem.prompt).count)
+        }
+        let sampled = promptTokens + groups.generated.reduce(0) { $0 + $1.completion.tokens.count }
         state.numTokens = (state.numTokens ?? 0) + sampled
         metrics["num_tokens"] = Double(state.numTokens ?? 0)
         try log?.log(step: state.step, stage: "grpo", metrics)
@@ -104,7 +109,6 @@ extension Trainer {
                 reward: sc.rewards.total, advantage: sc.advantage))
         }
         history.append((state.step, metrics["reward"] ?? 0))
-        let g = groups.groupSize
         progress(stage: "grpo", dt: dt, fields: String(
             format: "reward %.3f | acc %.3f | kl %.4f | groups kept %ld/%ld", metrics["reward"] ?? 0, metrics["rewards/correctness/mean"] ?? 0,
             metrics["kl"] ?? 0, groups.batch.count / g, groups.generated.count / g))
