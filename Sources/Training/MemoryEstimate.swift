@@ -72,6 +72,8 @@ extension TrainConfig {
 
 extension PolicyConfig {
     /// About how many parameters a policy of these sizes has (`attention`: one layer's attention weights).
+    /// Not `parameterCount`: for a DeepseekV3 policy that lists every tensor by name, which for the
+    /// largest sizes validation must refuse (4,096 experts × 1,024 layers) is millions of strings.
     static func parameterEstimate(vocab: Double, d: Double, layers: Double, attention: Double, ffDim: Double, tied: Bool,
                                   moe: (experts: Double, ffDim: Double)?) -> Double {
         let ffn = moe.map { 3 * d * $0.ffDim * $0.experts + d * $0.experts } ?? 3 * d * ffDim
