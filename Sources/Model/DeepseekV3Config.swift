@@ -142,6 +142,19 @@ extension PolicyConfig {
         }
     }
 
+    /// The trainable parameters `deepseekTensorSpecs` lists, counted from the sizes alone.
+    var deepseekParameterTotal: Double {
+        guard let m = mla else { return 0 }
+        let (C, H) = (Double(dModel), Double(heads))
+        let (qr, kv, rope, nope, v) = (Double(m.qLoraRank), Double(m.kvLoraRank), Double(m.qkRopeHeadDim), Double(m.qkNopeHeadDim), Double(m.vHeadDim))
+        let query = qr > 0 ? qr * C + qr + H * (nope + rope) * qr : H * (nope + rope) * C
+        let attention = query + (kv + rope) * C + kv + H * (nope + v) * kv + C * H * v
+        let moeLayers = Double(moe.map { max(0, layers - $0.firstKDense) } ?? 0)
+        let routed = moe.map { Double($0.experts) * C + 3 * Double($0.expertFFDim) * C * Double($0.experts + $0.sharedExperts) } ?? 0
+        return Double(vocabSize) * C * (tieEmbeddings ? 1 : 2) + C + Double(layers) * (2 * C + attention)
+            + (Double(layers) - moeLayers) * 3 * Double(ffDim) * C + moeLayers * routed
+    }
+
     /// Every tensor of a DeepseekV3 policy in model order, with its shape; `trainable` is false for
     /// the selection bias (a buffer, moved by the bias update, never by gradients).
     public func deepseekTensorSpecs() -> [(spec: TensorSpec, trainable: Bool)] {

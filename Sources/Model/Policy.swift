@@ -102,17 +102,23 @@ public struct PolicyConfig: Codable, Equatable, Sendable {
         try need(kvHeadCount > 0 && heads % kvHeadCount == 0, "kv heads (\(kvHeadCount)) must divide heads (\(heads))")
         try validateDeepseek()
         // The weights alone (float32) and the RoPE tables must fit in this machine's memory.
-        let bytes = 4 * (Double(parameterCount) + Double(maxContext) * Double(headDim))
+        let bytes = 4 * (parameterTotal + Double(maxContext) * Double(headDim))
         let memory = Double(ProcessInfo.processInfo.physicalMemory)
         try need(bytes <= memory, String(format: "the weights need %.1f GiB, more than this machine's %.1f GiB", bytes / 1_073_741_824, memory / 1_073_741_824))
     }
 
-    /// Parameters, counting a tied head once.
-    public var parameterCount: Int {
-        if isDeepseek { return deepseekTensorSpecs().filter(\.trainable).map { $0.spec.shape.reduce(1, *) }.reduce(0, +) }
-        let (q, kv) = (heads * headDim, kvHeadCount * headDim)
-        let block = 2 * dModel + 2 * dModel * (q + kv) + 3 * dModel * ffDim + (hasQKVBias ? q + 2 * kv : 0)
-        return vocabSize * dModel * (tieEmbeddings ? 1 : 2) + layers * block + dModel
+    /// Parameters, counting a tied head once (for a validated config; `parameterTotal` for any).
+    public var parameterCount: Int { Int(parameterTotal) }
+
+    /// Parameters counted from the sizes in floating point, so that any sizes within `Limits` give a
+    /// number (which the memory check then refuses) rather than an Int overflow, and a DeepseekV3
+    /// policy's without listing its tensors by name (millions of strings at the largest sizes). Tests
+    /// check it against the tensor lists.
+    public var parameterTotal: Double {
+        if isDeepseek { return deepseekParameterTotal }
+        let (d, q, kv) = (Double(dModel), Double(heads * headDim), Double(kvHeadCount * headDim))
+        let block = 2 * d + 2 * d * (q + kv) + 3 * d * Double(ffDim) + (hasQKVBias ? q + 2 * kv : 0)
+        return Double(vocabSize) * d * (tieEmbeddings ? 1 : 2) + Double(layers) * block + d
     }
 }
 

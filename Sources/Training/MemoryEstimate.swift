@@ -26,16 +26,7 @@ extension TrainConfig {
     public func memoryEstimate(vocabSize: Int = 128) -> MemoryEstimate {
         let d = Double(model.dModel), layers = Double(model.layers), ctx = Double(model.maxContext)
         let vocab = Double(vocabSize), f = 4.0  // bytes per float
-        var attention = 4 * d * d
-        if model.attention == .mla {
-            let m = model.mla, h = Double(model.heads)
-            let qk = Double(m.qkNopeHeadDim + m.qkRopeHeadDim), q = Double(m.qLoraRank), kv = Double(m.kvLoraRank)
-            attention = (q > 0 ? d * q + q * h * qk : d * h * qk) + d * (kv + Double(m.qkRopeHeadDim))
-                + kv * h * Double(m.qkNopeHeadDim + m.vHeadDim) + h * Double(m.vHeadDim) * d
-        }
-        let p = PolicyConfig.parameterEstimate(vocab: vocab, d: d, layers: layers, attention: attention, ffDim: Double(model.ffDim),
-                                               tied: model.tieEmbeddings,
-                                               moe: model.moe.experts > 0 ? (Double(model.moe.experts + model.moe.sharedExperts), Double(model.moe.expertFfDim)) : nil)
+        let p = policyConfig(vocabSize: vocabSize).parameterTotal
         let parameters = p * f * (4 + (grpo.beta > 0 ? 1 : 0))
         // Per recorded token: about 16 floats per layer and width unit (norms, projections, residuals,
         // their gradients), the SwiGLU's three hidden vectors, one attention row per head, and the logits.
@@ -67,16 +58,5 @@ extension TrainConfig {
         let worst = parts.max { $0.0 < $1.0 }!
         throw ConfigError(file: nil, key: worst.2.components(separatedBy: ", ")[0],
                           message: "makes the run need about \(gib(e.peak)) (\(worst.1): \(gib(worst.0))), more than this machine's \(gib(available)); lower \(worst.2)")
-    }
-}
-
-extension PolicyConfig {
-    /// About how many parameters a policy of these sizes has (`attention`: one layer's attention weights).
-    /// Not `parameterCount`: for a DeepseekV3 policy that lists every tensor by name, which for the
-    /// largest sizes validation must refuse (4,096 experts × 1,024 layers) is millions of strings.
-    static func parameterEstimate(vocab: Double, d: Double, layers: Double, attention: Double, ffDim: Double, tied: Bool,
-                                  moe: (experts: Double, ffDim: Double)?) -> Double {
-        let ffn = moe.map { 3 * d * $0.ffDim * $0.experts + d * $0.experts } ?? 3 * d * ffDim
-        return vocab * d * (tied ? 1 : 2) + layers * (attention + ffn + 2 * d)
     }
 }

@@ -85,6 +85,18 @@ final class MoEMLATests: XCTestCase {
         XCTAssertLessThan(policy.config.activeParameterCount, policy.config.parameterCount)
     }
 
+    /// parameterCount is arithmetic on the sizes; it must equal what the tensor list (and so a real
+    /// policy) holds, for MLA with and without a query rank, with and without experts, tied or not.
+    func testParameterCountMatchesTheTensors() {
+        for (moe, qLora, tied) in [(false, 0, false), (false, 6, true), (true, 0, false), (true, 6, true)] {
+            var c = Self.config(moe: moe, qLora: qLora)
+            c.tieEmbeddings = tied
+            let listed = c.deepseekTensorSpecs().filter(\.trainable).reduce(0) { $0 + $1.spec.shape.reduce(1, *) }
+            XCTAssertEqual(c.parameterCount, listed, "moe \(moe) q_lora \(qLora) tied \(tied)")
+            XCTAssertEqual(makePolicy(c).parameters.reduce(0) { $0 + $1.count }, listed)
+        }
+    }
+
     // MARK: Gradients
 
     /// Central differences through the MoE layer (router, every expert, shared experts, input, and
