@@ -85,10 +85,18 @@ final class ConfigHardeningTests: XCTestCase {
         XCTAssertEqual(try ConfigLoader.parse("sft:\n  levels: &l [1, 2]\neval:\n  levels: *l\n").eval.levels, [1, 2])
     }
 
-    /// Every default trains: the defaults' longest SFT trace fits the default context.
-    func testTheDefaultsAreValid() throws {
-        XCTAssertNoThrow(try TrainConfig().validate())
-        XCTAssertGreaterThanOrEqual(TrainConfig().model.maxContext, 227)
+    /// Every default trains: a trainer of the default config sets up (its SFT traces, at every training
+    /// level, fit the default context; with max_context 192 the longest, 227 tokens, did not).
+    func testTheDefaultsTrain() throws {
+        var cfg = TrainConfig()
+        cfg.data.datasets = TrainerTests.datasets
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-defaults-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: run) }
+        XCTAssertNoThrow(try Trainer(config: cfg, runDirectory: run, resume: false))
+        cfg.model.maxContext = 192
+        XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: run, resume: false)) { e in
+            XCTAssertEqual((e as? ConfigError)?.key, "model.max_context")
+        }
     }
 }
 
