@@ -27,18 +27,18 @@ public struct MLAConfig: Codable, Equatable, Sendable {
     /// queries directly (q_proj), as transformers does for `q_lora_rank: null`.
     public var qLoraRank: Int = 0
     /// Rkv: rank of the compressed key/value latent, the part of the KV cache that carries content.
-    public var kvLoraRank: Int
+    public var kvLoraRank: Int = 48
     /// Dn: per-head query/key width without RoPE.
-    public var qkNopeHeadDim: Int
+    public var qkNopeHeadDim: Int = 16
     /// R: width of the decoupled RoPE query per head and of the one RoPE key shared by all heads.
-    public var qkRopeHeadDim: Int
+    public var qkRopeHeadDim: Int = 16
     /// Dv: per-head value width.
-    public var vHeadDim: Int
+    public var vHeadDim: Int = 32
     /// Rotate interleaved pairs (x0, x1), (x2, x3), … as DeepSeek's weights expect (transformers'
     /// `rope_interleave`, default true); false pairs dimension i with i + R/2 (Llama's rotate_half).
     public var ropeInterleave = true
 
-    public init(qLoraRank: Int = 0, kvLoraRank: Int, qkNopeHeadDim: Int, qkRopeHeadDim: Int, vHeadDim: Int,
+    public init(qLoraRank: Int = 0, kvLoraRank: Int = 48, qkNopeHeadDim: Int = 16, qkRopeHeadDim: Int = 16, vHeadDim: Int = 32,
                 ropeInterleave: Bool = true) {
         self.qLoraRank = qLoraRank
         self.kvLoraRank = kvLoraRank
@@ -73,18 +73,18 @@ public struct MoEConfig: Codable, Equatable, Sendable {
         case none
     }
 
-    /// E: routed experts.
-    public var experts: Int
+    /// E: routed experts (0 only in a training config's `model.moe`, where it means a dense policy).
+    public var experts: Int = 0
     /// k: routed experts per token (num_experts_per_tok).
-    public var topK: Int
+    public var topK: Int = 2
     /// Shared experts that every token passes through (their hidden size is shared × Fe).
     public var sharedExperts = 1
     /// Fe: hidden size of each expert's SwiGLU (moe_intermediate_size).
-    public var expertFFDim: Int
+    public var expertFfDim: Int = 128
     /// The affinity function.
     public var scoring = Scoring.sigmoid
     /// Divide the k selected affinities by their sum (norm_topk_prob).
-    public var normTopKProb = true
+    public var normTopkProb = true
     /// Multiply the gating weights by this (routed_scaling_factor).
     public var routedScalingFactor: Float = 1
     /// The first K layers keep a dense SwiGLU of width ff_dim (first_k_dense_replace).
@@ -96,15 +96,15 @@ public struct MoEConfig: Codable, Equatable, Sendable {
     /// γ of the bias update.
     public var biasUpdateRate: Float = 1e-3
 
-    public init(experts: Int, topK: Int, sharedExperts: Int = 1, expertFFDim: Int, scoring: Scoring = .sigmoid,
-                normTopKProb: Bool = true, routedScalingFactor: Float = 1, firstKDense: Int = 1,
+    public init(experts: Int = 0, topK: Int = 2, sharedExperts: Int = 1, expertFfDim: Int = 128, scoring: Scoring = .sigmoid,
+                normTopkProb: Bool = true, routedScalingFactor: Float = 1, firstKDense: Int = 1,
                 balance: Balance = .biasUpdate, auxLossCoef: Float = 1e-3, biasUpdateRate: Float = 1e-3) {
         self.experts = experts
         self.topK = topK
         self.sharedExperts = sharedExperts
-        self.expertFFDim = expertFFDim
+        self.expertFfDim = expertFfDim
         self.scoring = scoring
-        self.normTopKProb = normTopKProb
+        self.normTopkProb = normTopkProb
         self.routedScalingFactor = routedScalingFactor
         self.firstKDense = firstKDense
         self.balance = balance
@@ -134,7 +134,7 @@ extension PolicyConfig {
             try need(mla != nil, "moe needs attention: mla (an MoE policy is saved as Hugging Face DeepseekV3, which has MLA attention only)")
             try need((1...Limits.experts).contains(e.experts), "moe.experts (\(e.experts)) must be in 1...\(Limits.experts)")
             try need(e.topK >= 1 && e.topK <= e.experts, "moe.top_k (\(e.topK)) must be in 1...moe.experts (\(e.experts))")
-            try need((1...Limits.hidden).contains(e.expertFFDim), "moe.expert_ff_dim must be in 1...\(Limits.hidden)")
+            try need((1...Limits.hidden).contains(e.expertFfDim), "moe.expert_ff_dim must be in 1...\(Limits.hidden)")
             try need((0...Limits.sharedExperts).contains(e.sharedExperts), "moe.shared_experts must be in 0...\(Limits.sharedExperts)")
             try need(e.firstKDense >= 0 && e.firstKDense <= layers, "moe.first_k_dense (\(e.firstKDense)) must be in 0...layers (\(layers))")
             try need(e.routedScalingFactor > 0, "moe.routed_scaling_factor must be positive")
@@ -150,7 +150,7 @@ extension PolicyConfig {
         let query = qr > 0 ? qr * C + qr + H * (nope + rope) * qr : H * (nope + rope) * C
         let attention = query + (kv + rope) * C + kv + H * (nope + v) * kv + C * H * v
         let moeLayers = Double(moe.map { max(0, layers - $0.firstKDense) } ?? 0)
-        let routed = moe.map { Double($0.experts) * C + 3 * Double($0.expertFFDim) * C * Double($0.experts + $0.sharedExperts) } ?? 0
+        let routed = moe.map { Double($0.experts) * C + 3 * Double($0.expertFfDim) * C * Double($0.experts + $0.sharedExperts) } ?? 0
         return Double(vocabSize) * C * (tieEmbeddings ? 1 : 2) + C + Double(layers) * (2 * C + attention)
             + (Double(layers) - moeLayers) * 3 * Double(ffDim) * C + moeLayers * routed
     }
@@ -178,7 +178,7 @@ extension PolicyConfig {
             add("self_attn.o_proj.weight", [C, H * m.vHeadDim])
             add("post_attention_layernorm.weight", [C])
             if let e = moe, isMoELayer(i) {
-                let fe = e.expertFFDim, fs = e.expertFFDim * e.sharedExperts
+                let fe = e.expertFfDim, fs = e.expertFfDim * e.sharedExperts
                 add("mlp.gate.weight", [e.experts, C])
                 add("mlp.gate.e_score_correction_bias", [e.experts], false)
                 for x in 0..<e.experts {
@@ -205,7 +205,7 @@ extension PolicyConfig {
     public var activeParameterCount: Int {
         guard let e = moe else { return parameterCount }
         let moeLayers = (0..<layers).filter(isMoELayer).count
-        return parameterCount - moeLayers * (e.experts - e.topK) * 3 * dModel * e.expertFFDim
+        return parameterCount - moeLayers * (e.experts - e.topK) * 3 * dModel * e.expertFfDim
     }
 
     /// Bytes of KV cache per token per sequence, over all layers: K and V (2·C floats) per layer for
@@ -285,8 +285,8 @@ public struct DeepseekV3ConfigJSON: Equatable, Sendable {
             // A dense policy is a DeepseekV3 whose every layer is dense: first_k_dense_replace = layers.
             "first_k_dense_replace": .int(e?.firstKDense ?? numHiddenLayers),
             "n_routed_experts": .int(e?.experts ?? 1), "num_experts_per_tok": .int(e?.topK ?? 1),
-            "n_shared_experts": .int(e?.sharedExperts ?? 1), "moe_intermediate_size": .int(e?.expertFFDim ?? intermediateSize),
-            "norm_topk_prob": .bool(e?.normTopKProb ?? true), "routed_scaling_factor": .double(Double(e?.routedScalingFactor ?? 1)),
+            "n_shared_experts": .int(e?.sharedExperts ?? 1), "moe_intermediate_size": .int(e?.expertFfDim ?? intermediateSize),
+            "norm_topk_prob": .bool(e?.normTopkProb ?? true), "routed_scaling_factor": .double(Double(e?.routedScalingFactor ?? 1)),
             "scoring_func": .string((e?.scoring ?? .sigmoid).rawValue), "n_group": .int(1), "topk_group": .int(1),
             "num_nextn_predict_layers": .int(0),
             "bos_token_id": opt(bosTokenId), "eos_token_id": opt(eosTokenId), "pad_token_id": opt(padTokenId),
@@ -375,8 +375,8 @@ public struct DeepseekV3ConfigJSON: Equatable, Sendable {
                 throw fail("scoring_func", "is \"\(scoringName)\"; Ponder supports \"sigmoid\" or \"softmax\"")
             }
             var e = MoEConfig(experts: try int("n_routed_experts"), topK: try int("num_experts_per_tok"),
-                              sharedExperts: try int("n_shared_experts", 1), expertFFDim: try int("moe_intermediate_size"),
-                              scoring: scoring, normTopKProb: try bool("norm_topk_prob", true),
+                              sharedExperts: try int("n_shared_experts", 1), expertFfDim: try int("moe_intermediate_size"),
+                              scoring: scoring, normTopkProb: try bool("norm_topk_prob", true),
                               routedScalingFactor: Float(try double("routed_scaling_factor", 2.5)), firstKDense: firstDense)
             if let b = o["ponder_moe_balance"] as? String, let bal = MoEConfig.Balance(rawValue: b) { e.balance = bal }
             e.auxLossCoef = Float(try double("ponder_aux_loss_coef", Double(e.auxLossCoef)))

@@ -41,7 +41,7 @@ public final class MoELayer {
 
     init(_ c: MoEConfig, dModel: Int, make: (String, [Int]) throws -> Tensor) rethrows {
         config = c
-        let fe = c.expertFFDim, fs = c.expertFFDim * c.sharedExperts, d = dModel
+        let fe = c.expertFfDim, fs = c.expertFfDim * c.sharedExperts, d = dModel
         router = try make("mlp.gate.weight", [c.experts, d])
         bias = try make("mlp.gate.e_score_correction_bias", [c.experts])
         bias.requiresGrad = false
@@ -94,7 +94,7 @@ public final class MoELayer {
             }
         }
         var w = Tensor.gatherRows(scores.reshaped([n * e, 1]), flat).reshaped([n, k])  // (N, k)
-        if config.normTopKProb { w = w / (w.sum(axis: 1, keepDim: true) + 1e-20) }
+        if config.normTopkProb { w = w / (w.sum(axis: 1, keepDim: true) + 1e-20) }
         if config.routedScalingFactor != 1 { w = w * config.routedScalingFactor }
         return Routing(experts: experts, weights: w, scores: scores)
     }

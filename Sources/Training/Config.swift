@@ -58,52 +58,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var from = ""
         /// Attention: mha (Llama) or mla (multi-head latent attention; checkpoints are HF DeepseekV3).
         public var attention = AttentionKind.mha
-        /// Sizes of multi-head latent attention (used when attention is mla).
-        public var mla = MLASection()
-        /// Mixture-of-experts feed-forward (off while experts is 0; needs attention: mla).
-        public var moe = MoESection()
-    }
-
-    /// DeepSeek-V3's MLA sizes, with transformers' DeepseekV3Config names.
-    public struct MLASection: Codable, Equatable, Sendable {
-        /// Rank of the query's low-rank projection (0: a direct q_proj, as q_lora_rank: null).
-        public var qLoraRank = 0
-        /// Rank of the compressed key/value latent: the content part of the KV cache.
-        public var kvLoraRank = 48
-        /// Per-head query/key width without RoPE.
-        public var qkNopeHeadDim = 16
-        /// Width of the decoupled RoPE query per head and of the one shared RoPE key (even).
-        public var qkRopeHeadDim = 16
-        /// Per-head value width.
-        public var vHeadDim = 32
-        /// Rotate interleaved pairs (DeepSeek's layout) rather than halves (Llama's).
-        public var ropeInterleave = true
-    }
-
-    /// DeepSeek-V3's mixture of experts, with transformers' DeepseekV3Config names where they exist.
-    public struct MoESection: Codable, Equatable, Sendable {
-        /// Routed experts (0: no MoE, a dense SwiGLU in every layer).
-        public var experts = 0
-        /// Routed experts per token (num_experts_per_tok).
-        public var topK = 2
-        /// Shared experts every token passes through.
-        public var sharedExperts = 1
-        /// Hidden size of each expert's SwiGLU (moe_intermediate_size).
-        public var expertFfDim = 128
-        /// Affinity function: sigmoid (DeepSeek-V3, what transformers implements) or softmax.
-        public var scoring = MoEConfig.Scoring.sigmoid
-        /// Divide the selected affinities by their sum.
-        public var normTopkProb = true
-        /// Multiply the gating weights by this.
-        public var routedScalingFactor: Float = 1
-        /// The first K layers keep the dense SwiGLU (first_k_dense_replace).
-        public var firstKDense = 1
-        /// Load balancing: bias_update (V3's auxiliary-loss-free), aux_loss, or none.
-        public var balance = MoEConfig.Balance.biasUpdate
-        /// Weight α of the auxiliary balance loss (balance: aux_loss).
-        public var auxLossCoef: Float = 0.001
-        /// Step γ of the selection-bias update (balance: bias_update).
-        public var biasUpdateRate: Float = 0.001
+        /// Sizes of multi-head latent attention (used when attention is mla): Model's own MLAConfig.
+        public var mla = MLAConfig()
+        /// Mixture-of-experts feed-forward, Model's own MoEConfig (off while experts is 0; needs attention: mla).
+        public var moe = MoEConfig()
     }
 
     public struct DataSection: Codable, Equatable, Sendable {
@@ -264,19 +222,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         var c = PolicyConfig(vocabSize: vocabSize, dModel: model.dModel, layers: model.layers, heads: model.heads,
                              ffDim: model.ffDim, maxContext: model.maxContext, ropeTheta: model.ropeTheta, rmsEps: model.rmsEps,
                              tieEmbeddings: model.tieEmbeddings, initStd: model.initStd)
-        if model.attention == .mla {
-            let m = model.mla
-            c.mla = MLAConfig(qLoraRank: m.qLoraRank, kvLoraRank: m.kvLoraRank, qkNopeHeadDim: m.qkNopeHeadDim,
-                              qkRopeHeadDim: m.qkRopeHeadDim, vHeadDim: m.vHeadDim, ropeInterleave: m.ropeInterleave)
-        }
-        if model.moe.experts > 0 {
-            let e = model.moe
-            c.moe = MoEConfig(experts: e.experts, topK: e.topK, sharedExperts: e.sharedExperts, expertFFDim: e.expertFfDim,
-                              scoring: e.scoring, normTopKProb: e.normTopkProb,
-                              routedScalingFactor: e.routedScalingFactor, firstKDense: e.firstKDense,
-                              balance: e.balance,
-                              auxLossCoef: e.auxLossCoef, biasUpdateRate: e.biasUpdateRate)
-        }
+        if model.attention == .mla { c.mla = model.mla }
+        if model.moe.experts > 0 { c.moe = model.moe }
         return c
     }
 

@@ -88,7 +88,7 @@ struct DeepseekShape: ParsableArguments {
         }
         if moeExperts > 0 {
             c.moe = MoEConfig(experts: moeExperts, topK: moeTopK, sharedExperts: moeShared,
-                              expertFFDim: moeExpertFF ?? max(1, c.ffDim / (moeTopK + moeShared)), firstKDense: moeFirstDense)
+                              expertFfDim: moeExpertFF ?? max(1, c.ffDim / (moeTopK + moeShared)), firstKDense: moeFirstDense)
         }
     }
 }
@@ -108,7 +108,7 @@ struct BenchTrain: ParsableCommand {
         try measure(cfg)
         var dense = cfg
         dense.moe = nil
-        dense.ffDim = (e.topK + e.sharedExperts) * e.expertFFDim
+        dense.ffDim = (e.topK + e.sharedExperts) * e.expertFfDim
         try measure(dense)
     }
 

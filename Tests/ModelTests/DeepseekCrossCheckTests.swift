@@ -38,7 +38,7 @@ final class DeepseekCrossCheckTests: XCTestCase {
             var config = PolicyConfig(vocabSize: tokenizer.vocabSize, dModel: 32, layers: 3, heads: 4, ffDim: 48,
                                       maxContext: 64, tieEmbeddings: tied)
             config.mla = MLAConfig(qLoraRank: qLora, kvLoraRank: 16, qkNopeHeadDim: 8, qkRopeHeadDim: 8, vHeadDim: 12)
-            config.moe = MoEConfig(experts: 4, topK: 2, sharedExperts: 1, expertFFDim: 16, routedScalingFactor: qLora == 0 ? 1 : 2.5, firstKDense: 1)  // 1 is written 1.0: transformers rejects an int
+            config.moe = MoEConfig(experts: 4, topK: 2, sharedExperts: 1, expertFfDim: 16, routedScalingFactor: qLora == 0 ? 1 : 2.5, firstKDense: 1)  // 1 is written 1.0: transformers rejects an int
             config.initStd = 0.25  // wide logits, so argmax ties cannot decide the comparison
             var rng = RNG(seed: UInt64(qLora + 3), stream: "init")
             let policy = Policy(config: config, rng: &rng)

@@ -13,7 +13,7 @@ final class MoEMLATests: XCTestCase {
         var c = PolicyConfig(vocabSize: 23, dModel: 16, layers: 2, heads: 2, ffDim: 24, maxContext: 40)
         c.mla = MLAConfig(qLoraRank: qLora, kvLoraRank: 8, qkNopeHeadDim: 6, qkRopeHeadDim: 4, vHeadDim: 5, ropeInterleave: interleave)
         if moe {
-            c.moe = MoEConfig(experts: 4, topK: 2, sharedExperts: 1, expertFFDim: 6, scoring: scoring, normTopKProb: norm,
+            c.moe = MoEConfig(experts: 4, topK: 2, sharedExperts: 1, expertFfDim: 6, scoring: scoring, normTopkProb: norm,
                               routedScalingFactor: 1.5, firstKDense: 1, balance: balance, auxLossCoef: 0.1)
         }
         return c
