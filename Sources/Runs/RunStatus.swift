@@ -117,7 +117,8 @@ public enum RunState: String, Equatable {
 }
 
 /// The checkpoints of a run: runs/<run>/checkpoints/step-NNNNNN/, each present only once complete
-/// (the trainer writes a temporary folder and renames it), and best.txt naming the best one.
+/// (the trainer writes a temporary folder and renames it), sft-final/ (the cold start's result) and
+/// best/ (a copy of the checkpoint with the best held-out pass@1, written the same way).
 public enum Checkpoints {
     /// The checkpoints folder of a run folder.
     public static func directory(_ runDirectory: URL) -> URL { runDirectory.appendingPathComponent("checkpoints") }
@@ -145,36 +146,20 @@ public enum Checkpoints {
     /// The newest complete checkpoint.
     public static func latest(in runDirectory: URL) -> (step: Int, url: URL)? { list(in: runDirectory).last }
 
-    /// The best checkpoint: the one named by checkpoints/best.txt or the checkpoints/best symlink, or
-    /// the checkpoints/best folder the trainer writes, when it exists.
+    /// The best checkpoint: the checkpoints/best folder the trainer writes, once it is complete.
     public static func best(in runDirectory: URL) -> URL? {
-        let root = directory(runDirectory)
-        if let data = FileManager.default.contents(atPath: root.appendingPathComponent("best.txt").path) {
-            let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            let url = root.appendingPathComponent(name)
-            if !name.isEmpty, !name.contains("/"), FileManager.default.fileExists(atPath: url.path) { return url }
-        }
-        let link = root.appendingPathComponent("best")
-        var isFolder: ObjCBool = false  // the trainer's own mechanism: a full checkpoint copied to best/
-        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link.path)) == nil,
-           FileManager.default.fileExists(atPath: link.appendingPathComponent("config.json").path, isDirectory: &isFolder), !isFolder.boolValue {
-            return link
-        }
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link.path) else { return nil }
-        let url = root.appendingPathComponent((target as NSString).lastPathComponent)
-        return FileManager.default.fileExists(atPath: url.path) ? url : nil
+        let folder = directory(runDirectory).appendingPathComponent("best")
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("config.json").path, isDirectory: &isFolder),
+              !isFolder.boolValue else { return nil }
+        return folder
     }
 
-    /// Records the checkpoint of `step` as the best one, in checkpoints/best.txt, atomically.
-    public static func markBest(step: Int, in runDirectory: URL) throws {
-        try AtomicWrite.write(Data((folderName(step: step) + "\n").utf8), to: directory(runDirectory).appendingPathComponent("best.txt"))
-    }
-
-    /// Deletes all but the newest `keepLast` checkpoints, never deleting the best one; returns the steps deleted.
+    /// Deletes all but the newest `keepLast` step checkpoints (best/ and sft-final/ are copies of their
+    /// own, never pruned); returns the steps deleted.
     @discardableResult
     public static func prune(in runDirectory: URL, keepLast: Int) throws -> [Int] {
-        let best = best(in: runDirectory)?.lastPathComponent
-        let doomed = list(in: runDirectory).dropLast(max(0, keepLast)).filter { $0.url.lastPathComponent != best }
+        let doomed = list(in: runDirectory).dropLast(max(0, keepLast))
         for checkpoint in doomed {
             // Rename first: a folder half-deleted under its step-NNNNNN name would look complete.
             let doomedURL = checkpoint.url.deletingLastPathComponent()

@@ -63,11 +63,15 @@ final class RunStatusTests: XCTestCase {
                 withIntermediateDirectories: true)
         }
         XCTAssertEqual(Checkpoints.list(in: directory).map(\.step), [10, 20, 30, 40])
+        // best/ counts only once its config.json is there (the trainer renames a complete folder into place).
+        let best = Checkpoints.directory(directory).appendingPathComponent("best")
+        try FileManager.default.createDirectory(at: best, withIntermediateDirectories: true)
         XCTAssertNil(Checkpoints.best(in: directory))
-        try Checkpoints.markBest(step: 10, in: directory)
-        XCTAssertEqual(Checkpoints.best(in: directory)?.lastPathComponent, "step-000010")
-        XCTAssertEqual(try Checkpoints.prune(in: directory, keepLast: 2), [20])
-        XCTAssertEqual(Checkpoints.list(in: directory).map(\.step), [10, 30, 40])
+        try Data("{}".utf8).write(to: best.appendingPathComponent("config.json"))
+        XCTAssertEqual(Checkpoints.best(in: directory)?.lastPathComponent, "best")
+        XCTAssertEqual(try Checkpoints.prune(in: directory, keepLast: 2), [10, 20])
+        XCTAssertEqual(Checkpoints.list(in: directory).map(\.step), [30, 40])
+        XCTAssertEqual(Checkpoints.best(in: directory)?.lastPathComponent, "best")
         XCTAssertEqual(Checkpoints.latest(in: directory)?.step, 40)
     }
 }
