@@ -20,14 +20,14 @@ import Foundation
 ///   `lowerLevelFraction` of draws from the levels below.
 public struct Curriculum: Codable, Sendable, Equatable {
     /// How levels are chosen; see the type's comment.
-    public enum Mode: String, Codable, Sendable, CaseIterable {
+    public enum Mode: String, ConfigChoice {
         case adaptive, ladder
     }
 
     /// How the curriculum moves; part of the training config.
     public struct Config: Codable, Sendable, Equatable {
         /// adaptive (draw levels where groups disagree) or ladder (promote and demote one level).
-        public var mode = "adaptive"
+        public var mode = Mode.adaptive
         /// The level every family starts at (clamped to its training levels). Ladder only.
         public var startLevel: Int = 1
         /// Ladder: how many rewards at the current level decide a move. Adaptive: how many groups the
@@ -49,20 +49,17 @@ public struct Curriculum: Codable, Sendable, Equatable {
         public var replay: Double = 0.25
         /// How many times one problem may be served again from the edge pool.
         public var replayUses: Int = 2
+        /// Adaptive: draw each family in proportion to its weight times its levels' mean draw weight,
+        /// so families whose groups disagree get more of the prompts than mastered or unsolved ones.
+        public var weighFamilies = true
 
         /// The defaults above.
         public init() {}
-
-        /// The mode as a value (validate() has checked the spelling).
-        public var parsedMode: Mode { Mode(rawValue: mode) ?? .adaptive }
 
         /// Throws a `CurriculumConfigError` naming the bad key.
         public func validate() throws {
             func fail(_ key: String, _ message: String) -> CurriculumConfigError {
                 CurriculumConfigError(key: key, message: message)
-            }
-            guard Mode(rawValue: mode) != nil else {
-                throw fail("mode", "is '\(mode)'; use \(Mode.allCases.map(\.rawValue).joined(separator: " or "))")
             }
             guard (1...100).contains(startLevel) else { throw fail("start_level", "must be in 1...100") }
             guard (1...100_000).contains(window) else { throw fail("window", "must be in 1...100000") }
@@ -79,14 +76,14 @@ public struct Curriculum: Codable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case mode, startLevel, window, promoteAbove, demoteBelow, lowerLevelFraction, maxLevel, probe, replay, replayUses
+            case mode, startLevel, window, promoteAbove, demoteBelow, lowerLevelFraction, maxLevel, probe, replay, replayUses, weighFamilies
         }
 
         /// Decodes configs saved before `mode` and `probe` existed as ladders (what they ran).
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let d = Config()
-            mode = try c.decodeIfPresent(String.self, forKey: .mode) ?? Mode.ladder.rawValue
+            mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? .ladder
             startLevel = try c.decodeIfPresent(Int.self, forKey: .startLevel) ?? d.startLevel
             window = try c.decodeIfPresent(Int.self, forKey: .window) ?? d.window
             promoteAbove = try c.decodeIfPresent(Double.self, forKey: .promoteAbove) ?? d.promoteAbove
@@ -96,6 +93,7 @@ public struct Curriculum: Codable, Sendable, Equatable {
             probe = try c.decodeIfPresent(Double.self, forKey: .probe) ?? d.probe
             replay = try c.decodeIfPresent(Double.self, forKey: .replay) ?? 0  // older runs never replayed
             replayUses = try c.decodeIfPresent(Int.self, forKey: .replayUses) ?? d.replayUses
+            weighFamilies = try c.decodeIfPresent(Bool.self, forKey: .weighFamilies) ?? false  // older runs drew families by weight alone
         }
     }
 
@@ -183,7 +181,7 @@ public struct Curriculum: Codable, Sendable, Equatable {
     /// or with probability `lowerLevelFraction` a uniform level below it.
     public func sampleLevel(family: String, rng: inout SplitMix64) -> Int {
         let lowest = bounds[family]?.lowerBound ?? 1
-        if config.parsedMode == .adaptive {
+        if config.mode == .adaptive {
             let weights = levelWeights(family: family)
             guard !weights.isEmpty else { return lowest }
             var draw = rng.unit() * weights.reduce(0, +)
@@ -205,7 +203,7 @@ public struct Curriculum: Codable, Sendable, Equatable {
     /// when that changed. Ladder: the pass rate counts as one reward (see `record(family:level:reward:)`).
     @discardableResult
     public mutating func record(family: String, level: Int, passRate: Double, signal: Bool) -> Int? {
-        guard config.parsedMode == .adaptive else { return record(family: family, level: level, reward: passRate) }
+        guard config.mode == .adaptive else { return record(family: family, level: level, reward: passRate) }
         guard var state = families[family], let range = bounds[family], range.contains(level), passRate.isFinite else { return nil }
         if state.stats.count != range.count { state.stats = Array(repeating: LevelStats(), count: range.count) }
         state.stats[level - range.lowerBound].add(passRate: passRate, signal: signal, decay: 1 - 1 / Double(config.window))
@@ -403,7 +401,20 @@ public struct TrainingSampler: Sendable {
         return state.curriculum.record(family: problem.family, level: problem.difficulty, passRate: passRate, signal: signal)
     }
 
+    /// The families' draw weights now: `weights`, each times the family's mean level draw weight when
+    /// the curriculum is adaptive and weighs families (so a family whose groups all agree, mastered or
+    /// never solved, falls toward `probe` of the prompts, and one at its edge of competence gets more).
+    public func familyWeights() -> [Double] {
+        let c = state.curriculum
+        guard c.config.mode == .adaptive && c.config.weighFamilies else { return weights }
+        return zip(families, weights).map { family, weight in
+            let levels = c.levelWeights(family: family.name)
+            return levels.isEmpty ? weight : weight * levels.reduce(0, +) / Double(levels.count)
+        }
+    }
+
     private mutating func pickFamily() -> Int {
+        let weights = familyWeights()
         let total = weights.reduce(0, +)
         var draw = state.rng.unit() * total
         for (i, weight) in weights.enumerated() {

@@ -369,14 +369,19 @@ public final class Trainer {
         return state.lastEval ?? [:]
     }
 
-    /// The curriculum's view of each family: the adaptive mode's pass-rate estimate per training level
-    /// and the most drawn level (the ladder's current level).
+    /// The curriculum's view of each family: the adaptive mode's pass-rate estimate per training level,
+    /// the most drawn level (the ladder's current level) and, with several families, the share of the
+    /// next fresh prompts each family gets.
     func curriculumMetrics() -> [String: Double] {
         let c = sampler.state.curriculum
         var m: [String: Double] = [:]
+        let weights = sampler.familyWeights(), total = weights.reduce(0, +)
+        if sampler.families.count > 1 && total > 0 {
+            for (family, w) in zip(sampler.families, weights) { m["curriculum/\(family.name)/share"] = w / total }
+        }
         for (family, range) in c.bounds {
             m["curriculum/\(family)/level"] = Double(c.level(of: family))
-            guard c.config.parsedMode == .adaptive else { continue }
+            guard c.config.mode == .adaptive else { continue }
             for level in range {
                 if let s = c.stats(family: family, level: level) { m["curriculum/\(family)/L\(level)/pass_rate"] = s.passRate }
             }

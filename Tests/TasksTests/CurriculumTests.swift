@@ -8,7 +8,7 @@ final class CurriculumTests: XCTestCase {
 
     func config(window: Int = 4) -> Curriculum.Config {
         var config = Curriculum.Config()
-        config.mode = "ladder"
+        config.mode = .ladder
         config.window = window
         config.promoteAbove = 0.75
         config.demoteBelow = 0.25
@@ -163,6 +163,37 @@ final class CurriculumTests: XCTestCase {
         XCTAssertNil(counts[5], "the beyond tier is never drawn")
     }
 
+    func testAdaptiveGivesFamiliesAtTheirEdgeMoreOfThePrompts() throws {
+        var c = Curriculum.Config()
+        c.replay = 0
+        c.maxLevel = 2
+        var sampler = try TrainingSampler(families: ["add", "knights", "stack"], weights: [1, 1, 2], seed: 5, heldOut: HeldOutSet(), curriculum: c)
+        XCTAssertEqual(sampler.familyWeights(), [0.5, 0.5, 1.0], "untried families keep their configured ratio")
+        for _ in 0..<200 {  // add: both levels at the edge; knights mastered; stack never solved
+            let fresh = try sampler.next(3)
+            for p in fresh {
+                switch p.family {
+                case "add": sampler.record(p, passRate: 0.5, signal: true)
+                case "knights": sampler.record(p, passRate: 1, signal: false)
+                default: sampler.record(p, passRate: 0, signal: false)
+                }
+            }
+        }
+        let w = sampler.familyWeights()
+        XCTAssertEqual(w[1], 0.05, accuracy: 1e-3, "a mastered family falls to the probe weight")
+        XCTAssertEqual(w[2], 2 * 0.05, accuracy: 1e-3, "a never-solved one too, times its configured weight")
+        XCTAssertGreaterThan(w[0], 0.9)
+        var counts = [String: Int]()
+        for _ in 0..<3000 { counts[try sampler.next().family, default: 0] += 1 }
+        XCTAssertEqual(Double(counts["add"] ?? 0) / 3000, w[0] / w.reduce(0, +), accuracy: 0.03)
+        XCTAssertGreaterThan(counts["knights"] ?? 0, 0, "a mastered family is still probed")
+        // Off, or under the ladder, the configured weights alone decide.
+        c.weighFamilies = false
+        sampler = try TrainingSampler(families: ["add", "knights"], weights: [1, 3], seed: 5, heldOut: HeldOutSet(), curriculum: c)
+        sampler.record(try sampler.next(), passRate: 1, signal: false)
+        XCTAssertEqual(sampler.familyWeights(), [1, 3])
+    }
+
     func testAdaptiveFollowsTheEdgeAsThePolicyImproves() throws {
         var curriculum = try Curriculum(families: [add], config: Curriculum.Config())
         feed(&curriculum, level: 1, n: 100, passRate: 0.5, signal: true)
@@ -181,13 +212,12 @@ final class CurriculumTests: XCTestCase {
     func testConfigSavedBeforeModesExistedDecodesAsALadder() throws {
         let old = #"{"startLevel":2,"window":32,"promoteAbove":0.8,"demoteBelow":0,"lowerLevelFraction":0.2,"maxLevel":2}"#
         let c = try JSONDecoder().decode(Curriculum.Config.self, from: Data(old.utf8))
-        XCTAssertEqual(c.parsedMode, .ladder)
+        XCTAssertEqual(c.mode, .ladder)
+        XCTAssertFalse(c.weighFamilies, "older runs drew families by their weights alone")
         XCTAssertEqual(c.startLevel, 2)
         XCTAssertEqual(c.probe, Curriculum.Config().probe)
+        XCTAssertThrowsError(try JSONDecoder().decode(Curriculum.Config.self, from: Data(#"{"mode":"adaptiv"}"#.utf8)))
         var bad = Curriculum.Config()
-        bad.mode = "adaptiv"
-        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("use adaptive or ladder"), "\($0)") }
-        bad = Curriculum.Config()
         bad.probe = 0
         XCTAssertThrowsError(try bad.validate()) { XCTAssertEqual(($0 as? CurriculumConfigError)?.key, "probe") }
     }
