@@ -180,6 +180,12 @@ public final class LatentCache {
 
     /// Bytes held per sequence per token over all layers.
     public var bytesPerToken: Int { c.count * (latentDim + ropeDim) * 4 }
+
+    /// Copies sequence `from`'s first `length` slots to sequence `to` (see `KVCache.keep`).
+    func move(from: Int, to: Int, capacity: Int, length: Int) {
+        for buffer in c { (buffer + to * capacity * latentDim).update(from: buffer + from * capacity * latentDim, count: length * latentDim) }
+        for buffer in kr { (buffer + to * capacity * ropeDim).update(from: buffer + from * capacity * ropeDim, count: length * ropeDim) }
+    }
 }
 
 // MARK: - Policy forwards

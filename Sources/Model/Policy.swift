@@ -300,10 +300,12 @@ public final class Policy {
 
 /// Keys and values of S left-padded sequences, per layer (S, K, capacity, D): one slot per kv head,
 /// so grouped-query attention caches H/K times less. All sequences are at the same length.
-/// `keyStart[s]` is sequence s's left padding.
+/// `keyStart[s]` is sequence s's left padding. `keep(rows:)` drops finished sequences, so later
+/// steps compute only the rows still decoding.
 public final class KVCache {
-    public let seqs: Int, heads: Int, headDim: Int, capacity: Int
-    public let keyStart: [Int]
+    public let heads: Int, headDim: Int, capacity: Int
+    public private(set) var seqs: Int
+    public private(set) var keyStart: [Int]
     public private(set) var length = 0
     let k: [UnsafeMutablePointer<Float>]
     let v: [UnsafeMutablePointer<Float>]
@@ -350,6 +352,26 @@ public final class KVCache {
     /// Bytes held per sequence per token (K and V over all layers).
     public var bytesPerToken: Int { latent?.bytesPerToken ?? 2 * k.count * heads * headDim * 4 }
     func advance(_ n: Int) { length += n }
+
+    /// Keeps only the sequences `rows` (ascending indices of the current ones), in that order, as
+    /// sequences 0..<rows.count: the next `step` feeds and returns those rows alone. Each kept row's
+    /// filled slots move down in place (row i never moves up, so no source is overwritten before use).
+    public func keep(rows: [Int]) {
+        precondition(zip(rows, rows.dropFirst()).allSatisfy { $0 < $1 } && (rows.last ?? -1) < seqs && (rows.first ?? 0) >= 0,
+                     "keep(rows:) needs ascending indices of current sequences")
+        let block = heads * capacity * headDim  // one sequence of one layer
+        for (to, from) in rows.enumerated() where to != from {
+            for buffer in k + v {
+                for hh in 0..<heads {
+                    let offset = hh * capacity * headDim
+                    (buffer + to * block + offset).update(from: buffer + from * block + offset, count: length * headDim)
+                }
+            }
+            latent?.move(from: from, to: to, capacity: capacity, length: length)
+        }
+        keyStart = rows.map { keyStart[$0] }
+        seqs = rows.count
+    }
 }
 
 extension Policy {

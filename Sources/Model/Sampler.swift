@@ -101,23 +101,29 @@ public enum Sampler {
         let cache = KVCache(config: policy.config, seqs: s, capacity: capacity, keyStart: keyStart)
         var logits = policy.step(ids, tokensPerSeq: tp, cache: cache)  // (S, V)
         var out = (0..<s).map { Completion(prompt: $0 / group, tokens: [], logprobs: [], truncated: true) }
-        var done = [Bool](repeating: false, count: s)
+        var active = Array(0..<s)  // the completion each cache row (and logits row) decodes
         let v = policy.config.vocabSize
         var scratch = [Float](repeating: 0, count: v)
-        var next = [Int32](repeating: padToken, count: s)
         for step in 0..<options.maxNewTokens {
-            for r in 0..<s where !done[r] {
-                let (tok, lp) = pick(logits.data + r * v, v: v, options: options, rng: &rngs[rngOfRow(r)], scratch: &scratch)
+            var next: [Int32] = [], kept: [Int] = []
+            for (i, r) in active.enumerated() {
+                let (tok, lp) = pick(logits.data + i * v, v: v, options: options, rng: &rngs[rngOfRow(r)], scratch: &scratch)
                 out[r].tokens.append(tok)
                 out[r].logprobs.append(lp)
-                next[r] = tok
                 if stopTokens.contains(tok) && step + 1 >= options.minNewTokens {
-                    done[r] = true
                     out[r].truncated = false
+                } else {
+                    next.append(tok)
+                    kept.append(i)
                 }
             }
-            if step + 1 == options.maxNewTokens || !done.contains(false) { break }
-            for r in 0..<s where done[r] { next[r] = padToken }  // finished rows idle; their output is unused
+            if step + 1 == options.maxNewTokens || kept.isEmpty { break }
+            // Finished rows leave the batch, so a step costs only the rows still decoding. With the
+            // native kernels a dense row's values depend on that row alone, so this changes no bit.
+            if kept.count < active.count {
+                cache.keep(rows: kept)
+                active = kept.map { active[$0] }
+            }
             logits = policy.step(next, tokensPerSeq: 1, cache: cache)
         }
         return out

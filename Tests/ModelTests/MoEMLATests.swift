@@ -199,6 +199,11 @@ final class MoEMLATests: XCTestCase {
         XCTAssertEqual(Self.config().kvBytesPerToken, cache.bytesPerToken)
     }
 
+    /// Rows that stop leave the batch: MLA's latent cache keeps the rest in place, MoE routes what remains.
+    func testMLARowsThatStopLeaveTheBatchAndTheRestDecodeAsAlone() {
+        checkSampledLogprobsMatchFullForward(makePolicy(Self.config(moe: true, qLora: 6, interleave: true)), stopTokens: [2, 5, 11])
+    }
+
     /// The absorbed path (attention in latent space) equals the naive one (re-expanded cache).
     func testAbsorbedDecodingEqualsNaiveDecoding() {
         let policy = makePolicy(Self.config(qLora: 6))

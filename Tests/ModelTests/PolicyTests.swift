@@ -102,6 +102,11 @@ final class PolicyTests: XCTestCase {
         }
     }
 
+    /// Rows that stop leave the sampling batch; the rows still decoding keep their own cache and padding.
+    func testRowsThatStopLeaveTheBatchAndTheRestDecodeAsAlone() {
+        checkSampledLogprobsMatchFullForward(makePolicy(), stopTokens: [2, 5, 11])
+    }
+
     func testGreedyFollowsTheArgmaxAndStopsAtStopTokens() {
         let policy = makePolicy()
         let prompt = tokens(4, seed: 7)

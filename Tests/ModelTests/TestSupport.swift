@@ -86,3 +86,27 @@ func checkParameterGradients(_ policy: Policy, label: String = "", loss: () -> T
     }
     return (checked, skipped)
 }
+
+/// Samples 3 prompts × 4 completions at temperature 0.8 with `stopTokens` common enough that rows end
+/// at different steps (each finished row leaves the batch, and the cache keeps the rest), then checks
+/// each completion's logprobs against the full forward over its prompt and tokens: a row read from
+/// another row's cache slots or with another row's padding would not match.
+func checkSampledLogprobsMatchFullForward(_ policy: Policy, stopTokens: Set<Int32>,
+                                          file: StaticString = #filePath, line: UInt = #line) {
+    let prompts = [testTokens(5, seed: 31), testTokens(2, seed: 32), testTokens(7, seed: 33)]
+    var rng = RNG(seed: 4, stream: "sampling")
+    let opts = SamplingOptions(temperature: 0.8, maxNewTokens: 12)
+    let out = Sampler.sample(policy: policy, prompts: prompts, group: 4, options: opts, stopTokens: stopTokens, padToken: 0, rng: &rng)
+    let lengths = out.map(\.tokens.count)
+    XCTAssertGreaterThanOrEqual(Set(lengths).count, 3, "rows must end at different steps, or nothing leaves the batch: \(lengths)", file: file, line: line)
+    XCTAssertTrue(out.contains { !$0.truncated } && out.contains { $0.truncated }, "some rows stop, some run to the end: \(lengths)", file: file, line: line)
+    for comp in out {
+        let seq = prompts[comp.prompt] + comp.tokens, n = prompts[comp.prompt].count
+        let logits = Autograd.noGrad { policy.forward(ids: seq, batch: 1, time: seq.count) * (1 / Float(0.8)) }
+        let targets: [Int32] = (0..<seq.count).map { $0 >= n - 1 && $0 < seq.count - 1 ? seq[$0 + 1] : -1 }
+        let lp = Autograd.noGrad { Tensor.logSoftmaxGather(logits, targets: targets) }
+        for (k, x) in comp.logprobs.enumerated() {
+            XCTAssertEqual(x, lp.data[n - 1 + k], accuracy: 1e-4, "prompt \(comp.prompt) token \(k)", file: file, line: line)
+        }
+    }
+}
