@@ -186,7 +186,8 @@ struct BenchGRPO: ParsableCommand {
     @Option(help: "SwiGLU hidden size.") var ff = 768
     @Option(help: "Prompts per step.") var prompts = 8
     @Option(name: .customLong("G"), help: "Completions per prompt.") var g = 8
-    @Option(help: "New tokens per completion (exactly, as the peer's min_new_tokens).") var new = 128
+    @Option(help: "New tokens per completion: exactly this many (as the peer's min_new_tokens), or with --task at most this many.") var new = 128
+    @Option(help: "Real problems of this task family (levels 1-2) whose completions stop when they stop, instead of addition forced to --new tokens; use with --from a model trained on it.") var task: String?
     @Option(help: "KL coefficient (a reference pass runs when > 0).") var beta: Float = 0.04
     @Option(help: "Timed steps after one warm-up step.") var steps = 4
     @Option(help: "Hugging Face or Ponder model folder to load instead of a fresh d/layers/heads/ff model.") var from: String?
@@ -201,6 +202,9 @@ struct BenchGRPO: ParsableCommand {
             try checkFlag(v, r, f)
         }
         guard beta.isFinite && beta >= 0 else { throw ValidationError("--beta must be a number ≥ 0") }
+        if let task, TaskRegistry.family(named: task) == nil {
+            throw ValidationError("--task is '\(task)'; use one of \(TaskRegistry.all.map(\.name).joined(separator: ", "))")
+        }
     }
 
     func run() throws {
@@ -211,7 +215,7 @@ struct BenchGRPO: ParsableCommand {
         cfg.model.layers = layers
         cfg.model.heads = heads
         cfg.model.ffDim = ff
-        cfg.model.maxContext = 32 + new
+        cfg.model.maxContext = (task == nil ? 32 : 160) + new
         cfg.grpo.promptsPerStep = prompts
         cfg.grpo.numGenerations = g
         cfg.grpo.maxCompletionLength = new
@@ -239,11 +243,12 @@ struct BenchGRPO: ParsableCommand {
         }
         let optimizer = AdamW(policy.parameters, lr: cfg.grpo.learningRate)
         var step = GRPOStep(config: cfg, tokenizer: tokenizer, rewards: try RewardSet(config: cfg.grpo.rewards))
-        step.minNewTokens = new
-        // Problems like the peer's ("what is x+y?" over 2-3 digit numbers): addition levels 1-2.
-        let family = TaskRegistry.family(named: "add")!
+        // Without --task, problems like the peer's ("what is x+y?" over 2-3 digit numbers, addition
+        // levels 1-2) forced to --new tokens; with it, the family's levels 1-2 as they come.
+        step.minNewTokens = task == nil ? new : 0
+        let family = TaskRegistry.family(named: task ?? "add")!
         var index = 0
-        var times: [Double] = [], sampling: [Double] = []
+        var times: [Double] = [], sampling: [Double] = [], generated = 0
         for i in 0...steps {
             let problems = (0..<prompts).map { _ -> Problem in
                 index += 1
@@ -254,6 +259,7 @@ struct BenchGRPO: ParsableCommand {
                 RNG(seed: 0, stream: "sampling", keys: [UInt64(i), UInt64($0)])
             }
             let t1 = DispatchTime.now().uptimeNanoseconds
+            if i > 0 { generated += batch.reduce(0) { $0 + $1.completion.tokens.count } }
             step.assignAdvantages(&batch)
             _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
                                 communicator: comm)
@@ -272,14 +278,16 @@ struct BenchGRPO: ParsableCommand {
         let sample = sampling.sorted()[sampling.count / 2]
         let update = zip(times, sampling).map { $0 - $1 }.sorted()[times.count / 2]
         let completions = Double(prompts * g)
+        let meanLength = Double(generated) / (completions * Double(times.count))
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\"}",
-                         policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
-                         completions * Double(new) / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
+            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\"}",
+                         (task ?? "") as NSString, meanLength, policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
+                         completions * meanLength / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
                          NativeKernels.name as NSString, BLAS.precision.rawValue as NSString))
         } else {
-            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %d tokens, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s)",
-                         policy.config.dModel, policy.config.layers, prompts, g, new, beta, comm.size, Parallel.threads,
+            let work = task.map { String(format: "%@ problems, mean %.1f of at most %d tokens", $0 as NSString, meanLength, new) } ?? "\(new) tokens"
+            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %@, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s)",
+                         policy.config.dModel, policy.config.layers, prompts, g, work as NSString, beta, comm.size, Parallel.threads,
                          BLAS.precision.rawValue as NSString, median, times.count, sample, update, completions / median, reduce))
         }
     }

@@ -269,7 +269,7 @@ final class FuzzTests: XCTestCase {
         let commands: [[String]] = [
             ["bench", "train", "--batch"], ["bench", "train", "--seq"], ["bench", "train", "--d"], ["bench", "train", "--heads"],
             ["bench", "train", "--vocab"], ["bench", "generate", "--gen-batch"], ["bench", "generate", "--new"],
-            ["bench", "grpo", "--steps"], ["bench", "grpo", "--G"], ["bench", "grpo", "--prompts"], ["bench", "matmul", "--repeats"],
+            ["bench", "grpo", "--steps"], ["bench", "grpo", "--G"], ["bench", "grpo", "--prompts"], ["bench", "grpo", "--task"], ["bench", "matmul", "--repeats"],
             ["eval", "/nonexistent", "--samples"], ["eval", "/nonexistent", "--batch"], ["eval", "/nonexistent", "--max-new"],
             ["sample", "/nonexistent", "--prompt", "1+1", "-n"], ["sample", "/nonexistent", "--prompt", "1+1", "--max-new"],
             ["curves", "/nonexistent", "--width"], ["curves", "/nonexistent", "--height"],
