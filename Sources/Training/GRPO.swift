@@ -21,6 +21,8 @@ public struct GRPOStep {
     public let rewards: RewardSet
     /// Tokens every completion must reach before a stop token ends it (benchmarks fix the length).
     public var minNewTokens = 0
+    /// What one more training micro-batch costs, in padded tokens (`SFT.lengthGroups`).
+    public var microBatchOverhead = 256
 
     public init(config: TrainConfig, tokenizer: any Tokenizer, rewards: RewardSet) {
         self.config = config
@@ -95,11 +97,10 @@ public struct GRPOStep {
         return signal
     }
 
-    /// The padded training batch: prompts left-padded to a common length, completions right-padded.
+    /// A training micro-batch: each row its prompt then its completion, right-padded to the longest row.
     struct Batch {
         var ids: [Int32]
         var targets: [Int32]
-        var keyStart: [Int]
         var old: [Float]
         var advantages: [Float]
         var mask: [Float]
@@ -107,20 +108,33 @@ public struct GRPOStep {
         var t: Int
     }
 
-    func batch(_ samples: [ScoredCompletion]) throws -> Batch {
-        let prompts = try samples.map { try tokenizer.encodePrompt($0.problem.prompt).map(Int32.init) }
-        let tp = prompts.map(\.count).max()!, tc = samples.map(\.completion.tokens.count).max()!
-        let s = samples.count, t = tp + tc
+    /// The training batch as micro-batches of rows of similar length (`SFT.lengthGroups`), so a row
+    /// is padded to its micro-batch's longest rather than the batch's: GRPO's rows mix short and long
+    /// prompts and completions. A policy with MoE layers takes the batch whole, as its balance loss and
+    /// routing statistics are per forward.
+    func batches(_ samples: [ScoredCompletion], policy: Policy) throws -> [Batch] {
+        var promptIDs: [String: [Int32]] = [:]  // a group's G rows share one prompt: encode it once
+        let prompts = try samples.map { sc in
+            if let ids = promptIDs[sc.problem.prompt] { return ids }
+            let ids = try tokenizer.encodePrompt(sc.problem.prompt).map(Int32.init)
+            promptIDs[sc.problem.prompt] = ids
+            return ids
+        }
+        let lengths = zip(prompts, samples).map { $0.count + $1.completion.tokens.count }
+        let groups = policy.moeLayers.isEmpty ? SFT.lengthGroups(lengths, overhead: microBatchOverhead) : [Array(samples.indices)]
+        return groups.map { rows in batch(rows.map { samples[$0] }, prompts: rows.map { prompts[$0] }) }
+    }
+
+    func batch(_ samples: [ScoredCompletion], prompts: [[Int32]]) -> Batch {
+        let s = samples.count, t = zip(prompts, samples).map { $0.count + $1.completion.tokens.count }.max()!
         var b = Batch(ids: .init(repeating: Int32(tokenizer.pad), count: s * t), targets: .init(repeating: -1, count: s * t),
-                      keyStart: [], old: .init(repeating: 0, count: s * t), advantages: .init(repeating: 0, count: s * t),
+                      old: .init(repeating: 0, count: s * t), advantages: .init(repeating: 0, count: s * t),
                       mask: .init(repeating: 0, count: s * t), s: s, t: t)
         for (r, sc) in samples.enumerated() {
-            let pad = tp - prompts[r].count
-            b.keyStart.append(pad)
-            for (i, id) in prompts[r].enumerated() { b.ids[r * t + pad + i] = id }
-            let toks = sc.completion.tokens
+            let tp = prompts[r].count
+            for (i, id) in prompts[r].enumerated() { b.ids[r * t + i] = id }
             let masked = config.grpo.maskTruncatedCompletions && sc.completion.truncated
-            for (j, id) in toks.enumerated() {
+            for (j, id) in sc.completion.tokens.enumerated() {
                 b.ids[r * t + tp + j] = id
                 let pos = r * t + tp - 1 + j  // the position whose logits predict completion token j
                 b.targets[pos] = id
@@ -135,7 +149,7 @@ public struct GRPOStep {
     /// Logprobs (S·T) of the batch's targets under `policy` at the sampling temperature, and the
     /// logits' entropy per position when asked.
     func logprobs(_ policy: Policy, _ b: Batch, entropy: Bool = false) -> (Tensor, [Float]?) {
-        let logits = policy.forward(ids: b.ids, batch: b.s, time: b.t, keyStart: b.keyStart) * (1 / config.grpo.temperature)
+        let logits = policy.forward(ids: b.ids, batch: b.s, time: b.t) * (1 / config.grpo.temperature)
         let h = entropy ? Autograd.noGrad { Tensor.softmaxEntropy(logits) } : nil
         return (Tensor.logSoftmaxGather(logits, targets: b.targets), h)
     }
@@ -156,31 +170,36 @@ public struct GRPOStep {
         let g = config.grpo.numGenerations
         let groups = communicator.share(samples.count / g)
         let local = Array(samples[(groups.lowerBound * g)..<(groups.upperBound * g)])
-        let b = local.isEmpty ? nil : try batch(local)
+        let parts = local.isEmpty ? [] : try batches(local, policy: policy)
         let lossType = config.grpo.lossType
         let totalTokens = samples.reduce(0) { $0 + lossTokens($1) }
-        let localTokens = Double(b?.mask.reduce(0, +) ?? 0)
-        let weights = b.map {
+        // Each micro-batch's weights use the whole batch's counts, so their losses (and gradients)
+        // add up to the whole batch's, as ranks' shards do.
+        let weights = parts.map {
             GRPOLoss.weights(mask: $0.mask, sequences: $0.s, type: lossType, maxCompletionLength: config.grpo.maxCompletionLength,
                              totalTokens: totalTokens, globalSequences: samples.count, globalTokens: totalTokens)
         }
-        let ref: [Float]? = config.grpo.beta > 0 && reference != nil && b != nil
-            ? Autograd.noGrad { logprobs(reference!, b!).0.array } : nil
+        let refs: [[Float]?] = parts.map { b in
+            config.grpo.beta > 0 && reference != nil ? Autograd.noGrad { logprobs(reference!, b).0.array } : nil
+        }
         var m: [String: Double] = [:]
         var lossSum = 0.0, normSum = 0.0
         let tokens = max(1, Double(totalTokens))
         for it in 0..<config.grpo.numIterations {
             var sums = LossSums()  // this rank's sums
-            if let b, let weights {
+            for (i, b) in parts.enumerated() {
                 let (logp, h) = logprobs(policy, b, entropy: it == 0)
                 let (loss, stats) = GRPOLoss.loss(
-                    logp: logp, old: b.old, ref: ref, advantages: b.advantages, weights: weights, mask: b.mask,
+                    logp: logp, old: b.old, ref: refs[i], advantages: b.advantages, weights: weights[i], mask: b.mask,
                     epsilonLow: config.grpo.epsilon, epsilonHigh: config.epsilonHigh, beta: config.grpo.beta)
                 (policy.auxiliaryLoss.map { loss + $0 } ?? loss).backward()  // MoE balance loss, when configured
-                sums.loss = Double(loss.item)
-                if let h { sums.entropyTokens = zip(h, b.mask).reduce(0.0) { $0 + Double($1.0 * $1.1) } }
-                (sums.klTokens, sums.clipLowTokens, sums.clipHighTokens, sums.clipRegionTokens) =
-                    (stats.kl * localTokens, stats.clipLow * localTokens, stats.clipHigh * localTokens, stats.clipRegion * localTokens)
+                let partTokens = Double(b.mask.reduce(0, +))
+                sums.loss += Double(loss.item)
+                if let h { sums.entropyTokens += zip(h, b.mask).reduce(0.0) { $0 + Double($1.0 * $1.1) } }
+                sums.klTokens += stats.kl * partTokens
+                sums.clipLowTokens += stats.clipLow * partTokens
+                sums.clipHighTokens += stats.clipHigh * partTokens
+                sums.clipRegionTokens += stats.clipRegion * partTokens
             }
             communicator.sumGradients(policy.parameters)
             let all = LossSums(communicator.sum(sums.array))

@@ -1,5 +1,5 @@
-// SFT's length micro-batches: the grouping is a partition with the least padded cost, and the
-// gradient accumulated over the groups is the one-batch gradient.
+// Length micro-batches (SFT's and GRPO's): the grouping is a partition with the least padded cost,
+// and the gradient accumulated over the groups is the one-batch gradient.
 
 import Autograd
 import Model
@@ -76,6 +76,43 @@ final class SFTMicroBatchTests: XCTestCase {
             let got = p.gradArray
             let scale = e.map { abs($0) }.max()! + 1e-12
             for (a, b) in zip(got, e) { XCTAssertEqual(a, b, accuracy: 1e-4 * scale) }
+        }
+    }
+
+    /// GRPO's update over length micro-batches takes the step of the whole batch: rows of short
+    /// (add) and long (program) prompts, split at no overhead or kept whole, leave the same AdamW
+    /// moments and report the same loss.
+    func testGRPOMicroBatchesTakeTheWholeBatchStep() throws {
+        let tokenizer = CharTokenizer()
+        var cfg = TrainConfig()
+        cfg.grpo.numGenerations = 2
+        cfg.grpo.maxCompletionLength = 10
+        cfg.model.maxContext = 256
+        let problems = try ["add", "program", "add", "program"].enumerated().map { i, name in
+            try XCTUnwrap(TaskRegistry.family(named: name)).problem(seed: 3, stream: "t", level: 1, index: i, id: "p\(i)")
+        }
+        func run(overhead: Int) throws -> (metrics: [String: Double], moments: [String: [Float]]) {
+            var rng = RNG(seed: 2, stream: "init")
+            let policy = Policy(config: PolicyConfig(vocabSize: tokenizer.vocabSize, dModel: 32, layers: 2, heads: 2, ffDim: 64, maxContext: 256), rng: &rng)
+            var step = GRPOStep(config: cfg, tokenizer: tokenizer, rewards: try RewardSet(config: cfg.grpo.rewards))
+            step.microBatchOverhead = overhead
+            var sampling = RNG(seed: 5, stream: "sampling")
+            var batch = try step.generate(policy: policy, problems: problems, rng: &sampling)
+            for i in batch.indices { batch[i].advantage = i % 2 == 0 ? 1 : -1 }  // a random policy earns no reward
+            let optimizer = AdamW(policy.parameters, lr: 1e-3)
+            let metrics = try step.update(policy: policy, reference: nil, optimizer: optimizer, samples: batch)
+            return (metrics, optimizer.stateArrays())
+        }
+        let lengths = problems.map { (try? tokenizer.encodePrompt($0.prompt).count) ?? 0 }
+        XCTAssertGreaterThan(lengths.max()!, 2 * lengths.min()!, "prompt lengths \(lengths) must differ for the split to matter")
+        let (split, whole) = (try run(overhead: 0), try run(overhead: 1_000_000))
+        XCTAssertEqual(split.metrics["loss"]!, whole.metrics["loss"]!, accuracy: 1e-6)
+        XCTAssertEqual(split.metrics["grad_norm"]!, whole.metrics["grad_norm"]!, accuracy: 1e-4 * whole.metrics["grad_norm"]!)
+        XCTAssertGreaterThan(whole.metrics["grad_norm"]!, 0)
+        for (name, expected) in whole.moments {
+            let got = try XCTUnwrap(split.moments[name])
+            let scale = expected.map { abs($0) }.max()! + 1e-12
+            for (a, b) in zip(got, expected) { XCTAssertEqual(a, b, accuracy: 1e-4 * scale, name) }
         }
     }
 }
