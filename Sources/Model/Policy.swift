@@ -306,14 +306,17 @@ public final class KVCache {
     public let heads: Int, headDim: Int, capacity: Int
     public private(set) var seqs: Int
     public private(set) var keyStart: [Int]
+    /// Sequences the buffers have room for.
+    let rowsAllocated: Int
     public private(set) var length = 0
     let k: [UnsafeMutablePointer<Float>]
     let v: [UnsafeMutablePointer<Float>]
     /// MLA's latent cache (then k and v are empty).
     public let latent: LatentCache?
 
-    public init(config: PolicyConfig, seqs: Int, capacity: Int, keyStart: [Int]) {
-        precondition(keyStart.count == seqs)
+    /// A cache of `seqs` sequences with room for `reserve` (at least `seqs`; see `repeatRows`).
+    public init(config: PolicyConfig, seqs: Int, capacity: Int, keyStart: [Int], reserve: Int? = nil) {
+        precondition(keyStart.count == seqs && (reserve ?? seqs) >= seqs)
         // Kept in release builds (see `forward`): a cache past max_context would read past the RoPE table.
         guard capacity <= config.maxContext else { fatalError("KV cache of \(capacity) slots exceeds max_context \(config.maxContext)") }
         self.seqs = seqs
@@ -321,11 +324,12 @@ public final class KVCache {
         headDim = config.headDim
         self.capacity = capacity
         self.keyStart = keyStart
-        let n = seqs * heads * capacity * config.headDim
+        rowsAllocated = reserve ?? seqs
+        let n = rowsAllocated * heads * capacity * config.headDim
         let mhaLayers = config.isDeepseek ? 0 : config.layers
         k = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
         v = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
-        latent = config.isDeepseek ? LatentCache(config: config, seqs: seqs, capacity: capacity) : nil
+        latent = config.isDeepseek ? LatentCache(config: config, seqs: rowsAllocated, capacity: capacity) : nil
     }
 
     deinit {
@@ -371,6 +375,27 @@ public final class KVCache {
         }
         keyStart = rows.map { keyStart[$0] }
         seqs = rows.count
+    }
+
+    /// Makes each sequence `times` sequences with its filled slots: sequence i becomes i·times ..<
+    /// (i+1)·times (a group's shared prompt, computed once, then sampled G ways). Needs room for them
+    /// (`reserve`). Rows move from the last down, so no source is overwritten before it is copied.
+    public func repeatRows(_ times: Int) {
+        precondition(times >= 1 && seqs * times <= rowsAllocated, "repeatRows: \(seqs) × \(times) sequences exceed the \(rowsAllocated) reserved")
+        let block = heads * capacity * headDim
+        for from in stride(from: seqs - 1, through: 0, by: -1) {
+            for to in stride(from: from * times + times - 1, through: from * times, by: -1) where to != from {
+                for buffer in k + v {
+                    for hh in 0..<heads {
+                        let offset = hh * capacity * headDim
+                        (buffer + to * block + offset).update(from: buffer + from * block + offset, count: length * headDim)
+                    }
+                }
+                latent?.move(from: from, to: to, capacity: capacity, length: length)
+            }
+        }
+        keyStart = keyStart.flatMap { Array(repeating: $0, count: times) }
+        seqs *= times
     }
 }
 

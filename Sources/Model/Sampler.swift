@@ -1,5 +1,6 @@
-// The batched group sampler: P prompts × G samples decoded together, one KV cache, one sgemm per
-// weight per step for the whole batch.
+// The batched group sampler: P prompts × G samples decoded together, one KV cache, one product per
+// weight per step for the whole batch. Each prompt is computed once for its group, and a completion
+// that stops leaves the batch.
 
 import Autograd
 import Foundation
@@ -89,17 +90,22 @@ public enum Sampler {
         let capacity = tp + options.maxNewTokens
         precondition(capacity <= policy.config.maxContext,
                      "prompt (\(tp)) + max_new_tokens (\(options.maxNewTokens)) exceeds max_context \(policy.config.maxContext)")
-        var ids = [Int32](repeating: padToken, count: s * tp)
-        var keyStart = [Int](repeating: 0, count: s)
-        for p in 0..<prompts.count {
-            for g in 0..<group {
-                let r = p * group + g, pad = tp - prompts[p].count
-                keyStart[r] = pad
-                for (i, tok) in prompts[p].enumerated() { ids[r * tp + pad + i] = tok }
-            }
+        // Each prompt runs once, left-padded to the longest; its keys and values and last logits are
+        // then copied to its group's G rows (with the native kernels a row's values depend on that
+        // row alone, so this equals running every row).
+        let n = prompts.count
+        var ids = [Int32](repeating: padToken, count: n * tp)
+        let keyStart = prompts.map { tp - $0.count }
+        for (p, prompt) in prompts.enumerated() {
+            for (i, tok) in prompt.enumerated() { ids[p * tp + keyStart[p] + i] = tok }
         }
-        let cache = KVCache(config: policy.config, seqs: s, capacity: capacity, keyStart: keyStart)
-        var logits = policy.step(ids, tokensPerSeq: tp, cache: cache)  // (S, V)
+        let cache = KVCache(config: policy.config, seqs: n, capacity: capacity, keyStart: keyStart, reserve: s)
+        let first = policy.step(ids, tokensPerSeq: tp, cache: cache)  // (P, V)
+        cache.repeatRows(group)
+        var logits = Tensor(uninitialized: [s, policy.config.vocabSize])
+        for r in 0..<s {
+            (logits.data + r * policy.config.vocabSize).update(from: first.data + (r / group) * policy.config.vocabSize, count: policy.config.vocabSize)
+        }
         var out = (0..<s).map { Completion(prompt: $0 / group, tokens: [], logprobs: [], truncated: true) }
         var active = Array(0..<s)  // the completion each cache row (and logits row) decodes
         let v = policy.config.vocabSize
