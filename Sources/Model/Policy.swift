@@ -300,8 +300,8 @@ public final class Policy {
 
 /// Keys and values of S left-padded sequences, per layer (S, K, capacity, D): one slot per kv head,
 /// so grouped-query attention caches H/K times less. All sequences are at the same length.
-/// `keyStart[s]` is sequence s's left padding. `keep(rows:)` drops finished sequences, so later
-/// steps compute only the rows still decoding.
+/// `keyStart[s]` is sequence s's left padding. `repeatRows` turns each prompt computed once into its
+/// group's rows; `keep(rows:)` drops finished sequences, so later steps compute only the rows still decoding.
 public final class KVCache {
     public let heads: Int, headDim: Int, capacity: Int
     public private(set) var seqs: Int
@@ -363,16 +363,7 @@ public final class KVCache {
     public func keep(rows: [Int]) {
         precondition(zip(rows, rows.dropFirst()).allSatisfy { $0 < $1 } && (rows.last ?? -1) < seqs && (rows.first ?? 0) >= 0,
                      "keep(rows:) needs ascending indices of current sequences")
-        let block = heads * capacity * headDim  // one sequence of one layer
-        for (to, from) in rows.enumerated() where to != from {
-            for buffer in k + v {
-                for hh in 0..<heads {
-                    let offset = hh * capacity * headDim
-                    (buffer + to * block + offset).update(from: buffer + from * block + offset, count: length * headDim)
-                }
-            }
-            latent?.move(from: from, to: to, capacity: capacity, length: length)
-        }
+        for (to, from) in rows.enumerated() where to != from { copySequence(from, to: to) }
         keyStart = rows.map { keyStart[$0] }
         seqs = rows.count
     }
@@ -382,20 +373,25 @@ public final class KVCache {
     /// (`reserve`). Rows move from the last down, so no source is overwritten before it is copied.
     public func repeatRows(_ times: Int) {
         precondition(times >= 1 && seqs * times <= rowsAllocated, "repeatRows: \(seqs) × \(times) sequences exceed the \(rowsAllocated) reserved")
-        let block = heads * capacity * headDim
         for from in stride(from: seqs - 1, through: 0, by: -1) {
             for to in stride(from: from * times + times - 1, through: from * times, by: -1) where to != from {
-                for buffer in k + v {
-                    for hh in 0..<heads {
-                        let offset = hh * capacity * headDim
-                        (buffer + to * block + offset).update(from: buffer + from * block + offset, count: length * headDim)
-                    }
-                }
-                latent?.move(from: from, to: to, capacity: capacity, length: length)
+                copySequence(from, to: to)
             }
         }
         keyStart = keyStart.flatMap { Array(repeating: $0, count: times) }
         seqs *= times
+    }
+
+    /// Copies sequence `from`'s filled slots (every layer and head) over sequence `to`'s.
+    private func copySequence(_ from: Int, to: Int) {
+        let block = heads * capacity * headDim  // one sequence of one layer
+        for buffer in k + v {
+            for hh in 0..<heads {
+                let offset = hh * capacity * headDim
+                (buffer + to * block + offset).update(from: buffer + from * block + offset, count: length * headDim)
+            }
+        }
+        latent?.move(from: from, to: to, capacity: capacity, length: length)
     }
 }
 
