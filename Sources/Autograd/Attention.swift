@@ -91,6 +91,8 @@ extension Tensor {
     /// query rows before it give 0. MLA's values are narrower than its keys (DeepSeek-V3: Dk = 192,
     /// Dv = 128), and its scale is 1/√Dk. Fused so that the (T, T) scores are made once per head and only the probabilities are saved;
     /// heads are independent, so each thread takes whole (b, h) pairs with single-threaded sgemms.
+    /// Long on purpose: the fused forward and its backward sit side by side (STYLE.md), sharing the saved
+    /// probabilities.
     public static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, keyStart: [Int]? = nil) -> Tensor {
         precondition(q.rank == 4 && q.shape == k.shape && v.rank == 4 && Array(v.shape.prefix(3)) == Array(q.shape.prefix(3)),
                      "attention needs q, k (B, H, T, Dk) and v (B, H, T, Dv), got \(q.shape) \(k.shape) \(v.shape)")

@@ -306,6 +306,7 @@ public struct DeepseekV3ConfigJSON: Equatable, Sendable {
     }
 
     /// Reads a DeepseekV3 `config.json`; errors name the file and the key.
+    /// Long on purpose: one read per key of config.json, in the file's order, each naming its key on error.
     public static func read(from url: URL) throws -> DeepseekV3ConfigJSON {
         let file = url.path
         guard let data = try? Data(contentsOf: url),

@@ -15,6 +15,8 @@ public struct ProgramOutputTask: TaskFamily {
 
     public init() {}
 
+    /// Long on purpose: one draw-and-check loop (a program that fails, overflows or runs too long is
+    /// drawn again) holding one program shape per level, side by side.
     public func generate(level: Int, rng: inout SplitMix64) -> Problem {
         while true {
             var program: [TinyStmt] = []
@@ -103,6 +105,8 @@ public struct StackMachineTask: TaskFamily {
 
     public init() {}
 
+    /// Long on purpose: one draw-and-check loop (a draw that breaks a rule is drawn again) whose state
+    /// the steps share; the level only sets its sizes.
     public func generate(level: Int, rng: inout SplitMix64) -> Problem {
         let (numbers, specials, range): (Int, Int, ClosedRange<Int>) = {
             switch level {

@@ -236,6 +236,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Every number is checked against its range before any arithmetic uses it, so no value can
     /// overflow a sum or a product below; then the run's memory is estimated and refused when it
     /// cannot fit on this machine.
+    /// Long on purpose: one flat list of checks in the order of the config's sections, so a key's check is
+    /// found where its section is; splitting it would scatter them.
     public func validate() throws {
         func need(_ ok: Bool, _ key: String, _ message: String) throws {
             if !ok { throw ConfigError(file: nil, key: key, message: message) }

@@ -207,6 +207,8 @@ struct BenchGRPO: ParsableCommand {
         }
     }
 
+    /// Long on purpose: the peer script's step in the same order (set up, timed loop, report), so the two
+    /// read side by side.
     func run() throws {
         try setMatmulPrecision(precision)
         let comm = try Communicator.world()
