@@ -53,6 +53,7 @@ final class ConfigTests: XCTestCase {
         assertError("grpo:\n  num_generations: 1\n", key: "grpo.num_generations", mentions: "at least 2")
         assertError("grpo:\n  loss_type: ppo\n", key: "grpo.loss_type", mentions: "dr_grpo")
         assertError("precision: fp16\n", key: "precision", mentions: "use f32 or bf16")
+        assertError("data:\n  curriculum:\n    mode: adaptiv\n", key: "data.curriculum.mode", mentions: "use adaptive or ladder")
         assertError("sft:\n  learning_rate: 0\n", key: "sft.learning_rate", mentions: "must be in (0, 1.0]")
         assertError("data:\n  families: [mull]\n", key: "data.families", mentions: "did you mean 'mul'")
         assertError("model:\n  d_model: 100\n  heads: 3\n", key: "model.d_model", mentions: "multiple of model.heads")

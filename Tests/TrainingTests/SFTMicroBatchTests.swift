@@ -99,6 +99,10 @@ final class SFTMicroBatchTests: XCTestCase {
             var sampling = RNG(seed: 5, stream: "sampling")
             var batch = try step.generate(policy: policy, problems: problems, rng: &sampling)
             for i in batch.indices { batch[i].advantage = i % 2 == 0 ? 1 : -1 }  // a random policy earns no reward
+            if overhead == 0 {  // rows of several lengths, so the update really runs more than one micro-batch
+                let rows = try batch.map { try tokenizer.encodePrompt($0.problem.prompt).count + $0.completion.tokens.count }
+                XCTAssertGreaterThan(SFT.lengthGroups(rows, overhead: 0).count, 1, "row lengths \(rows)")
+            }
             let optimizer = AdamW(policy.parameters, lr: 1e-3)
             let metrics = try step.update(policy: policy, reference: nil, optimizer: optimizer, samples: batch)
             return (metrics, optimizer.stateArrays())
