@@ -357,15 +357,26 @@ public final class KVCache {
     public var bytesPerToken: Int { latent?.bytesPerToken ?? 2 * k.count * heads * headDim * 4 }
     func advance(_ n: Int) { length += n }
 
-    /// Keeps only the sequences `rows` (ascending indices of the current ones), in that order, as
-    /// sequences 0..<rows.count: the next `step` feeds and returns those rows alone. Each kept row's
-    /// filled slots move down in place (row i never moves up, so no source is overwritten before use).
-    public func keep(rows: [Int]) {
+    /// Keeps only the sequences `rows` (ascending indices of current ones) as sequences 0..<rows.count:
+    /// the next `step` feeds and returns those rows alone. Kept rows below that count stay where they
+    /// are and the kept rows above it move into the holes, so a compaction copies only the rows it
+    /// moves. Returns, for each new sequence, the old index it holds.
+    @discardableResult
+    public func keep(rows: [Int]) -> [Int] {
         precondition(zip(rows, rows.dropFirst()).allSatisfy { $0 < $1 } && (rows.last ?? -1) < seqs && (rows.first ?? 0) >= 0,
                      "keep(rows:) needs ascending indices of current sequences")
-        for (to, from) in rows.enumerated() where to != from { copySequence(from, to: to) }
-        keyStart = rows.map { keyStart[$0] }
-        seqs = rows.count
+        let n = rows.count
+        var order = Array(0..<n)
+        var kept = [Bool](repeating: false, count: seqs)
+        for r in rows { kept[r] = true }
+        let holes = (0..<n).filter { !kept[$0] }
+        for (hole, from) in zip(holes, rows.drop { $0 < n }) {  // as many rows at or above n as holes below it
+            copySequence(from, to: hole)
+            order[hole] = from
+        }
+        keyStart = order.map { keyStart[$0] }
+        seqs = n
+        return order
     }
 
     /// Makes each sequence `times` sequences with its filled slots: sequence i becomes i·times ..<

@@ -108,18 +108,22 @@ public enum Sampler {
         }
         var out = (0..<s).map { Completion(prompt: $0 / group, tokens: [], logprobs: [], truncated: true) }
         var active = Array(0..<s)  // the completion each cache row (and logits row) decodes
+        // Rows are visited in completion order, so the draws from a shared generator do not depend on
+        // where compaction put each row.
+        var visit = Array(active.indices)
         let v = policy.config.vocabSize
         var scratch = [Float](repeating: 0, count: v)
         for step in 0..<options.maxNewTokens {
-            var next: [Int32] = [], kept: [Int] = []
-            for (i, r) in active.enumerated() {
+            var next = [Int32](repeating: padToken, count: active.count), kept: [Int] = []
+            for i in visit {
+                let r = active[i]
                 let (tok, lp) = pick(logits.data + i * v, v: v, options: options, rng: &rngs[rngOfRow(r)], scratch: &scratch)
                 out[r].tokens.append(tok)
                 out[r].logprobs.append(lp)
                 if stopTokens.contains(tok) && step + 1 >= options.minNewTokens {
                     out[r].truncated = false
                 } else {
-                    next.append(tok)
+                    next[i] = tok
                     kept.append(i)
                 }
             }
@@ -127,8 +131,10 @@ public enum Sampler {
             // Finished rows leave the batch, so a step costs only the rows still decoding. With the
             // native kernels a dense row's values depend on that row alone, so this changes no bit.
             if kept.count < active.count {
-                cache.keep(rows: kept)
-                active = kept.map { active[$0] }
+                let order = cache.keep(rows: kept.sorted())
+                active = order.map { active[$0] }
+                next = order.map { next[$0] }
+                visit = active.indices.sorted { active[$0] < active[$1] }
             }
             logits = policy.step(next, tokensPerSeq: 1, cache: cache)
         }
