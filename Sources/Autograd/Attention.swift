@@ -1,4 +1,5 @@
-// Rotary position embedding and causal softmax attention.
+// Rotary position embedding and causal softmax attention: recorded over whole sequences for
+// training, and against a KV cache for decoding.
 //
 // B batch, H heads, T time, D head size. Scores and weighted values are float32 products whatever
 // BLAS.precision says (see MatmulPrecision).
@@ -176,6 +177,62 @@ extension Tensor {
                             }
                         }
                     }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// One layer's KV cache of S left-padded sequences, as `Tensor.cachedAttention` reads it: keys and
+/// values (S, K, capacity, D), `length` slots filled, sequence s's first `keyStart[s]` slots padding.
+public struct KVBuffer {
+    public let keys, values: UnsafeMutablePointer<Float>
+    public let kvHeads, headDim, capacity, length: Int
+    public let keyStart: [Int]
+
+    public init(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, kvHeads: Int, headDim: Int,
+                capacity: Int, length: Int, keyStart: [Int]) {
+        (self.keys, self.values, self.kvHeads, self.headDim) = (keys, values, kvHeads, headDim)
+        (self.capacity, self.length, self.keyStart) = (capacity, length, keyStart)
+    }
+}
+
+extension Tensor {
+    /// Causal attention of L new tokens per sequence against a KV cache, for decoding (never
+    /// recorded): appends k and v (S·L, K·D) at slots length..<length+L of `cache`, then each query
+    /// of q (S·L, H·D) attends over its sequence's slots keyStart...its own, query head h reading kv
+    /// head h / (H/K) (grouped-query attention). A query before its sequence's padding ends gives 0.
+    /// → (S·L, H·D). The caller advances the cache's length once every layer has appended.
+    public static func cachedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, cache: KVBuffer, heads h: Int, scale: Float) -> Tensor {
+        let s = cache.keyStart.count, kvh = cache.kvHeads, d = cache.headDim, cap = cache.capacity, t0 = cache.length
+        let qw = h * d, kw = kvh * d, rep = h / kvh, l = q.count / (s * qw)
+        precondition(q.count == s * l * qw && k.count == s * l * kw && v.count == k.count && t0 + l <= cap && h % kvh == 0,
+                     "cachedAttention: q \(q.shape), k \(k.shape) for \(s) sequences, \(h) heads, cache \(t0) + \(l) of \(cap)")
+        let kc = cache.keys, vc = cache.values
+        for r in 0..<s {  // append: (S, L, K, D) → slots t0..<t0+L of (S, K, cap, D)
+            for i in 0..<l {
+                for hh in 0..<kvh {
+                    let src = (r * l + i) * kw + hh * d, dst = ((r * kvh + hh) * cap + t0 + i) * d
+                    (kc + dst).update(from: k.data + src, count: d)
+                    (vc + dst).update(from: v.data + src, count: d)
+                }
+            }
+        }
+        let out = Tensor(uninitialized: [s * l, qw])
+        let qd = q.data, od = out.data
+        Parallel.forRanges(s * h, cost: l * (t0 + l) * d * 4) { range in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: t0 + l)
+            defer { p.deallocate() }
+            for sh in range {
+                let r = sh / h, hh = sh % h, start = cache.keyStart[r]
+                let kvIndex = r * kvh + hh / rep
+                let kb = kc + kvIndex * cap * d, vb = vc + kvIndex * cap * d
+                for i in 0..<l {
+                    let qi = qd + (r * l + i) * qw + hh * d, oi = od + (r * l + i) * qw + hh * d
+                    let end = t0 + i  // causal: keys start...end
+                    if start > end { oi.update(repeating: 0, count: d); continue }
+                    Kernels.attendRow(q: qi, keys: kb, values: vb, start: start, end: end, d: d, scale: scale, p: p, out: oi)
                 }
             }
         }

@@ -1,6 +1,7 @@
-// Multi-head latent attention (DeepSeek-V2 §2.1, as DeepSeek-V3 and transformers' DeepseekV3 use
-// it) and the DeepseekV3 block, then the policy's two forwards for it: the recorded one and the
-// KV-cached one, whose cache holds only the latent c (Rkv) and the shared RoPE key (R) per token.
+// The DeepseekV3 decoder layer: multi-head latent attention (DeepSeek-V2 §2.1, as DeepSeek-V3 and
+// transformers' DeepseekV3 use it), then a dense SwiGLU or mixture-of-experts feed-forward (MoE.swift).
+// One forward serves training (recorded) and decoding, whose cache holds only the latent c (Rkv) and
+// the shared RoPE key (R) per token (KVCache.swift).
 //
 //   q  = W_UQ·norm(W_DQ·h)  (or W_Q·h)     split per head into q_nope (Dn) and q_rope (R)
 //   [c; k_r] = W_DKV·h,  c ← norm(c)        one latent c and one RoPE key k_r per token
@@ -10,8 +11,8 @@
 // Cached decoding never re-expands the cache: q_nope·k_nope = (W_UKᵀ·q_nope)·c, so each query is
 // folded into latent space once, attends over the latents directly, and W_UV is applied after.
 //
-// Dimensions: B batch, T time, N = B·T tokens, C = d_model, H heads, Dn, R, Dv, Dk = Dn + R,
-// Rq, Rkv as in DeepseekV3Config.swift; S sequences being sampled, L new tokens in a cached step.
+// Dimensions: B rows (S sequences when decoding), T tokens per row (L new ones when decoding),
+// N = B·T, C = d_model, H heads, Dn, R, Dv, Dk = Dn + R, Rq, Rkv as in DeepseekV3Config.swift.
 
 import Autograd
 import Foundation
@@ -22,6 +23,9 @@ import Foundation
 public final class MLAAttention {
     public let config: MLAConfig
     public let heads: Int
+    let layer: Int
+    /// RoPE over qk_rope_head_dim, shared by the layers.
+    let rope: RoPETable
     /// W_Q (H·Dk, C) when q_lora_rank is 0.
     public let qProj: Tensor?
     /// W_DQ (Rq, C), its RMSNorm (Rq) and W_UQ (H·Dk, Rq) when q_lora_rank > 0.
@@ -38,10 +42,9 @@ public final class MLAAttention {
     /// transformers builds q_a_layernorm and kv_a_layernorm with its default eps, not rms_norm_eps.
     static let latentNormEps: Float = 1e-6
 
-    init(_ c: PolicyConfig, make: (String, [Int]) throws -> Tensor) rethrows {
+    init(_ c: PolicyConfig, layer: Int, rope: RoPETable, make: (String, [Int]) throws -> Tensor) rethrows {
         let m = c.mla!, h = c.heads
-        config = m
-        heads = h
+        (config, heads, self.layer, self.rope) = (m, h, layer, rope)
         if m.qLoraRank > 0 {
             qProj = nil
             qA = try make("self_attn.q_a_proj.weight", [m.qLoraRank, c.dModel])
@@ -68,16 +71,16 @@ public final class MLAAttention {
     }
 
     /// Queries (N, H·Dk) of normed input hn (N, C).
-    func queries(_ hn: Tensor) -> Tensor {
-        if let qProj { return Tensor.matmul(hn, qProj, transposeB: true) }
-        let qa = Tensor.rmsNorm(Tensor.matmul(hn, qA!, transposeB: true), weight: qANorm!, eps: Self.latentNormEps)
-        return Tensor.matmul(qa, qB!, transposeB: true)
+    func queries(_ hn: Tensor, _ pass: ForwardPass) -> Tensor {
+        if let qProj { return pass.linear(hn, qProj) }
+        let qa = Tensor.rmsNorm(pass.linear(hn, qA!), weight: qANorm!, eps: Self.latentNormEps)
+        return pass.linear(qa, qB!)
     }
 
     /// The normed latent c (N, Rkv) and the unrotated RoPE key (N, R).
-    func latent(_ hn: Tensor) -> (c: Tensor, kRope: Tensor) {
+    func latent(_ hn: Tensor, _ pass: ForwardPass) -> (c: Tensor, kRope: Tensor) {
         let rkv = config.kvLoraRank, r = config.qkRopeHeadDim
-        let ckv = Tensor.matmul(hn, kvA, transposeB: true)  // (N, Rkv + R)
+        let ckv = pass.linear(hn, kvA)  // (N, Rkv + R)
         let c = Tensor.rmsNorm(ckv.slice(axis: 1, 0..<rkv), weight: kvANorm, eps: Self.latentNormEps)
         return (c, ckv.slice(axis: 1, rkv..<(rkv + r)))
     }
@@ -85,37 +88,56 @@ public final class MLAAttention {
     /// RoPE on x (B, T, H', R). With rope_interleave the pairs are (x0, x1), (x2, x3), …: they are
     /// de-interleaved first (evens, then odds), after which rotating i with i + R/2 is exactly
     /// transformers' `apply_rotary_pos_emb_interleave`, output layout included.
-    func rotate(_ x: Tensor, positions: [Int32], table: RoPETable) -> Tensor {
+    func rotate(_ x: Tensor, positions: [Int32]) -> Tensor {
         var y = x
         if config.ropeInterleave {
             let (b, t, h, r) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
             y = x.reshaped([b * t * h, r / 2, 2]).transposed(1, 2).reshaped([b, t, h, r])
         }
-        return Tensor.rope(y, positions: positions, table: table)
+        return Tensor.rope(y, positions: positions, table: rope)
     }
 
-    /// Recorded attention over (B, T) tokens of normed input hn (N, C) → (N, C).
-    func forward(_ hn: Tensor, batch b: Int, time t: Int, positions: [Int32], keyStart: [Int]?, table: RoPETable) -> Tensor {
-        let (h, dn, r, dv) = (heads, config.qkNopeHeadDim, config.qkRopeHeadDim, config.vHeadDim)
+    /// Attention on normed input hn (N, C) → (N, C): over the whole rows when recording; when
+    /// decoding, this step's latents and RoPE keys join the cache and the queries attend over it.
+    func callAsFunction(_ hn: Tensor, _ pass: ForwardPass) -> Tensor {
+        let (b, t, h) = (pass.rows, pass.tokens, heads)
+        let (dn, r, dv) = (config.qkNopeHeadDim, config.qkRopeHeadDim, config.vHeadDim)
         let dk = dn + r, n = b * t
-        let q = queries(hn).reshaped([n, h, dk])
-        let qRope = rotate(q.slice(axis: 2, dn..<dk).reshaped([b, t, h, r]), positions: positions, table: table)
-        let (c, kr) = latent(hn)
-        let kRope = rotate(kr.reshaped([b, t, 1, r]), positions: positions, table: table).reshaped([n, 1, r])
+        let q = queries(hn, pass).reshaped([n, h, dk])
+        let qRope = rotate(q.slice(axis: 2, dn..<dk).reshaped([b, t, h, r]), positions: pass.positions)
+        let (c, kr) = latent(hn, pass)
+        let kRope = rotate(kr.reshaped([b, t, 1, r]), positions: pass.positions)
+        let scale = 1 / Float(dk).squareRoot()
+        if let cache = pass.cache {
+            let lc = cache.latent!, rkv = config.kvLoraRank, cap = cache.capacity, t0 = cache.length
+            let cc = lc.c[layer], kc = lc.kr[layer]
+            for s in 0..<b {  // append: (S, L, ·) → slots t0..<t0+L of (S, cap, ·)
+                (cc + (s * cap + t0) * rkv).update(from: c.data + s * t * rkv, count: t * rkv)
+                (kc + (s * cap + t0) * r).update(from: kRope.data + s * t * r, count: t * r)
+            }
+            let out = Tensor(uninitialized: [n, h * dv])
+            let qNope = q.slice(axis: 2, 0..<dn)  // (N, H, Dn)
+            if pass.absorbMLA {
+                attendAbsorbed(qNope: qNope, qRope: qRope, cache: cache, l: t, out: out, scale: scale)
+            } else {
+                attendExpanded(qNope: qNope, qRope: qRope, cache: cache, l: t, out: out, scale: scale)
+            }
+            return pass.linear(out, o)
+        }
         let kv = Tensor.matmul(c, kvB, transposeB: true).reshaped([n, h, dn + dv])  // (N, H, Dn + Dv)
         let qAll = Tensor.concat([q.slice(axis: 2, 0..<dn), qRope.reshaped([n, h, r])], axis: 2)
-        let kAll = Tensor.concat([kv.slice(axis: 2, 0..<dn), Tensor.concat(Array(repeating: kRope, count: h), axis: 1)], axis: 2)
+        let kAll = Tensor.concat([kv.slice(axis: 2, 0..<dn), Tensor.concat(Array(repeating: kRope.reshaped([n, 1, r]), count: h), axis: 1)], axis: 2)
         func perHead(_ x: Tensor, _ d: Int) -> Tensor { x.reshaped([b, t, h, d]).transposed(1, 2) }  // (B, H, T, d)
         let a = Tensor.causalAttention(perHead(qAll, dk), perHead(kAll, dk), perHead(kv.slice(axis: 2, dn..<(dn + dv)), dv),
-                                       scale: 1 / Float(dk).squareRoot(), keyStart: keyStart)
-        return Tensor.matmul(a.transposed(1, 2).reshaped([n, h * dv]), o, transposeB: true)
+                                       scale: scale, keyStart: pass.keyStart)
+        return pass.linear(a.transposed(1, 2).reshaped([n, h * dv]), o)
     }
 }
 
 // MARK: - Block
 
-/// A DeepseekV3 decoder block: RMSNorm → MLA → residual, RMSNorm → dense SwiGLU or MoE → residual.
-public final class LatentBlock {
+/// A DeepseekV3 decoder layer: RMSNorm → MLA → residual, RMSNorm → dense SwiGLU or MoE → residual.
+public final class DeepseekV3Block: DecoderLayer {
     public let attnNorm: Tensor   // (C)
     public let attention: MLAAttention
     public let mlpNorm: Tensor    // (C)
@@ -123,10 +145,16 @@ public final class LatentBlock {
     public let wGate: Tensor?, wUp: Tensor?, wDown: Tensor?
     /// The MoE feed-forward in the other layers.
     public let moe: MoELayer?
+    let rmsEps: Float
 
-    init(_ c: PolicyConfig, layer: Int, make: (String, [Int]) throws -> Tensor) rethrows {
+    public static func rope(_ c: PolicyConfig) -> RoPETable {
+        RoPETable(headDim: c.mla!.qkRopeHeadDim, base: c.ropeTheta, maxPositions: c.maxContext)
+    }
+
+    public init(_ c: PolicyConfig, layer: Int, rope: RoPETable, make: (String, [Int]) throws -> Tensor) rethrows {
+        rmsEps = c.rmsEps
         attnNorm = try make("input_layernorm.weight", [c.dModel])
-        attention = try MLAAttention(c, make: make)
+        attention = try MLAAttention(c, layer: layer, rope: rope, make: make)
         mlpNorm = try make("post_attention_layernorm.weight", [c.dModel])
         if let e = c.moe, c.isMoELayer(layer) {
             moe = try MoELayer(e, dModel: c.dModel, make: make)
@@ -139,7 +167,7 @@ public final class LatentBlock {
         }
     }
 
-    var named: [(String, Tensor)] {
+    public var named: [(String, Tensor)] {
         var out = [("input_layernorm.weight", attnNorm)] + attention.named + [("post_attention_layernorm.weight", mlpNorm)]
         if let moe { out += moe.named }
         if let wGate, let wUp, let wDown {
@@ -148,51 +176,19 @@ public final class LatentBlock {
         return out
     }
 
-    /// The feed-forward on normed input h (N, C) → (N, C).
-    func mlp(_ h: Tensor) -> Tensor {
-        if let moe { return moe.forward(h) }
-        let a = Tensor.swiglu(gate: Tensor.matmul(h, wGate!, transposeB: true), up: Tensor.matmul(h, wUp!, transposeB: true))
-        return Tensor.matmul(a, wDown!, transposeB: true)
+    public func callAsFunction(_ x: Tensor, _ pass: ForwardPass) -> Tensor {
+        let h = x + attention(Tensor.rmsNorm(x, weight: attnNorm, eps: rmsEps), pass)
+        let hn = Tensor.rmsNorm(h, weight: mlpNorm, eps: rmsEps)
+        if let moe { return h + moe.forward(hn) }
+        return h + pass.linear(Tensor.swiglu(gate: pass.linear(hn, wGate!), up: pass.linear(hn, wUp!)), wDown!)
     }
 }
 
-// MARK: - Latent KV cache
-
-/// MLA's cache for S sequences: per layer, the latent c (S, capacity, Rkv) and the rotated shared
-/// RoPE key (S, capacity, R). Nothing per head is stored.
-public final class LatentCache {
-    public let latentDim: Int, ropeDim: Int
-    let c: [UnsafeMutablePointer<Float>]
-    let kr: [UnsafeMutablePointer<Float>]
-
-    init(config: PolicyConfig, seqs: Int, capacity: Int) {
-        let m = config.mla!
-        latentDim = m.kvLoraRank
-        ropeDim = m.qkRopeHeadDim
-        c = (0..<config.layers).map { _ in .allocate(capacity: seqs * capacity * m.kvLoraRank) }
-        kr = (0..<config.layers).map { _ in .allocate(capacity: seqs * capacity * m.qkRopeHeadDim) }
-    }
-
-    deinit {
-        c.forEach { $0.deallocate() }
-        kr.forEach { $0.deallocate() }
-    }
-
-    /// Bytes held per sequence per token over all layers.
-    public var bytesPerToken: Int { c.count * (latentDim + ropeDim) * 4 }
-
-    /// Copies sequence `from`'s first `length` slots to sequence `to` (see `KVCache.keep`).
-    func move(from: Int, to: Int, capacity: Int, length: Int) {
-        for buffer in c { (buffer + to * capacity * latentDim).update(from: buffer + from * capacity * latentDim, count: length * latentDim) }
-        for buffer in kr { (buffer + to * capacity * ropeDim).update(from: buffer + from * capacity * ropeDim, count: length * ropeDim) }
-    }
-}
-
-// MARK: - Policy forwards
+// MARK: - Mixture of experts in the policy
 
 extension Policy {
     /// Every MoE layer of the policy, in layer order (empty without MoE).
-    public var moeLayers: [MoELayer] { latentBlocks.compactMap(\.moe) }
+    public var moeLayers: [MoELayer] { layers.compactMap(\.moe) }
 
     /// The sum of the MoE layers' auxiliary balance losses from the last recorded forward, to add to
     /// the training loss (nil when no layer uses balance: aux_loss).
@@ -220,67 +216,16 @@ extension Policy {
         return ["moe/load_max": loads.max()!, "moe/load_min": loads.min()!,
                 "active_params": Double(config.activeParameterCount)]
     }
+}
 
-    func latentForward(ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]?) -> Tensor {
-        let positions = Self.positions(rows: b, length: t, keyStart: keyStart)
-        var x = Tensor.embedding(embed, ids: ids)  // (B·T, C)
-        for blk in latentBlocks {
-            let hn = Tensor.rmsNorm(x, weight: blk.attnNorm, eps: config.rmsEps)
-            x = x + blk.attention.forward(hn, batch: b, time: t, positions: positions, keyStart: keyStart, table: latentRope!)
-            x = x + blk.mlp(Tensor.rmsNorm(x, weight: blk.mlpNorm, eps: config.rmsEps))
-        }
-        let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
-        return Tensor.matmul(xn, lmHead, transposeB: true, precision: .f32)  // (B·T, V)
-    }
+// MARK: - Cached attention in latent space
 
-    /// The KV-cached forward with MLA. Absorbed (default): attention runs in latent space; naive
-    /// (`absorbMLA = false`): the cached latents are re-expanded to per-head keys and values.
-    func latentStep(_ ids: [Int32], tokensPerSeq l: Int, cache: KVCache, allPositions: Bool) -> Tensor {
-        let lc = cache.latent!
-        let m = config.mla!, s = cache.seqs, h = config.heads, c = config.dModel
-        let (dn, r, dv, rkv) = (m.qkNopeHeadDim, m.qkRopeHeadDim, m.vHeadDim, m.kvLoraRank)
-        let dk = dn + r, t0 = cache.length, cap = cache.capacity
-        precondition(ids.count == s * l && t0 + l <= cap, "cache overflow: \(t0) + \(l) > \(cap)")
-        let positions = Self.positions(rows: s, length: l, from: t0, keyStart: cache.keyStart)
-        let scale = 1 / Float(dk).squareRoot()
-        var x = Tensor.embedding(embed, ids: ids)  // (S·L, C)
-        for (layer, blk) in latentBlocks.enumerated() {
-            let att = blk.attention
-            let hn = Tensor.rmsNorm(x, weight: blk.attnNorm, eps: config.rmsEps)
-            let q = att.queries(hn).reshaped([s * l, h, dk])
-            let qNope = q.slice(axis: 2, 0..<dn)  // (S·L, H, Dn)
-            let qRope = att.rotate(q.slice(axis: 2, dn..<dk).reshaped([s, l, h, r]), positions: positions, table: latentRope!)
-            let (cNew, krRaw) = att.latent(hn)
-            let kr = att.rotate(krRaw.reshaped([s, l, 1, r]), positions: positions, table: latentRope!)
-            let cc = lc.c[layer], kc = lc.kr[layer]
-            for q in 0..<s {  // append: (S, L, ·) → slots t0..<t0+L of (S, cap, ·)
-                (cc + (q * cap + t0) * rkv).update(from: cNew.data + q * l * rkv, count: l * rkv)
-                (kc + (q * cap + t0) * r).update(from: kr.data + q * l * r, count: l * r)
-            }
-            let out = Tensor(uninitialized: [s * l, h * dv])
-            if absorbMLA {
-                attendAbsorbed(qNope: qNope, qRope: qRope, kvB: att.kvB, cache: cache, layer: layer, l: l, out: out, scale: scale)
-            } else {
-                attendExpanded(qNope: qNope, qRope: qRope, kvB: att.kvB, cache: cache, layer: layer, l: l, out: out, scale: scale)
-            }
-            x = x + Tensor.matmul(out, att.o, transposeB: true)
-            x = x + blk.mlp(Tensor.rmsNorm(x, weight: blk.mlpNorm, eps: config.rmsEps))
-        }
-        cache.advance(l)
-        if !allPositions && l > 1 {
-            let last = Tensor(uninitialized: [s, c])
-            for q in 0..<s { (last.data + q * c).update(from: x.data + (q * l + l - 1) * c, count: c) }
-            x = last
-        }
-        let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
-        return Tensor.matmul(xn, lmHead, transposeB: true, precision: .f32)
-    }
-
+extension MLAAttention {
     /// Absorbed MLA decoding: q_lat = W_UKᵀ·q_nope per head (one sgemm per head over all S·L
     /// queries), scores q_lat·c_j + q_r·k_r,j against the cached latents, o_lat = Σ p_j c_j, and
     /// out = W_UV·o_lat (one sgemm per head).
-    private func attendAbsorbed(qNope: Tensor, qRope: Tensor, kvB: Tensor, cache: KVCache, layer: Int, l: Int, out: Tensor, scale: Float) {
-        let m = config.mla!, s = cache.seqs, h = config.heads, lc = cache.latent!
+    func attendAbsorbed(qNope: Tensor, qRope: Tensor, cache: KVCache, l: Int, out: Tensor, scale: Float) {
+        let m = config, s = cache.seqs, h = heads, lc = cache.latent!
         let (dn, r, dv, rkv) = (m.qkNopeHeadDim, m.qkRopeHeadDim, m.vHeadDim, m.kvLoraRank)
         let t0 = cache.length, cap = cache.capacity, n = s * l
         let qLat = Tensor(uninitialized: [n, h, rkv]), oLat = Tensor(uninitialized: [n, h, rkv])
@@ -314,8 +259,8 @@ extension Policy {
 
     /// Naive MLA decoding, for checking the absorbed one: re-expands every cached latent into
     /// per-head keys and values with kv_b_proj, then attends as MHA does.
-    private func attendExpanded(qNope: Tensor, qRope: Tensor, kvB: Tensor, cache: KVCache, layer: Int, l: Int, out: Tensor, scale: Float) {
-        let m = config.mla!, s = cache.seqs, h = config.heads, lc = cache.latent!
+    func attendExpanded(qNope: Tensor, qRope: Tensor, cache: KVCache, l: Int, out: Tensor, scale: Float) {
+        let m = config, s = cache.seqs, h = heads, lc = cache.latent!
         let (dn, r, dv, rkv) = (m.qkNopeHeadDim, m.qkRopeHeadDim, m.vHeadDim, m.kvLoraRank)
         let t0 = cache.length, cap = cache.capacity, tot = t0 + l
         let kv = Tensor(uninitialized: [s * tot, h * (dn + dv)])  // (S·T, H·(Dn+Dv))

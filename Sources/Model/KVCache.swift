@@ -1,0 +1,152 @@
+// KV caches for decoding: per layer, MHA's keys and values (S, K, capacity, D), or MLA's latents
+// (S, capacity, Rkv) and shared RoPE keys (S, capacity, R). Rows can be repeated (a group's shared
+// prompt) and dropped (finished sequences) between steps.
+
+import Autograd
+import Foundation
+
+/// Keys and values of S left-padded sequences, per layer (S, K, capacity, D): one slot per kv head,
+/// so grouped-query attention caches H/K times less. All sequences are at the same length.
+/// `keyStart[s]` is sequence s's left padding. `repeatRows` turns each prompt computed once into its
+/// group's rows; `keep(rows:)` drops finished sequences, so later steps compute only the rows still decoding.
+public final class KVCache {
+    public let heads: Int, headDim: Int, capacity: Int
+    public private(set) var seqs: Int
+    public private(set) var keyStart: [Int]
+    /// Sequences the buffers have room for.
+    let rowsAllocated: Int
+    public private(set) var length = 0
+    let k: [UnsafeMutablePointer<Float>]
+    let v: [UnsafeMutablePointer<Float>]
+    /// MLA's latent cache (then k and v are empty).
+    public let latent: LatentCache?
+
+    /// A cache of `seqs` sequences with room for `reserve` (at least `seqs`; see `repeatRows`).
+    public init(config: PolicyConfig, seqs: Int, capacity: Int, keyStart: [Int], reserve: Int? = nil) {
+        precondition(keyStart.count == seqs && (reserve ?? seqs) >= seqs)
+        // Kept in release builds (see `forward`): a cache past max_context would read past the RoPE table.
+        guard capacity <= config.maxContext else { fatalError("KV cache of \(capacity) slots exceeds max_context \(config.maxContext)") }
+        self.seqs = seqs
+        heads = config.kvHeadCount
+        headDim = config.headDim
+        self.capacity = capacity
+        self.keyStart = keyStart
+        rowsAllocated = reserve ?? seqs
+        let n = rowsAllocated * heads * capacity * config.headDim
+        let mhaLayers = config.isDeepseek ? 0 : config.layers
+        k = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
+        v = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
+        latent = config.isDeepseek ? LatentCache(config: config, seqs: rowsAllocated, capacity: capacity) : nil
+    }
+
+    deinit {
+        k.forEach { $0.deallocate() }
+        v.forEach { $0.deallocate() }
+    }
+
+    /// The weights packed for this cache's decode products, made at first use (see `linear`).
+    var packed: [ObjectIdentifier: PackedMatrix] = [:]
+
+    /// x · wᵀ through a copy of w packed at this cache's first step: the weights must not change
+    /// while a cache is in use (sampling and evaluation hold no optimizer).
+    func linear(_ x: Tensor, _ w: Tensor) -> Tensor { linear(x, w, precision: nil) }
+
+    /// `linear` in `precision` (nil: `BLAS.precision`), fixed when w is first packed.
+    func linear(_ x: Tensor, _ w: Tensor, precision: MatmulPrecision?) -> Tensor {
+        let id = ObjectIdentifier(w)
+        if let p = packed[id] { return Tensor.matmul(x, packed: p) }
+        let p = PackedMatrix(w, precision: precision)
+        packed[id] = p
+        return Tensor.matmul(x, packed: p)
+    }
+
+    /// Layer `i`'s keys and values as `Tensor.cachedAttention` appends to and reads them.
+    func buffer(layer i: Int) -> KVBuffer {
+        KVBuffer(keys: k[i], values: v[i], kvHeads: heads, headDim: headDim, capacity: capacity, length: length, keyStart: keyStart)
+    }
+
+    /// Bytes held per sequence per token (K and V over all layers).
+    public var bytesPerToken: Int { latent?.bytesPerToken ?? 2 * k.count * heads * headDim * 4 }
+    func advance(_ n: Int) { length += n }
+
+    /// Keeps only the sequences `rows` (ascending indices of current ones) as sequences 0..<rows.count:
+    /// the next `step` feeds and returns those rows alone. Kept rows below that count stay where they
+    /// are and the kept rows above it move into the holes, so a compaction copies only the rows it
+    /// moves. Returns, for each new sequence, the old index it holds.
+    @discardableResult
+    public func keep(rows: [Int]) -> [Int] {
+        precondition(zip(rows, rows.dropFirst()).allSatisfy { $0 < $1 } && (rows.last ?? -1) < seqs && (rows.first ?? 0) >= 0,
+                     "keep(rows:) needs ascending indices of current sequences")
+        let n = rows.count
+        var order = Array(0..<n)
+        var kept = [Bool](repeating: false, count: seqs)
+        for r in rows { kept[r] = true }
+        let holes = (0..<n).filter { !kept[$0] }
+        for (hole, from) in zip(holes, rows.drop { $0 < n }) {  // as many rows at or above n as holes below it
+            copySequence(from, to: hole)
+            order[hole] = from
+        }
+        keyStart = order.map { keyStart[$0] }
+        seqs = n
+        return order
+    }
+
+    /// Makes each sequence `times` sequences with its filled slots: sequence i becomes i·times ..<
+    /// (i+1)·times (a group's shared prompt, computed once, then sampled G ways). Needs room for them
+    /// (`reserve`). Rows move from the last down, so no source is overwritten before it is copied.
+    public func repeatRows(_ times: Int) {
+        precondition(times >= 1 && seqs * times <= rowsAllocated, "repeatRows: \(seqs) × \(times) sequences exceed the \(rowsAllocated) reserved")
+        for from in stride(from: seqs - 1, through: 0, by: -1) {
+            for to in stride(from: from * times + times - 1, through: from * times, by: -1) where to != from {
+                copySequence(from, to: to)
+            }
+        }
+        keyStart = keyStart.flatMap { Array(repeating: $0, count: times) }
+        seqs *= times
+    }
+
+    /// Copies sequence `from`'s filled slots (every layer and head) over sequence `to`'s.
+    private func copySequence(_ from: Int, to: Int) {
+        let block = heads * capacity * headDim  // one sequence of one layer
+        for buffer in k + v {
+            for hh in 0..<heads {
+                let offset = hh * capacity * headDim
+                (buffer + to * block + offset).update(from: buffer + from * block + offset, count: length * headDim)
+            }
+        }
+        latent?.move(from: from, to: to, capacity: capacity, length: length)
+    }
+}
+
+// MARK: - Latent KV cache
+
+/// MLA's cache for S sequences: per layer, the latent c (S, capacity, Rkv) and the rotated shared
+/// RoPE key (S, capacity, R). Nothing per head is stored.
+public final class LatentCache {
+    public let latentDim: Int, ropeDim: Int
+    let c: [UnsafeMutablePointer<Float>]
+    let kr: [UnsafeMutablePointer<Float>]
+
+    init(config: PolicyConfig, seqs: Int, capacity: Int) {
+        let m = config.mla!
+        latentDim = m.kvLoraRank
+        ropeDim = m.qkRopeHeadDim
+        c = (0..<config.layers).map { _ in .allocate(capacity: seqs * capacity * m.kvLoraRank) }
+        kr = (0..<config.layers).map { _ in .allocate(capacity: seqs * capacity * m.qkRopeHeadDim) }
+    }
+
+    deinit {
+        c.forEach { $0.deallocate() }
+        kr.forEach { $0.deallocate() }
+    }
+
+    /// Bytes held per sequence per token over all layers.
+    public var bytesPerToken: Int { c.count * (latentDim + ropeDim) * 4 }
+
+    /// Copies sequence `from`'s first `length` slots to sequence `to` (see `KVCache.keep`).
+    func move(from: Int, to: Int, capacity: Int, length: Int) {
+        for buffer in c { (buffer + to * capacity * latentDim).update(from: buffer + from * capacity * latentDim, count: length * latentDim) }
+        for buffer in kr { (buffer + to * capacity * ropeDim).update(from: buffer + from * capacity * ropeDim, count: length * ropeDim) }
+    }
+}
+
