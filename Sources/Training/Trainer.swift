@@ -94,29 +94,13 @@ public final class Trainer {
         self.runDirectory = runDirectory
         self.console = console
         self.communicator = communicator
-        if config.threads > 0 { Parallel.threads = config.threads }
-        let precision = config.precision
-        if precision == .bf16, let why = MatmulPrecision.bf16Unavailable {
-            throw ConfigError(file: nil, key: "precision", message: "is bf16, but \(why)")
-        }
-        BLAS.precision = precision
-        let fm = FileManager.default
-        try fm.createDirectory(at: runDirectory, withIntermediateDirectories: true)
-        let datasets = URL(fileURLWithPath: config.data.datasets)
-        guard fm.fileExists(atPath: datasets.path) else {
-            throw ConfigError(file: nil, key: "data.datasets", message: "names '\(datasets.path)', which does not exist; run `ponder tasks generate` or point it at the datasets folder")
-        }
-        heldOut = try HeldOutSet.load(directory: datasets)
+        try Self.setKernels(config)
+        try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
+        heldOut = try Self.heldOutSet(config)
         // The weights and tokenizer: the newest checkpoint on resume, else model.from, else fresh.
         let latest = resume ? Checkpoints.latest(in: runDirectory) : nil
-        var loaded: (policy: Policy, tokenizer: any Tokenizer)?
-        if let latest {
-            let l = try Checkpoint.load(from: latest.url)
-            loaded = (l.policy, l.tokenizer)
-        } else if !config.model.from.isEmpty {
-            let l = try Checkpoint.load(from: URL(fileURLWithPath: config.model.from))
-            loaded = (l.policy, l.tokenizer)
-        }
+        let from = latest?.url ?? (config.model.from.isEmpty ? nil : URL(fileURLWithPath: config.model.from))
+        let loaded = try from.map { try Checkpoint.load(from: $0) }
         baseTokenizer = loaded?.tokenizer ?? CharTokenizer()
         do {
             tokenizer = try config.data.promptFormat.apply(to: baseTokenizer)
@@ -125,53 +109,18 @@ public final class Trainer {
         }
         rewards = try RewardSet(config: config.grpo.rewards)
         evalProblems = try Self.evalProblems(config)
-        // The validation split never repeats a trace's problem (distilled traces carry no canonical form).
-        var traceSet = Set<String>()
-        if let sftTraces {
-            traces = try Distill.examples(sftTraces, tokenizer: tokenizer)
-        } else {
-            let traceProblems = SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
-                                           seed: config.seed, heldOut: heldOut)
-            traces = try traceProblems.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
-            traceSet = Set(traceProblems.map(\.canonical))
-        }
-        if config.sft.steps > 0 && config.sft.validationPerLevel > 0 {
-            validation = SFT.validation(families: config.data.families, levels: config.sft.levels, perLevel: config.sft.validationPerLevel,
-                                        seed: config.seed, heldOut: heldOut, exclude: traceSet)
-            validationExamples = try validation.map { [tokenizer] in try SFT.example($0, tokenizer: tokenizer) }
-        } else {
-            validation = []
-            validationExamples = []
-        }
-        if config.sft.steps > 0 && traces.isEmpty && sftTraces != nil {
-            throw ConfigError(file: nil, key: "sft.steps", message: "has no examples to train on: the teacher kept no completions (raise distill.samples_per_problem or distill.problems, or use a stronger teacher)")
-        }
-        if config.sft.steps > 0 && traces.isEmpty {
-            throw ConfigError(file: nil, key: "sft.levels", message: "leaves no teacher traces to train on: choose levels the families have (`ponder tasks list`)")
-        }
+        (traces, validation, validationExamples) = try Self.sftSets(config, tokenizer: tokenizer, heldOut: heldOut, distilled: sftTraces)
         sampler = try TrainingSampler(families: config.data.families, weights: config.data.weights.isEmpty ? nil : config.data.weights,
                                       seed: config.seed, heldOut: heldOut, curriculum: config.data.curriculum)
 
         if resume && latest == nil { console?.message("no complete checkpoint in \(runDirectory.path): starting fresh") }
         if let latest, let loaded {
             policy = loaded.policy
-            let dec = JSONDecoder()
-            dec.nonConformingFloatDecodingStrategy = JSONText.nonFiniteDecoding
-            state = try dec.decode(TrainerState.self, from: Data(contentsOf: latest.url.appendingPathComponent("trainer_state.json")))
-            optimizer = AdamW(policy.parameters, lr: 0)
-            let opt = try SafeTensorsFile.read(from: latest.url.appendingPathComponent("optimizer.safetensors"))
-            try optimizer.restore(opt.tensors.mapValues(\.data), step: Int(opt.metadata["step"] ?? "") ?? 0)
+            (state, optimizer, sftBest) = try Self.restore(from: latest.url, policy: policy)
             if let s = state.sampler { sampler.state = s }
-            let bestURL = latest.url.appendingPathComponent("sft_best.safetensors")
-            if state.sftEnd == nil, FileManager.default.fileExists(atPath: bestURL.path) {
-                let file = try SafeTensorsFile.read(from: bestURL)
-                try file.validate(expected: policy.namedTensors.map { TensorSpec($0.0, $0.1.shape) }, file: bestURL.path)
-                for (name, t) in policy.namedTensors { _ = try file.requireWeights(name, shape: t.shape, file: bestURL.path) }
-                sftBest = file.tensors.mapValues(\.data)
-            }
             console?.message("resuming from \(latest.url.lastPathComponent) (step \(state.step) of \(config.sft.steps + config.grpo.steps))")
         } else {
-            if let loaded {
+            if let loaded {  // model.from
                 policy = loaded.policy
             } else {
                 var initRNG = RNG(seed: config.seed, stream: "init")
@@ -199,6 +148,50 @@ public final class Trainer {
             reference = try Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")).policy
         }
         try checkRanksAgree()
+    }
+
+    /// Threads and matmul precision for the whole process, as the config asks.
+    static func setKernels(_ config: TrainConfig) throws {
+        if config.threads > 0 { Parallel.threads = config.threads }
+        if config.precision == .bf16, let why = MatmulPrecision.bf16Unavailable {
+            throw ConfigError(file: nil, key: "precision", message: "is bf16, but \(why)")
+        }
+        BLAS.precision = config.precision
+    }
+
+    /// The held-out problems in `data.datasets` (never trained on).
+    static func heldOutSet(_ config: TrainConfig) throws -> HeldOutSet {
+        let datasets = URL(fileURLWithPath: config.data.datasets)
+        guard FileManager.default.fileExists(atPath: datasets.path) else {
+            throw ConfigError(file: nil, key: "data.datasets", message: "names '\(datasets.path)', which does not exist; run `ponder tasks generate` or point it at the datasets folder")
+        }
+        return try HeldOutSet.load(directory: datasets)
+    }
+
+    /// The SFT traces (the task solvers', or distillation's kept teacher completions) and the
+    /// validation split: problems drawn like the traces, never one of theirs, with their traces.
+    static func sftSets(_ config: TrainConfig, tokenizer: any Tokenizer, heldOut: HeldOutSet, distilled: [DistilledTrace]?) throws
+        -> (traces: [SFTExample], validation: [Problem], validationExamples: [SFTExample]) {
+        var traces: [SFTExample] = []
+        var traceSet = Set<String>()  // distilled traces carry no canonical form
+        if let distilled {
+            traces = try Distill.examples(distilled, tokenizer: tokenizer)
+        } else {
+            let traceProblems = SFT.traces(families: config.data.families, levels: config.sft.levels, count: config.sft.numTraces,
+                                           seed: config.seed, heldOut: heldOut)
+            traces = try traceProblems.map { try SFT.example($0, tokenizer: tokenizer) }
+            traceSet = Set(traceProblems.map(\.canonical))
+        }
+        if config.sft.steps > 0 && traces.isEmpty && distilled != nil {
+            throw ConfigError(file: nil, key: "sft.steps", message: "has no examples to train on: the teacher kept no completions (raise distill.samples_per_problem or distill.problems, or use a stronger teacher)")
+        }
+        if config.sft.steps > 0 && traces.isEmpty {
+            throw ConfigError(file: nil, key: "sft.levels", message: "leaves no teacher traces to train on: choose levels the families have (`ponder tasks list`)")
+        }
+        guard config.sft.steps > 0 && config.sft.validationPerLevel > 0 else { return (traces, [], []) }
+        let validation = SFT.validation(families: config.data.families, levels: config.sft.levels, perLevel: config.sft.validationPerLevel,
+                                        seed: config.seed, heldOut: heldOut, exclude: traceSet)
+        return (traces, validation, try validation.map { try SFT.example($0, tokenizer: tokenizer) })
     }
 
     /// Throws unless every rank starts from the same config, weights, optimizer step and trainer state.
@@ -418,50 +411,6 @@ public final class Trainer {
             try saveFolder(checkpointsDirectory.appendingPathComponent("best"))
         }
         return scalars
-    }
-
-    // MARK: - Checkpoints
-
-    /// Writes checkpoints/step-NNNNNN atomically (a temporary folder, then a rename), prunes old
-    /// ones, and refreshes the report.
-    func saveCheckpoint() throws {
-        guard communicator.isWriter else { return }
-        let name = Checkpoints.folderName(step: state.step)
-        try saveFolder(checkpointsDirectory.appendingPathComponent(name))
-        try Checkpoints.prune(in: runDirectory, keepLast: config.checkpoint.keepLast)
-        try writeStatus(.running)
-        _ = try? Report.write(runDirectory: runDirectory)  // a report is a view: a failure must not stop training
-    }
-
-    /// Saves weights, tokenizer, optimizer and trainer state into `folder`, replacing it atomically.
-    func saveFolder(_ folder: URL) throws {
-        guard communicator.isWriter else { return }
-        let fm = FileManager.default
-        try fm.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let tmp = folder.deletingLastPathComponent().appendingPathComponent(".tmp-\(folder.lastPathComponent)-\(getpid())")
-        try? fm.removeItem(at: tmp)
-        try Checkpoint.save(policy: policy, tokenizer: baseTokenizer, to: tmp, metadata: ["step": "\(state.step)"])
-        var opt = SafeTensorsFile(metadata: ["step": "\(optimizer.step)"])
-        for (k, v) in optimizer.stateArrays() { opt.tensors[k] = StoredTensor(shape: [v.count], data: v) }
-        try opt.write(to: tmp.appendingPathComponent("optimizer.safetensors"))
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = JSONText.nonFiniteEncoding  // a NaN metric must not stop a checkpoint
-        try AtomicFile.write(try enc.encode(state), to: tmp.appendingPathComponent("trainer_state.json"))
-        if let best = sftBest, state.sftEnd == nil {  // SFT's best weights, for a resumed run to go on from
-            var file = SafeTensorsFile(metadata: ["step": "\(state.sftPlateau?.bestStep ?? 0)"])
-            for (name, t) in policy.namedTensors { file.tensors[name] = StoredTensor(shape: t.shape, data: best[name] ?? t.array) }
-            try file.write(to: tmp.appendingPathComponent("sft_best.safetensors"))
-        }
-        if fm.fileExists(atPath: folder.path) {
-            let old = folder.deletingLastPathComponent().appendingPathComponent(".old-\(folder.lastPathComponent)-\(getpid())")
-            try? fm.removeItem(at: old)
-            try fm.moveItem(at: folder, to: old)
-            try fm.moveItem(at: tmp, to: folder)
-            try? fm.removeItem(at: old)
-        } else {
-            try fm.moveItem(at: tmp, to: folder)
-        }
     }
 
     func writeStatus(_ s: RunStatus.State, message: String? = nil) throws {
