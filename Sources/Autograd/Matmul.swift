@@ -8,6 +8,7 @@ extension Tensor {
     /// - b: (K, N) or (N, K) with `transposeB`, shared across a's batch (a linear layer: the batch
     ///   folds into M and one sgemm runs), or with the same leading dimensions as `a` (batched).
     /// Returns (…, M, N). `precision` (nil: `BLAS.precision`) holds for the forward and the backward.
+    /// Long on purpose: the forward and its two backward products sit side by side (STYLE.md).
     public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
                               precision: MatmulPrecision? = nil) -> Tensor {
         let precision = precision ?? BLAS.precision

@@ -153,3 +153,15 @@ public enum JSONText {
         (value as? NSNumber)?.doubleValue ?? .nan
     }
 }
+
+/// Where in the JSON a decoding error happened, outermost key first (for messages that name the key).
+public func codingPath(of error: Error) -> [CodingKey] {
+    switch error as? DecodingError {
+    case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+        return context.codingPath
+    case .keyNotFound(let key, let context):
+        return context.codingPath + [key]
+    default:
+        return []
+    }
+}

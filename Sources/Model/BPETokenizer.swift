@@ -85,6 +85,8 @@ public struct BPETokenizer: Tokenizer {
     }
 
     /// Parses tokenizer.json bytes; errors name `file` and the key at fault.
+    /// Long on purpose: it reads the file section by section (model, normalizer, pre-tokenizer, decoder,
+    /// byte table, merges, added tokens, special ids), each check naming its key, in the order HF writes them.
     public init(data: Data, file: String = "tokenizer.json", eos eosIDs: [Int] = [], bos bosID: Int? = nil, pad padID: Int? = nil) throws {
         func fail(_ key: String, _ reason: String) -> TokenizerError {
             .invalidFile(path: file, reason: "\(key) \(reason)")

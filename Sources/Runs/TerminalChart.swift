@@ -47,6 +47,7 @@ public enum TerminalChart {
     /// tick labels, and a legend, each line at most `width` columns. With `unicode`, lines are braille dots
     /// (when colour or a single series tells them apart) or one Unicode marker per series; otherwise ASCII
     /// markers. With `color`, each series is drawn in its ANSI colour.
+    /// Long on purpose: axes, ticks, plot rows and legend share the layout computed at the top.
     public static func render(
         _ series: [ChartSeries], title: String, width: Int = 72, height: Int = 14, unicode: Bool, color: Bool
     ) -> String {

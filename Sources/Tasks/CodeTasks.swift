@@ -299,6 +299,7 @@ public struct SynthesisTask: TaskFamily {
 
     public init() {}
 
+    /// Long on purpose: one case per level, each making its program and its traced solution, read as a table.
     public func generate(level: Int, rng: inout SplitMix64) -> Problem {
         var program: [TinyStmt]
         var inputs = Array(0...12)
