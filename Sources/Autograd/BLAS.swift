@@ -54,10 +54,11 @@ public func cpuFeatureFlags() -> Set<String> {
     return []
 }
 
-/// The arithmetic of matrix products. `f32` (the default) is OpenBLAS's float32 sgemm. `bf16` is mixed
-/// precision in the manner of `torch.autocast(dtype=torch.bfloat16)`: both operands of a product are
-/// rounded to bfloat16 and the products are summed in float32, on Intel AMX tiles (Sapphire Rapids and
-/// later). It applies to the linear layers (attention projections, MLP and experts, forward and
+/// The arithmetic of matrix products. `f32` (the default) is float32 (Ponder's AVX-512 GEMM where the
+/// CPU has avx512f, else OpenBLAS's sgemm). `bf16` is mixed precision in the manner of
+/// `torch.autocast(dtype=torch.bfloat16)`: both operands of a product are rounded to bfloat16 and the
+/// products are summed in float32, on Intel AMX tiles where the CPU has them (Sapphire Rapids and
+/// later), else with avx512_bf16's dot products (Zen 4/5, Cooper Lake). It applies to the linear layers (attention projections, MLP and experts, forward and
 /// backward, and their packed decoding weights); attention scores and values, the LM head and the MoE
 /// router stay float32 (callers pass `.f32`), and so do weights, gradients, optimizer state and every
 /// other op.
@@ -66,7 +67,13 @@ public enum MatmulPrecision: String, ConfigChoice {
 
     /// Why this CPU cannot run `bf16`, or nil when it can.
     public static var bf16Unavailable: String? {
-        BLAS.amxAvailable ? nil : "matmul precision bf16 needs Intel AMX (cpu flags amx_tile and amx_bf16, Linux 5.16+); this CPU or kernel lacks it: use f32"
+        BLAS.amxAvailable || BLAS.avx512bf16Available ? nil
+            : "matmul precision bf16 needs Intel AMX (cpu flags amx_tile and amx_bf16, Linux 5.16+) or AVX-512 bfloat16 (cpu flags avx512f and avx512_bf16); this CPU or kernel has neither: use f32"
+    }
+
+    /// Which unit runs bf16 products here ("AMX", "avx512_bf16"), or nil without either.
+    public static var bf16Unit: String? {
+        BLAS.amxAvailable ? "AMX" : BLAS.avx512bf16Available ? "avx512_bf16" : nil
     }
 }
 
@@ -75,11 +82,17 @@ public enum BLAS {
     /// weights made after it is set). Set it once, before a run starts; `bf16` only where
     /// `MatmulPrecision.bf16Unavailable` is nil.
     nonisolated(unsafe) public static var precision: MatmulPrecision = .f32 {
-        didSet { precondition(precision == .f32 || amxAvailable, MatmulPrecision.bf16Unavailable ?? "") }
+        didSet { precondition(precision == .f32 || MatmulPrecision.bf16Unavailable == nil, MatmulPrecision.bf16Unavailable ?? "") }
     }
 
     /// Whether this CPU and OS run AMX bfloat16 tiles (asked once).
     public static let amxAvailable: Bool = ponder_amx_available() != 0
+
+    /// Whether this CPU runs AVX-512 bfloat16 dot products (asked once). The bf16 path without AMX.
+    public static let avx512bf16Available: Bool = ponder_avx512bf16_available() != 0
+
+    /// Products below this many multiply-adds go to OpenBLAS in one call (not worth a split or a packing).
+    static let smallProduct = 1 << 15
 
     /// The parallel loop the C kernels call back: body(arg, p) for p = 0..<parts on Dispatch's threads.
     static let concurrently: ponder_parallel_fn = { parts, body, arg in
@@ -165,9 +178,10 @@ public enum BLAS {
         return Library(sgemm: sgemm, setThreads: setThreads, info: info, splitsGemm: userThreads == nil)
     }
 
-    /// C = alpha·op(A)·op(B) + beta·C like `sgemm`, split across `Parallel.threads` by rows of C
+    /// C = alpha·op(A)·op(B) + beta·C like `sgemm`, across `Parallel.threads`: Ponder's AVX-512 GEMM
+    /// where it runs (`NativeKernels.trainingGEMM`; bf16 on AMX or avx512_bf16), else split by rows of C
     /// (or by columns when C is wide), each part one single-threaded OpenBLAS call. With
-    /// `split: false` it is one call (for callers already running on several threads).
+    /// `split: false` it is one thread (for callers already running on several threads).
     public static func gemm(
         split: Bool = true, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
@@ -178,10 +192,21 @@ public enum BLAS {
         let lib = library
         if (precision ?? self.precision) == .bf16 {
             // The parts pack op(B) once between them, then each computes whole 32-row blocks of C.
-            precondition(amxAvailable, MatmulPrecision.bf16Unavailable ?? "")
+            precondition(MatmulPrecision.bf16Unavailable == nil, MatmulPrecision.bf16Unavailable ?? "")
             let shared = split && m * n * k >= 1 << 18 ? parts : 1
-            ponder_gemm_bf16_parallel(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+            if amxAvailable {
+                ponder_gemm_bf16_parallel(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                          shared, concurrently)
+            } else {
+                ponder_sgemm_parallel(1, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                                       shared, concurrently)
+            }
+            return
+        }
+        if NativeKernels.trainingGEMM && m * n * k >= smallProduct {
+            let shared = split && m * n * k >= 1 << 18 ? parts : 1
+            ponder_sgemm_parallel(0, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                  shared, concurrently)
             return
         }
         if !split || !lib.splitsGemm || parts <= 1 || m * n * k < 1 << 18 || (m < 2 * parts && n < 32 * parts) {
@@ -235,8 +260,13 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: MatmulPrecision? = nil
     ) {
         if (precision ?? self.precision) == .bf16 {
-            precondition(amxAvailable, MatmulPrecision.bf16Unavailable ?? "")  // AMX instructions would trap
-            ponder_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            // AMX or avx512_bf16 instructions would trap on a CPU without them
+            precondition(MatmulPrecision.bf16Unavailable == nil, MatmulPrecision.bf16Unavailable ?? "")
+            if amxAvailable {
+                ponder_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            } else {
+                ponder_sgemm_parallel(1, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1, nil)
+            }
             return
         }
         library.sgemm(

@@ -19,6 +19,19 @@ public enum NativeKernels {
         return supported
     }()
 
+    /// Whether the float32 products of training (`BLAS.gemm`) run Ponder's AVX-512 GEMM (sgemm.c) rather
+    /// than OpenBLAS: where the AVX-512 kernels run, unless PONDER_GEMM=openblas.
+    nonisolated(unsafe) public static var trainingGEMM: Bool = {
+        if ProcessInfo.processInfo.environment["PONDER_GEMM"] == "openblas" { return false }
+        return enabled
+    }()
+
+    /// Names the training GEMM in use, for logs and benchmark output.
+    public static var gemmName: String {
+        if trainingGEMM { return "avx512" }
+        return supported ? "OpenBLAS (PONDER_GEMM=openblas or PONDER_NATIVE_KERNELS=0)" : "OpenBLAS"
+    }
+
     /// Whether this CPU can run them at all (asked once).
     public static let supported: Bool = ponder_packed_gemm_available() != 0
 
@@ -38,14 +51,21 @@ public final class PackedMatrix {
     let panels: UnsafeMutablePointer<Float>?
     /// AMX tiles of the weight in bfloat16, when packed for bf16 products.
     let tiles: UnsafeMutablePointer<UInt16>?
+    /// The precision the products keep (fixed when packed).
+    let precision: MatmulPrecision
 
     /// Packs `w` for products in `precision` (nil: `BLAS.precision` now).
     public init(_ w: Tensor, precision: MatmulPrecision? = nil) {
         precondition(w.rank == 2, "PackedMatrix needs a matrix, got \(w.shape)")
         rows = w.dim(0)
         cols = w.dim(1)
-        if (precision ?? BLAS.precision) == .bf16 {
-            precondition(BLAS.amxAvailable, MatmulPrecision.bf16Unavailable ?? "")
+        self.precision = precision ?? BLAS.precision
+        if self.precision == .bf16 && !BLAS.amxAvailable {  // avx512_bf16: products through BLAS.gemm in bf16
+            precondition(MatmulPrecision.bf16Unavailable == nil, MatmulPrecision.bf16Unavailable ?? "")
+            (tiles, panels, weight) = (nil, nil, w.copy())
+            return
+        }
+        if self.precision == .bf16 {
             let t = UnsafeMutablePointer<UInt16>.allocate(capacity: ponder_pack_bf16_count(rows, cols))
             ponder_pack_bf16(w.data, rows, cols, cols, t)
             tiles = t
@@ -87,7 +107,7 @@ extension Tensor {
             return out
         }
         guard let panels = w.panels else {
-            return Autograd.noGrad { Tensor.matmul(x, w.weight!, transposeB: true) }
+            return Autograd.noGrad { Tensor.matmul(x, w.weight!, transposeB: true, precision: w.precision) }
         }
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
         let count = (n + Int(PONDER_PANEL) - 1) / Int(PONDER_PANEL)
