@@ -54,8 +54,8 @@ public func cpuFeatureFlags() -> Set<String> {
     return []
 }
 
-/// The arithmetic of matrix products. `f32` (the default) is float32 (Ponder's AVX-512 GEMM where the
-/// CPU has avx512f, else OpenBLAS's sgemm). `bf16` is mixed precision in the manner of
+/// The arithmetic of matrix products. `f32` (the default) is float32 (`NativeKernels.trainingGEMM`
+/// tells whether Ponder's AVX-512 GEMM or OpenBLAS's sgemm runs it). `bf16` is mixed precision in the manner of
 /// `torch.autocast(dtype=torch.bfloat16)`: both operands of a product are rounded to bfloat16 and the
 /// products are summed in float32, on Intel AMX tiles where the CPU has them (Sapphire Rapids and
 /// later), else with avx512_bf16's dot products (Zen 4/5, Cooper Lake). It applies to the linear layers (attention projections, MLP and experts, forward and

@@ -20,16 +20,27 @@ public enum NativeKernels {
     }()
 
     /// Whether the float32 products of training (`BLAS.gemm`) run Ponder's AVX-512 GEMM (sgemm.c) rather
-    /// than OpenBLAS: where the AVX-512 kernels run, unless PONDER_GEMM=openblas.
+    /// than OpenBLAS: where the AVX-512 kernels run and OpenBLAS runs a kernel without AVX-512 (say
+    /// `OPENBLAS_CORETYPE=Haswell` on an AVX-512 CPU), where Ponder's is about twice as fast; OpenBLAS's
+    /// own AVX-512 kernels are as fast or faster (`ponder bench matmul` shows both).
+    /// PONDER_GEMM=native or PONDER_GEMM=openblas decides instead.
     nonisolated(unsafe) public static var trainingGEMM: Bool = {
-        if ProcessInfo.processInfo.environment["PONDER_GEMM"] == "openblas" { return false }
-        return enabled
+        switch ProcessInfo.processInfo.environment["PONDER_GEMM"] {
+        case "openblas": return false
+        case "native": return enabled
+        default: return enabled && !openBLASHasAVX512
+        }
     }()
+
+    /// Whether OpenBLAS runs one of its AVX-512 kernels.
+    static var openBLASHasAVX512: Bool { ["skylakex", "cooperlake", "sapphirerapids"].contains(BLAS.info.kernel.lowercased()) }
 
     /// Names the training GEMM in use, for logs and benchmark output.
     public static var gemmName: String {
         if trainingGEMM { return "avx512" }
-        return supported ? "OpenBLAS (PONDER_GEMM=openblas or PONDER_NATIVE_KERNELS=0)" : "OpenBLAS"
+        if !supported { return "OpenBLAS" }
+        return enabled && openBLASHasAVX512 && ProcessInfo.processInfo.environment["PONDER_GEMM"] == nil
+            ? "OpenBLAS (its AVX-512 kernel; PONDER_GEMM=native for Ponder's)" : "OpenBLAS (PONDER_GEMM=openblas or PONDER_NATIVE_KERNELS=0)"
     }
 
     /// Whether this CPU can run them at all (asked once).
@@ -49,7 +60,7 @@ public final class PackedMatrix {
     /// A copy of the weight when the packed kernel is off.
     let weight: Tensor?
     let panels: UnsafeMutablePointer<Float>?
-    /// AMX tiles of the weight in bfloat16, when packed for bf16 products.
+    /// The weight in bfloat16, when packed for bf16 products: AMX tiles, or sgemm.c's panels without AMX.
     let tiles: UnsafeMutablePointer<UInt16>?
     /// The precision the products keep (fixed when packed).
     let precision: MatmulPrecision
@@ -60,9 +71,11 @@ public final class PackedMatrix {
         rows = w.dim(0)
         cols = w.dim(1)
         self.precision = precision ?? BLAS.precision
-        if self.precision == .bf16 && !BLAS.amxAvailable {  // avx512_bf16: products through BLAS.gemm in bf16
+        if self.precision == .bf16 && !BLAS.amxAvailable {  // avx512_bf16: sgemm.c's panels, packed once
             precondition(MatmulPrecision.bf16Unavailable == nil, MatmulPrecision.bf16Unavailable ?? "")
-            (tiles, panels, weight) = (nil, nil, w.copy())
+            let t = UnsafeMutablePointer<UInt16>.allocate(capacity: ponder_sgemm_pack_bf16_count(rows, cols))
+            ponder_sgemm_pack_bf16(w.data, rows, cols, cols, t)
+            (tiles, panels, weight) = (t, nil, nil)
             return
         }
         if self.precision == .bf16 {
@@ -100,10 +113,14 @@ extension Tensor {
         let k = x.dim(-1)
         precondition(k == w.cols, "matmul inner dimensions differ: \(x.shape) · (\(w.rows), \(w.cols))ᵀ")
         let m = x.count / k, n = w.rows
-        if let tiles = w.tiles {  // the threads split the columns
+        if let tiles = w.tiles {  // bf16: AMX tiles, or avx512_bf16 panels
             let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [n])
             let parts = Parallel.threads > 1 && m * k * n >= 65_536 ? Parallel.threads : 1
-            ponder_gemm_bf16_packed(x.data, m, k, k, tiles, n, out.data, n, parts, BLAS.concurrently)
+            if BLAS.amxAvailable {
+                ponder_gemm_bf16_packed(x.data, m, k, k, tiles, n, out.data, n, parts, BLAS.concurrently)
+            } else {
+                ponder_sgemm_bf16_packed(x.data, m, k, k, tiles, n, out.data, n, parts, BLAS.concurrently)
+            }
             return out
         }
         guard let panels = w.panels else {

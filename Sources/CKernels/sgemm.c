@@ -31,15 +31,15 @@ int ponder_avx512bf16_available(void) {
 }
 
 typedef struct {
-    int bf16, transA, transB, first, splitRows;
-    long m, n, k, lda, ldb, ldc, parts, panels, k0, kc;
+    int bf16, transA, transB, splitRows;
+    long m, n, k, lda, ldb, ldc, parts, panels, kcMax;
     float alpha, beta;
     const float *a, *b;
     float *c;
-    void *packedB;
+    const uint16_t *prepacked;  // op(B) packed once for every chunk (bf16 decoding), else NULL
 } SJob;
 
-// Grow-only scratch: B's panels belong to the calling thread, A's blocks to each part's thread.
+// Grow-only scratch of each part's thread: its panels of op(B) and its block of A.
 static __thread void *scratchA, *scratchB;
 static __thread size_t capA, capB;
 
@@ -67,32 +67,31 @@ static inline uint16_t toBF16(float f) {
 static inline float opA(const SJob *j, long i, long kk) { return j->transA ? j->a[kk * j->lda + i] : j->a[i * j->lda + kk]; }
 static inline float opB(const SJob *j, long kk, long col) { return j->transB ? j->b[col * j->ldb + kk] : j->b[kk * j->ldb + col]; }
 
-// Panels lo..<hi of this chunk of op(B). float32: panel[kk·32 + col]; bfloat16: pairs along K,
-// panel[(kk/2)·64 + col·2 + kk%2], an odd last K padded with 0. Columns past n are 0.
-static void packBPart(void *arg, long part) {
-    SJob *j = arg;
-    long lo = j->panels * part / j->parts, hi = j->panels * (part + 1) / j->parts, kc = j->kc;
+// Panels lo..<hi of the chunk k0..<k0+kc of op(B), into dst from its start. float32: panel[kk·32 + col];
+// bfloat16: pairs along K, panel[(kk/2)·64 + col·2 + kk%2], an odd last K padded with 0. Columns past
+// n are 0.
+static void packB(const SJob *j, long k0, long kc, long lo, long hi, void *dst) {
     for (long p = lo; p < hi; p++) {
         long cols = j->n - p * 32 < 32 ? j->n - p * 32 : 32;
         if (!j->bf16) {
-            float *dst = (float *)j->packedB + p * kc * 32;
+            float *out = (float *)dst + (p - lo) * kc * 32;
             if (!j->transB) {
                 for (long kk = 0; kk < kc; kk++) {
-                    memcpy(dst + kk * 32, j->b + (j->k0 + kk) * j->ldb + p * 32, (size_t)cols * sizeof(float));
-                    for (long col = cols; col < 32; col++) dst[kk * 32 + col] = 0;
+                    memcpy(out + kk * 32, j->b + (k0 + kk) * j->ldb + p * 32, (size_t)cols * sizeof(float));
+                    for (long col = cols; col < 32; col++) out[kk * 32 + col] = 0;
                 }
             } else {
                 for (long col = 0; col < 32; col++) {
-                    const float *src = j->b + (p * 32 + col) * j->ldb + j->k0;
-                    for (long kk = 0; kk < kc; kk++) dst[kk * 32 + col] = col < cols ? src[kk] : 0;
+                    const float *src = j->b + (p * 32 + col) * j->ldb + k0;
+                    for (long kk = 0; kk < kc; kk++) out[kk * 32 + col] = col < cols ? src[kk] : 0;
                 }
             }
         } else {
             long pairs = (kc + 1) / 2;
-            uint16_t *dst = (uint16_t *)j->packedB + p * pairs * 64;
+            uint16_t *out = (uint16_t *)dst + (p - lo) * pairs * 64;
             for (long kk = 0; kk < 2 * pairs; kk++)
                 for (long col = 0; col < 32; col++)
-                    dst[(kk / 2) * 64 + col * 2 + (kk & 1)] = kk < kc && col < cols ? toBF16(opB(j, j->k0 + kk, p * 32 + col)) : 0;
+                    out[(kk / 2) * 64 + col * 2 + (kk & 1)] = kk < kc && col < cols ? toBF16(opB(j, k0 + kk, p * 32 + col)) : 0;
         }
     }
 }
@@ -117,17 +116,17 @@ static void packBPart(void *arg, long part) {
         _mm512_mask_storeu_ps(cr + 16, m1, x1);                                                         \
     }
 
-// float32: MR rows of A (stride lda) times a k × 32 panel.
+// float32: MR rows of A, element (r, kk) at a[r·lda + kk·ks], times a k × 32 panel.
 #define SK_F32(MR)                                                                                      \
-    __attribute__((target("avx512f"))) static void kf##MR(const float *a, long lda, const float *b, long k, \
-                                                        float *c, long ldc, long cols, float alpha,     \
-                                                        float beta, int first) {                        \
+    __attribute__((target("avx512f"))) static void kf##MR(const float *a, long lda, long ks, const float *b, \
+                                                        long k, float *c, long ldc, long cols,          \
+                                                        float alpha, float beta, int first) {           \
         __m512 lo[MR], hi[MR];                                                                          \
         for (int r = 0; r < MR; r++) { lo[r] = _mm512_setzero_ps(); hi[r] = _mm512_setzero_ps(); }     \
         for (long kk = 0; kk < k; kk++) {                                                               \
             __m512 b0 = _mm512_loadu_ps(b + kk * 32), b1 = _mm512_loadu_ps(b + kk * 32 + 16);           \
             for (int r = 0; r < MR; r++) {                                                              \
-                __m512 x = _mm512_set1_ps(a[r * lda + kk]);                                             \
+                __m512 x = _mm512_set1_ps(a[r * lda + kk * ks]);                                        \
                 lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);                                                  \
                 hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);                                                  \
             }                                                                                           \
@@ -165,7 +164,20 @@ SK_BF16(4)
 SK_BF16(2)
 SK_BF16(1)
 
-static void computePart(void *arg, long part) {
+// Panel p of chunk `chunk` of op(B): in the shared prepacked copy, or in this part's own packing of
+// its panels pLo..<pHi (chunk-major, each chunk with room for a full one).
+static const void *panelAt(const SJob *j, const void *own, long chunk, long p, long pLo, long pHi, long kc) {
+    long pairsMax = (j->kcMax + 1) / 2, pairs = (kc + 1) / 2;
+    if (j->prepacked) return j->prepacked + (chunk * j->panels * pairsMax + p * pairs) * 64;
+    if (j->bf16) return (const uint16_t *)own + (chunk * (pHi - pLo) * pairsMax + (p - pLo) * pairs) * 64;
+    return (const float *)own + (chunk * (pHi - pLo) * j->kcMax + (p - pLo) * kc) * 32;
+}
+
+// One part: its rows of C (or its panels). It first packs every chunk of the panels it reads (all of
+// them when it splits rows: a copy of op(B) per part, small beside its share of the product), so the
+// parts never wait for each other; then for each 64-row block it runs the chunks of K in order, the
+// block of C staying in cache between them.
+static void runPart(void *arg, long part) {
     SJob *j = arg;
     long blocks = (j->m + SMC - 1) / SMC, rLo = 0, rHi = blocks, pLo = 0, pHi = j->panels;
     if (j->splitRows) {
@@ -175,50 +187,77 @@ static void computePart(void *arg, long part) {
         pLo = j->panels * part / j->parts;
         pHi = j->panels * (part + 1) / j->parts;
     }
-    long kc = j->kc, pairs = (kc + 1) / 2;
+    if (rLo >= rHi || pLo >= pHi) return;
+    long pairsMax = (j->kcMax + 1) / 2, chunks = (j->k + j->kcMax - 1) / j->kcMax;
+    if (!j->prepacked) {
+        size_t perChunk = j->bf16 ? (size_t)(pHi - pLo) * pairsMax * 64 * 2 : (size_t)(pHi - pLo) * j->kcMax * 32 * 4;
+        scratchB = grow(scratchB, &capB, perChunk * chunks);
+        for (long c = 0; c < chunks; c++) {
+            long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax;
+            packB(j, k0, kc, pLo, pHi, (char *)scratchB + c * perChunk);
+        }
+    }
+    scratchA = grow(scratchA, &capA, (size_t)SMC * (j->kcMax + 1) * 4);
     for (long rb = rLo; rb < rHi; rb++) {
         long i0 = rb * SMC, i1 = i0 + SMC < j->m ? i0 + SMC : j->m, rows = i1 - i0;
-        const float *af = NULL;
-        const uint32_t *ab = NULL;
-        long astride;
-        if (j->bf16) {  // rows × pairs of bfloat16 pairs
-            scratchA = grow(scratchA, &capA, (size_t)SMC * pairs * 4);
-            uint16_t *dst = scratchA;
-            for (long r = 0; r < rows; r++)
-                for (long kk = 0; kk < 2 * pairs; kk++) dst[r * 2 * pairs + kk] = kk < kc ? toBF16(opA(j, i0 + r, j->k0 + kk)) : 0;
-            ab = scratchA;
-            astride = pairs;
-        } else if (j->transA) {  // rows × kc, transposed from A's columns
-            scratchA = grow(scratchA, &capA, (size_t)SMC * kc * 4);
-            float *dst = scratchA;
-            for (long kk = 0; kk < kc; kk++) {
-                const float *src = j->a + (j->k0 + kk) * j->lda + i0;
-                for (long r = 0; r < rows; r++) dst[r * kc + kk] = src[r];
-            }
-            af = scratchA;
-            astride = kc;
-        } else {
-            af = j->a + i0 * j->lda + j->k0;
-            astride = j->lda;
-        }
-        for (long p = pLo; p < pHi; p++) {
-            long cols = j->n - p * 32 < 32 ? j->n - p * 32 : 32;
-            float *cp = j->c + i0 * j->ldc + p * 32;
-            long i = 0, ldc = j->ldc;
-            float al = j->alpha, be = j->beta;
-            int first = j->first;
-            if (j->bf16) {
-                const uint16_t *bp = (const uint16_t *)j->packedB + p * pairs * 64;
-                for (; i + 8 <= rows; i += 8) kb8(ab + i * astride, astride, bp, pairs, cp + i * ldc, ldc, cols, al, be, first);
-                for (; i + 4 <= rows; i += 4) kb4(ab + i * astride, astride, bp, pairs, cp + i * ldc, ldc, cols, al, be, first);
-                for (; i + 2 <= rows; i += 2) kb2(ab + i * astride, astride, bp, pairs, cp + i * ldc, ldc, cols, al, be, first);
-                for (; i < rows; i++) kb1(ab + i * astride, astride, bp, pairs, cp + i * ldc, ldc, cols, al, be, first);
+        for (long c = 0; c < chunks; c++) {
+            long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax, pairs = (kc + 1) / 2;
+            int first = c == 0;
+            const float *af = NULL;
+            const uint32_t *ab = NULL;
+            long rs = 0, ks = 1;  // element (r, kk) of this block of A at a[r·rs + kk·ks]
+            if (j->bf16) {  // rows × pairs of bfloat16 pairs
+                uint16_t *dst = scratchA;
+                for (long r = 0; r < rows; r++) {
+                    uint16_t *out = dst + r * 2 * pairs;
+                    if (!j->transA) {
+                        const float *src = j->a + (i0 + r) * j->lda + k0;
+                        for (long kk = 0; kk < kc; kk++) out[kk] = toBF16(src[kk]);
+                    } else {
+                        for (long kk = 0; kk < kc; kk++) out[kk] = toBF16(j->a[(k0 + kk) * j->lda + i0 + r]);
+                    }
+                    if (kc & 1) out[kc] = 0;
+                }
+                ab = scratchA;
+                rs = pairs;
+            } else if (j->transA) {  // groups of 8 rows, interleaved: [group][kk][8], read straight from A's rows
+                float *dst = scratchA;
+                for (long g = 0; g < rows; g += 8) {
+                    long n8 = rows - g < 8 ? rows - g : 8;
+                    float *out = dst + g * kc;
+                    for (long kk = 0; kk < kc; kk++) {
+                        const float *src = j->a + (k0 + kk) * j->lda + i0 + g;
+                        for (long r = 0; r < 8; r++) out[kk * 8 + r] = r < n8 ? src[r] : 0;
+                    }
+                }
+                af = scratchA;
             } else {
-                const float *bp = (const float *)j->packedB + p * kc * 32;
-                for (; i + 8 <= rows; i += 8) kf8(af + i * astride, astride, bp, kc, cp + i * ldc, ldc, cols, al, be, first);
-                for (; i + 4 <= rows; i += 4) kf4(af + i * astride, astride, bp, kc, cp + i * ldc, ldc, cols, al, be, first);
-                for (; i + 2 <= rows; i += 2) kf2(af + i * astride, astride, bp, kc, cp + i * ldc, ldc, cols, al, be, first);
-                for (; i < rows; i++) kf1(af + i * astride, astride, bp, kc, cp + i * ldc, ldc, cols, al, be, first);
+                af = j->a + i0 * j->lda + k0;
+                rs = j->lda;
+            }
+            for (long p = pLo; p < pHi; p++) {
+                long cols = j->n - p * 32 < 32 ? j->n - p * 32 : 32;
+                float *cp = j->c + i0 * j->ldc + p * 32;
+                const void *bp = panelAt(j, scratchB, c, p, pLo, pHi, kc);
+                long i = 0, ldc = j->ldc;
+                float al = j->alpha, be = j->beta;
+                if (j->bf16) {
+                    const uint16_t *b = bp;
+                    for (; i + 8 <= rows; i += 8) kb8(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
+                    for (; i + 4 <= rows; i += 4) kb4(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
+                    for (; i + 2 <= rows; i += 2) kb2(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
+                    for (; i < rows; i++) kb1(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
+                } else {
+                    const float *b = bp;
+                    // row i of the block: at a + i·rs (direct), or in its 8-row group (interleaved)
+#define SK_ROW(i) (j->transA ? af + ((i) / 8) * 8 * kc + (i) % 8 : af + (i) * rs)
+                    long ars = j->transA ? 1 : rs, aks = j->transA ? 8 : 1;
+                    for (; i + 8 <= rows; i += 8) kf8(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
+                    for (; i + 4 <= rows; i += 4) kf4(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
+                    for (; i + 2 <= rows; i += 2) kf2(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
+                    for (; i < rows; i++) kf1(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
+#undef SK_ROW
+                }
             }
         }
     }
@@ -228,9 +267,26 @@ static void runSerially(long parts, ponder_body_fn body, void *arg) {
     for (long p = 0; p < parts; p++) body(arg, p);
 }
 
+// K per chunk: fixed by the precision alone (never by the shape's split), so every element's sum runs
+// in the same order.
+static long chunkOf(int bf16, long k) {
+    (void)k;
+    return bf16 ? SKC_BF16 : SKC_F32;
+}
+
+static void run(SJob *j, long parts, ponder_parallel_fn runParts) {
+    long blocks = (j->m + SMC - 1) / SMC;
+    j->parts = parts < 1 ? 1 : parts;
+    j->splitRows = blocks >= 2 * j->parts || blocks >= j->panels;
+    long units = j->splitRows ? blocks : j->panels;
+    if (j->parts > units) j->parts = units;
+    if (j->parts == 1 || !runParts) runParts = runSerially;
+    runParts(j->parts, runPart, j);
+}
+
 void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, long k, float alpha, const float *a,
                            long lda, const float *b, long ldb, float beta, float *c, long ldc, long parts,
-                           ponder_parallel_fn run) {
+                           ponder_parallel_fn runParts) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         for (long i = 0; i < m; i++)
@@ -238,25 +294,30 @@ void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, lon
         return;
     }
     SJob j = {.bf16 = bf16, .transA = transA, .transB = transB, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb,
-              .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c};
-    j.panels = (n + 31) / 32;
-    long blocks = (m + SMC - 1) / SMC;
-    j.parts = parts < 1 ? 1 : parts;
-    j.splitRows = blocks >= 2 * j.parts || blocks >= j.panels;
-    long units = j.splitRows ? blocks : j.panels;
-    if (j.parts > units) j.parts = units;
-    long kcMax = bf16 ? SKC_BF16 : SKC_F32;
-    size_t bytes = bf16 ? (size_t)j.panels * ((kcMax + 1) / 2) * 64 * 2 : (size_t)j.panels * kcMax * 32 * 4;
-    scratchB = grow(scratchB, &capB, bytes);
-    j.packedB = scratchB;
-    if (j.parts == 1 || !run) run = runSerially;
-    for (long k0 = 0; k0 < k; k0 += kcMax) {
-        j.k0 = k0;
-        j.kc = k - k0 < kcMax ? k - k0 : kcMax;
-        j.first = k0 == 0;
-        run(j.parts, packBPart, &j);
-        run(j.parts, computePart, &j);
+              .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .panels = (n + 31) / 32,
+              .kcMax = chunkOf(bf16, k)};
+    run(&j, parts, runParts);
+}
+
+long ponder_sgemm_pack_bf16_count(long n, long k) {
+    long chunks = (k + SKC_BF16 - 1) / SKC_BF16;
+    return chunks * ((n + 31) / 32) * (SKC_BF16 / 2) * 64;
+}
+
+void ponder_sgemm_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out) {
+    SJob j = {.bf16 = 1, .transB = 1, .n = n, .k = k, .ldb = ldw, .b = w, .panels = (n + 31) / 32, .kcMax = SKC_BF16};
+    for (long k0 = 0, chunk = 0; k0 < k; k0 += SKC_BF16, chunk++) {
+        long kc = k - k0 < SKC_BF16 ? k - k0 : SKC_BF16;
+        packB(&j, k0, kc, 0, j.panels, out + chunk * j.panels * (SKC_BF16 / 2) * 64);
     }
+}
+
+void ponder_sgemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
+                              long ldc, long parts, ponder_parallel_fn runParts) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    SJob j = {.bf16 = 1, .m = m, .n = n, .k = k, .lda = lda, .ldc = ldc, .alpha = 1, .beta = 0, .a = a, .c = c,
+              .panels = (n + 31) / 32, .kcMax = SKC_BF16, .prepacked = packed};
+    run(&j, parts, runParts);
 }
 
 #else
@@ -268,6 +329,17 @@ void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, lon
                            ponder_parallel_fn run) {
     (void)bf16; (void)transA; (void)transB; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda;
     (void)b; (void)ldb; (void)beta; (void)c; (void)ldc; (void)parts; (void)run;
+}
+
+long ponder_sgemm_pack_bf16_count(long n, long k) { (void)n; (void)k; return 0; }
+
+void ponder_sgemm_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out) {
+    (void)w; (void)n; (void)k; (void)ldw; (void)out;
+}
+
+void ponder_sgemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
+                              long ldc, long parts, ponder_parallel_fn run) {
+    (void)a; (void)m; (void)k; (void)lda; (void)packed; (void)n; (void)c; (void)ldc; (void)parts; (void)run;
 }
 
 #endif

@@ -16,7 +16,10 @@ struct BenchOutput: ParsableArguments {
 
     func validate() throws { try checkFlag(repeats, 1...10_000, "--repeats") }
 
-    func emit(_ fields: KeyValuePairs<String, Any>, text: String) {
+    func emit(_ fields: KeyValuePairs<String, Any>, text: String) { emit(fields.map { ($0.key, $0.value) }, text: text) }
+
+    /// `emit` for fields assembled at run time, in their order.
+    func emit(_ fields: [(String, Any)], text: String) {
         if json {
             var parts: [String] = []
             for (k, v) in fields {
@@ -49,40 +52,52 @@ func medianSeconds(repeats: Int, body: () -> Void) -> Double {
 struct BenchMatmul: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matmul",
-        abstract: "sgemm GFLOP/s at 2048³ and at transformer shapes, with the OpenBLAS kernel in use (and the bf16 AMX product where the CPU has AMX), and the packed decoding GEMM.")
+        abstract: "GEMM GFLOP/s at 2048³ and at a training step's shapes: OpenBLAS (with its kernel in use) beside Ponder's AVX-512 GEMM, and bf16 (AMX or avx512_bf16) where the CPU has it; then the packed decoding GEMM.")
     @OptionGroup var output: BenchOutput
 
-    /// (M, N, K): the square reference, a training step's QKV/out projections and MLP (4096 tokens
-    /// at d=256, ff=768), and one decoding step of a 64-sequence batch.
-    static let shapes = [(2048, 2048, 2048), (4096, 256, 256), (4096, 768, 256), (64, 256, 256)]
+    /// (M, N, K, op(A) transposed, op(B) transposed): the square reference, then a training step's
+    /// MLP up-projection at d=256, ff=768 over 4096 tokens: forward x·Wᵀ, backward dY·W and dYᵀ·X.
+    static let shapes = [(2048, 2048, 2048, false, false), (4096, 768, 256, false, true), (4096, 256, 768, false, false),
+                         (768, 256, 4096, true, false)]
 
     func run() throws {
         let info = BLAS.info
         if !output.json {
             let why = info.requested == nil ? info.reason : "chosen by Ponder from " + info.reason
-            print("OpenBLAS kernel: \(info.kernel) (\(why)), \(info.threads) threads")
+            print("OpenBLAS kernel: \(info.kernel) (\(why)), \(info.threads) threads; training GEMM: \(NativeKernels.gemmName); bf16: \(MatmulPrecision.bf16Unit ?? "none")")
             print("library: \(info.library)")
         }
-        for (m, n, k) in Self.shapes {
+        let native = NativeKernels.trainingGEMM
+        defer { NativeKernels.trainingGEMM = native }
+        for (m, n, k, ta, tb) in Self.shapes {
             var rng = RNG(seed: 1)
             let a = Tensor.randn([m, k], rng: &rng), b = Tensor.randn([k, n], rng: &rng)
             let c = Tensor(uninitialized: [m, n])
-            let gflops = Self.gflops(m, n, k, repeats: output.repeats) {
-                BLAS.gemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k,
-                          b: b.data, ldb: n, beta: 0, c: c.data, ldc: n)
+            func measure(_ precision: MatmulPrecision) -> Double {
+                Self.gflops(m, n, k, repeats: output.repeats) {
+                    BLAS.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, lda: ta ? m : k,
+                              b: b.data, ldb: tb ? k : n, beta: 0, c: c.data, ldc: n, precision: precision)
+                }
             }
-            // The same product with bf16 operands on AMX tiles (precision: bf16), where the CPU has them.
-            let bf16 = BLAS.amxAvailable ? Self.gflops(m, n, k, repeats: output.repeats) {
-                BLAS.gemm(transA: false, transB: false, m: m, n: n, k: k, a: a.data, lda: k,
-                          b: b.data, ldb: n, beta: 0, c: c.data, ldc: n, precision: .bf16)
-            } : nil
-            let text = String(format: "sgemm %5d x %4d x %4d  %7.1f GFLOP/s", m, n, k, gflops)
-            if let bf16 {
-                output.emit(["bench": "matmul", "m": m, "n": n, "k": k, "gflops": gflops, "kernel": info.kernel, "bf16_amx_gflops": bf16],
-                            text: text + String(format: "   bf16 (AMX) %7.1f GFLOP/s", bf16))
-            } else {
-                output.emit(["bench": "matmul", "m": m, "n": n, "k": k, "gflops": gflops, "kernel": info.kernel], text: text)
+            NativeKernels.trainingGEMM = false
+            let openblas = measure(.f32)
+            NativeKernels.trainingGEMM = NativeKernels.enabled
+            let own = NativeKernels.enabled ? measure(.f32) : nil
+            NativeKernels.trainingGEMM = native
+            let bf16 = MatmulPrecision.bf16Unavailable == nil ? measure(.bf16) : nil
+            let op = (ta ? "T" : "N") + (tb ? "T" : "N")
+            var text = String(format: "gemm %@ %5d x %4d x %4d  OpenBLAS %6.1f GFLOP/s", op as NSString, m, n, k, openblas)
+            var row: [(String, Any)] = [("bench", "matmul"), ("m", m), ("n", n), ("k", k), ("op", op), ("gflops", openblas),
+                                        ("kernel", info.kernel)]
+            if let own {
+                text += String(format: "   avx512 %6.1f", own)
+                row.append(("avx512_gflops", own))
             }
+            if let bf16, let unit = MatmulPrecision.bf16Unit {
+                text += String(format: "   bf16 (%@) %6.1f", unit as NSString, bf16)
+                row += [("bf16_gflops", bf16), ("bf16_unit", unit)]
+            }
+            output.emit(row, text: text)
         }
         // Decoding: x · wᵀ for the 64 rows of one step, against a weight packed once (Ponder's
         // kernel) and through OpenBLAS (which packs it on every call).

@@ -19,7 +19,7 @@ struct ModelShape: ParsableArguments {
     @Option(help: "Prompt tokens per generated sequence.") var prompt = 32
     @Option(help: "New tokens per generated sequence.") var new = 128
     @Option(help: "Timed steps.") var steps = 5
-    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
     @OptionGroup var deepseek: DeepseekShape
 
     func validate() throws {
@@ -192,7 +192,7 @@ struct BenchGRPO: ParsableCommand {
     @Option(help: "Timed steps after one warm-up step.") var steps = 4
     @Option(help: "Hugging Face or Ponder model folder to load instead of a fresh d/layers/heads/ff model.") var from: String?
     @Option(help: "Prompt layout (plain, chat, chatml, llama3).") var promptFormat = "plain"
-    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {

@@ -32,7 +32,7 @@ struct EvalCommand: ParsableCommand {
     var maxNew: Int?
     @Option(help: "Problems sampled together in one batch.") var batch = 32
     @Option(help: "Seed of the eval sampling stream.") var seed: UInt64 = 0
-    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX, as a run with precision: bf16 samples).") var precision = "f32"
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16, as a run with precision: bf16 samples).") var precision = "f32"
     @Flag(help: "Print the report as JSON (an array of reports for several checkpoints).") var json = false
 
     var options: EvalOptions {

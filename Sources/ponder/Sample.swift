@@ -19,7 +19,7 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("max-new"), help: "Most new tokens per completion.") var maxNew = 128
     @Option(name: .short, help: "Number of completions.") var n = 1
     @Option(help: "Seed of the sampling stream.") var seed: UInt64 = 0
-    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on Intel AMX).") var precision = "f32"
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16).") var precision = "f32"
     @Flag(help: "Print one JSON object per completion, with token ids and logprobs.") var json = false
 
     func validate() throws {

@@ -83,4 +83,17 @@ void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, lon
                            long lda, const float *b, long ldb, float beta, float *c, long ldc, long parts,
                            ponder_parallel_fn run);
 
+/// Values (bfloat16) in ponder_sgemm_pack_bf16's packing of an n × k weight.
+long ponder_sgemm_pack_bf16_count(long n, long k);
+
+/// Packs W (n rows × k columns, row stride ldw) rounded to bfloat16 as ponder_sgemm_parallel packs
+/// op(B) = Wᵀ, every K chunk once, for many products (decoding without AMX).
+void ponder_sgemm_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out);
+
+/// C = bf16(A) · Wᵀ (rows 0..<m, alpha 1, beta 0) with W packed by ponder_sgemm_pack_bf16: each element
+/// equals ponder_sgemm_parallel's bf16 product of the same operands, so cached decoding matches a full
+/// forward. Needs ponder_avx512bf16_available().
+void ponder_sgemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
+                              long ldc, long parts, ponder_parallel_fn run);
+
 #endif
