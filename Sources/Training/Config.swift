@@ -122,8 +122,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var rewards = RewardConfig(weights: ["correctness": 1, "format": 0.1])
         /// Advantage scaling: group (TRL default), batch, or none (Dr. GRPO).
         public var scaleRewards = RewardScaling.group
-        /// Loss reduction: grpo, bnpo, dr_grpo or dapo (TRL's default is dapo; ours is grpo).
+        /// Loss: grpo, bnpo, dr_grpo or dapo (the clipped objective with those reductions; TRL's default
+        /// is dapo, ours grpo), or cispo (clipped importance weights, dapo's reduction).
         public var lossType = LossType.grpo
+        /// Importance ratio per token (token), or one per completion, the geometric mean of its tokens'
+        /// ratios (sequence: Zheng et al. 2025, GSPO), as TRL's importance_sampling_level.
+        public var importanceSamplingLevel = ImportanceSamplingLevel.token
+        /// Train only on the fraction ρ of completion tokens with the highest entropy (Wang et al. 2025,
+        /// "Beyond the 80/20 rule"; TRL's top_entropy_quantile); 1 keeps every token.
+        public var topEntropyQuantile: Double = 1
         /// Lower clip range ε of the ratio.
         public var epsilon: Float = 0.2
         /// Upper clip range (clip-higher, DAPO); 0 means equal to epsilon.
@@ -294,6 +301,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(grpo.minP >= 0 && grpo.minP < 1, "grpo.min_p", "must be in [0, 1)")
         try need(grpo.epsilon > 0 && grpo.epsilon < 1, "grpo.epsilon", "must be in (0, 1)")
         try need(grpo.epsilonHigh >= 0 && grpo.epsilonHigh <= 10, "grpo.epsilon_high", "must be 0 (same as epsilon) or in (0, 10]")
+        try need(grpo.lossType != .cispo || epsilonHigh >= 1, "grpo.epsilon_high",
+                 "is the cap ε_max of the importance weight under loss_type cispo and must be at least 1 (ScaleRL uses 4 or 5); left at epsilon it would cap every weight below 1")
+        try need(grpo.topEntropyQuantile > 0 && grpo.topEntropyQuantile <= 1, "grpo.top_entropy_quantile",
+                 "must be in (0, 1]: the fraction of completion tokens, by entropy, that the loss keeps")
         try need(grpo.beta >= 0 && grpo.beta <= 1000, "grpo.beta", "must be in 0...1000")
         try need(grpo.oversample >= 0 && grpo.oversample <= 8, "grpo.oversample", "must be in [0, 8] (a fraction of prompts_per_step)")
         try range(grpo.maxResampleRounds, 0...16, "grpo.max_resample_rounds")
@@ -407,6 +418,17 @@ public enum LossType: String, ConfigChoice {
     case drGRPO = "dr_grpo"
     /// Sum over all tokens / tokens in the whole generation batch (Yu et al. 2025, DAPO).
     case dapo
+    /// −sg(min(ratio, ε_high))·A·logp per token, reduced as dapo (MiniMax-M1's CISPO, as TRL): the
+    /// importance weight is clipped, not the update, so every token keeps a gradient.
+    case cispo
+}
+
+/// Where the importance ratio of the clipped objective is taken (TRL's importance_sampling_level).
+public enum ImportanceSamplingLevel: String, ConfigChoice {
+    /// One ratio per token.
+    case token
+    /// One per completion: exp of the mean of its tokens' log-ratios (GSPO).
+    case sequence
 }
 
 /// A config problem, naming the file (when known) and the key.

@@ -187,11 +187,13 @@ public struct GRPOStep {
         let tokens = max(1, Double(totalTokens))
         for it in 0..<config.grpo.numIterations {
             var sums = LossSums()  // this rank's sums
+            let keep = try highEntropyKeep(policy, parts, samples: samples, communicator: communicator)
             for (i, b) in parts.enumerated() {
                 let (logp, h) = logprobs(policy, b, entropy: it == 0)
                 let (loss, stats) = GRPOLoss.loss(
                     logp: logp, old: b.old, ref: refs[i], advantages: b.advantages, weights: weights[i], mask: b.mask,
-                    epsilonLow: config.grpo.epsilon, epsilonHigh: config.epsilonHigh, beta: config.grpo.beta)
+                    epsilonLow: config.grpo.epsilon, epsilonHigh: config.epsilonHigh, beta: config.grpo.beta, sequences: b.s,
+                    level: config.grpo.importanceSamplingLevel, cispo: lossType == .cispo, keep: keep?[i])
                 (policy.auxiliaryLoss.map { loss + $0 } ?? loss).backward()  // MoE balance loss, when configured
                 let partTokens = Double(b.mask.reduce(0, +))
                 sums.loss += Double(loss.item)
@@ -217,6 +219,28 @@ public struct GRPOStep {
         m["loss"] = lossSum / mu
         m["grad_norm"] = normSum / mu
         return m
+    }
+
+    /// Under top_entropy_quantile < 1, which tokens of each micro-batch the policy term keeps: the
+    /// current policy's entropies (a forward without the tape), thresholded at the quantile of every
+    /// completion token of the whole batch, all ranks' included (each adds its own into a zeroed
+    /// array at its groups' offset, and one all-reduce sums them), so neither the micro-batch split
+    /// nor the rank split moves the threshold. Nil when every token is kept.
+    func highEntropyKeep(_ policy: Policy, _ parts: [Batch], samples: [ScoredCompletion],
+                         communicator: Communicator) throws -> [[Float]]? {
+        let rho = config.grpo.topEntropyQuantile
+        guard rho < 1 else { return nil }
+        let entropies = parts.map { b in Autograd.noGrad { logprobs(policy, b, entropy: true).1! } }
+        let local = zip(entropies, parts).flatMap { h, b in zip(h, b.mask).filter { $0.1 != 0 }.map { Double($0.0) } }
+        var pool = local
+        if communicator.size > 1 {
+            let g = config.grpo.numGenerations, first = communicator.share(samples.count / g).lowerBound * g
+            let offset = samples[..<first].reduce(0) { $0 + lossTokens($1) }
+            var all = [Double](repeating: 0, count: samples.reduce(0) { $0 + lossTokens($1) })
+            for (i, x) in local.enumerated() { all[offset + i] = x }
+            pool = communicator.sum(all)
+        }
+        return zip(entropies, parts).map { h, b in GRPOLoss.highEntropyKeep(entropies: h, mask: b.mask, pool: pool, quantile: rho) }
     }
 
     /// Reward and completion metrics of a scored batch, with TRL's names.

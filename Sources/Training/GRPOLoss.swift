@@ -1,6 +1,7 @@
 // The GRPO objective (Shao et al. 2024, DeepSeekMath §4) with TRL's options: the clipped surrogate
-// with clip-higher (Yu et al. 2025, DAPO), the k3 KL estimator against a reference policy
-// (Schulman 2020), four loss reductions, and group-relative advantages. Pure functions of tensors
+// with clip-higher (Yu et al. 2025, DAPO), token- or sequence-level ratios (GSPO), CISPO, training on
+// the highest-entropy tokens only, the k3 KL estimator against a reference policy (Schulman 2020),
+// four loss reductions, and group-relative advantages. Pure functions of tensors
 // and arrays, so each piece is testable against hand-computed values.
 //
 // N = tokens of the flattened (sequences × time) batch; S = sequences; G = group size.
@@ -24,18 +25,40 @@ public enum GRPOLoss {
     /// The loss Σ_t w_t · ℓ_t, where ℓ_t = −min(r_t·A_t, clip(r_t, 1−ε, 1+ε_high)·A_t) + β·KL_t,
     /// r_t = exp(logp_t − old_t) and KL_t = exp(ref_t − logp_t) − (ref_t − logp_t) − 1.
     ///
-    /// - logp: (N) the current policy's logprobs, on the tape.
+    /// - logp: (N) the current policy's logprobs, on the tape, laid out as `sequences` rows.
     /// - old, ref, advantages, weights, mask: (N) constants. `weights` carries the reduction
     ///   (see `weights(…)`) and is zero wherever `mask` is.
+    /// - level: `.sequence` makes r_t its row's exp(mean over the row's unmasked tokens of
+    ///   logp − old) (GSPO), the gradient flowing through that mean.
+    /// - cispo: ℓ_t = −sg(min(r_t, ε_high))·A_t·logp_t + β·KL_t instead (CISPO).
+    /// - keep: 1 for the tokens the policy term keeps, 0 for the rest (top_entropy_quantile); the
+    ///   KL term keeps every token, as in TRL.
     public static func loss(
         logp: Tensor, old: [Float], ref: [Float]?, advantages: [Float], weights: [Float], mask: [Float],
-        epsilonLow: Float, epsilonHigh: Float, beta: Float
+        epsilonLow: Float, epsilonHigh: Float, beta: Float, sequences s: Int = 1,
+        level: ImportanceSamplingLevel = .token, cispo: Bool = false, keep: [Float]? = nil
     ) -> (loss: Tensor, stats: LossStats) {
         let n = logp.count
         let oldT = Tensor(shape: [n], old), advT = Tensor(shape: [n], advantages), wT = Tensor(shape: [n], weights)
-        let ratio = (logp - oldT).exp()
-        let clipped = ratio.clamped(1 - epsilonLow, 1 + epsilonHigh)
-        var perToken = -Tensor.minimum(ratio * advT, clipped * advT)
+        let ratio: Tensor
+        if level == .sequence {
+            let t = n / s
+            let inverseLengths = (0..<s).map { r in 1 / max(1, mask[(r * t)..<((r + 1) * t)].reduce(0, +)) }
+            let meanLogRatio = ((logp - oldT) * Tensor(shape: [n], mask)).reshaped([s, t]).sum(axis: 1, keepDim: true)
+                * Tensor(shape: [s, 1], inverseLengths)
+            ratio = (meanLogRatio.exp() * Tensor(shape: [s, t], repeating: 1)).reshaped([n])  // each token its row's
+        } else {
+            ratio = (logp - oldT).exp()
+        }
+        var perToken: Tensor
+        if cispo {
+            let capped = Tensor(shape: [n], (0..<n).map { Swift.min(ratio.data[$0], epsilonHigh) })  // a constant: no gradient
+            perToken = -(capped * advT * logp)
+        } else {
+            let clipped = ratio.clamped(1 - epsilonLow, 1 + epsilonHigh)
+            perToken = -Tensor.minimum(ratio * advT, clipped * advT)
+        }
+        if let keep { perToken = perToken * Tensor(shape: [n], keep) }
         var stats = LossStats()
         let tokens = max(1, Double(mask.reduce(0, +)))
         if beta > 0, let ref {
@@ -47,7 +70,8 @@ public enum GRPOLoss {
         var low = 0.0, high = 0.0, region = 0.0
         for i in 0..<n where mask[i] != 0 {
             let r = ratio.data[i], a = advantages[i]
-            let isLow = r < 1 - epsilonLow && a < 0, isHigh = r > 1 + epsilonHigh && a > 0
+            let isLow = !cispo && r < 1 - epsilonLow && a < 0
+            let isHigh = cispo ? r > epsilonHigh && a > 0 : r > 1 + epsilonHigh && a > 0
             if isLow { low += 1 }
             if isHigh { high += 1 }
             if isLow || isHigh { region += 1 }
@@ -58,11 +82,23 @@ public enum GRPOLoss {
         return ((perToken * wT).sum(), stats)
     }
 
+    /// Which tokens the policy term keeps under top_entropy_quantile ρ: those whose entropy is at least
+    /// the (1 − ρ) quantile (linear interpolation, as torch.quantile) of `pool`, the entropies of every
+    /// unmasked completion token of the batch. Returns, per position of `entropies`, 1 or 0 (0 where
+    /// `mask` is).
+    public static func highEntropyKeep(entropies: [Float], mask: [Float], pool: [Double], quantile rho: Double) -> [Float] {
+        guard !pool.isEmpty else { return [Float](repeating: 0, count: entropies.count) }
+        let sorted = pool.sorted(), q = (1 - rho) * Double(sorted.count - 1)
+        let lo = Int(q.rounded(.down)), hi = Swift.min(lo + 1, sorted.count - 1)
+        let threshold = sorted[lo] + (q - Double(lo)) * (sorted[hi] - sorted[lo])
+        return zip(entropies, mask).map { h, m in m != 0 && Double(h) >= threshold ? 1 : 0 }
+    }
+
     /// Per-token reduction weights for sequences of `lengths` unmasked tokens laid out in `mask`
     /// (S rows of T), so that Σ_t w_t·ℓ_t is the loss of `type`:
     /// grpo: mean over each sequence, then over sequences; bnpo: mean over this batch's tokens;
-    /// dr_grpo: sum / (S · max_completion_length); dapo: sum / `totalTokens` (all tokens of the
-    /// generation batch, however it is split into mini-batches).
+    /// dr_grpo: sum / (S · max_completion_length); dapo and cispo: sum / `totalTokens` (all tokens of
+    /// the generation batch, however it is split into mini-batches).
     /// When `mask` is one rank's shard of a data-parallel batch, `globalSequences` and `globalTokens`
     /// are the whole batch's sequences and unmasked tokens, so the ranks' losses sum to one loss.
     public static func weights(
@@ -80,7 +116,7 @@ public enum GRPOLoss {
             case .grpo: scale = 1 / (len * sAll)
             case .bnpo: scale = 1 / batchTokens
             case .drGRPO: scale = 1 / (sAll * Float(maxCompletionLength))
-            case .dapo: scale = 1 / Float(max(1, totalTokens))
+            case .dapo, .cispo: scale = 1 / Float(max(1, totalTokens))
             }
             for i in 0..<t { w[r * t + i] = mask[r * t + i] * scale }
         }

@@ -52,6 +52,10 @@ final class ConfigTests: XCTestCase {
     func testImpossibleCombinations() {
         assertError("grpo:\n  num_generations: 1\n", key: "grpo.num_generations", mentions: "at least 2")
         assertError("grpo:\n  loss_type: ppo\n", key: "grpo.loss_type", mentions: "dr_grpo")
+        assertError("grpo:\n  loss_type: cispo\n", key: "grpo.epsilon_high", mentions: "at least 1")
+        XCTAssertEqual(try ConfigLoader.parse("grpo:\n  loss_type: cispo\n  epsilon_high: 5\n").epsilonHigh, 5)
+        assertError("grpo:\n  importance_sampling_level: seq\n", key: "grpo.importance_sampling_level", mentions: "use token or sequence")
+        assertError("grpo:\n  top_entropy_quantile: 0\n", key: "grpo.top_entropy_quantile", mentions: "(0, 1]")
         assertError("precision: fp16\n", key: "precision", mentions: "use f32 or bf16")
         assertError("data:\n  curriculum:\n    mode: adaptiv\n", key: "data.curriculum.mode", mentions: "use adaptive or ladder")
         assertError("sft:\n  learning_rate: 0\n", key: "sft.learning_rate", mentions: "must be in (0, 1.0]")

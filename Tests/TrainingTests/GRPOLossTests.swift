@@ -96,6 +96,73 @@ final class GRPOLossTests: XCTestCase {
         XCTAssertEqual(stats.clipLow, 0.5)
     }
 
+    /// GSPO (importance_sampling_level: sequence): each token's ratio is its row's exp(mean over the
+    /// row's unmasked tokens of logp − old), and the gradient reaches every token of the row through it.
+    func testSequenceLevelRatioIsTheRowsGeometricMean() {
+        let w = GRPOLoss.weights(mask: mask, sequences: 2, type: .grpo, maxCompletionLength: 4, totalTokens: 8)
+        let t = Tensor(shape: [6], logp, requiresGrad: true)
+        let (loss, stats) = GRPOLoss.loss(logp: t, old: old, ref: nil, advantages: adv, weights: w, mask: mask,
+                                          epsilonLow: eps, epsilonHigh: epsHigh, beta: 0, sequences: 2, level: .sequence)
+        // row 0: tokens 0, 1: mean log-ratio (0.1 + 0.4) / 2 = 0.25, s = e^0.25 ≈ 1.284 > 1.28, A > 0: clipped, no gradient.
+        // row 1: tokens 4, 5: mean (−0.2 + 0.01) / 2 = −0.095, s = e^−0.095 ≈ 0.909, inside: ℓ = −s·A each.
+        let s0 = exp(0.25), s1 = exp(-0.095), a1 = -1.5
+        let expected = 0.25 * 2 * -(1.28 * 0.8) + 0.25 * 2 * -(s1 * a1)
+        XCTAssertEqual(Double(loss.item), expected, accuracy: 1e-5)
+        XCTAssertGreaterThan(s0, 1.28)
+        loss.backward()
+        // d/dlogp_t of Σ_{t' in row 1} w·(−s1·A) = −A·s1·(1/2)·Σ w = −A·s1·0.5·0.5 for t = 4, 5
+        let g1 = -a1 * s1 * 0.5 * 0.5
+        let want: [Double] = [0, 0, 0, 0, g1, g1]
+        for i in 0..<6 { XCTAssertEqual(Double(t.gradArray[i]), want[i], accuracy: 1e-6, "grad \(i)") }
+        XCTAssertEqual(stats.clipHigh, 0.5, accuracy: 1e-9)  // both tokens of row 0
+    }
+
+    /// CISPO: ℓ_t = −sg(min(r_t, ε_high))·A_t·logp_t, reduced as dapo: every token keeps a gradient,
+    /// −min(r_t, ε_high)·A_t·w_t, the capped weight itself carrying none.
+    func testCISPOClipsTheWeightNotTheUpdate() {
+        let w = GRPOLoss.weights(mask: mask, sequences: 2, type: .cispo, maxCompletionLength: 4, totalTokens: 8)
+        XCTAssertEqual(w.map(Double.init), [1, 1, 0, 0, 1, 1].map { $0 / 8.0 }, accuracy: 1e-7)
+        let cap: Float = 1.3
+        let t = Tensor(shape: [6], logp, requiresGrad: true)
+        let (loss, stats) = GRPOLoss.loss(logp: t, old: old, ref: nil, advantages: adv, weights: w, mask: mask,
+                                          epsilonLow: eps, epsilonHigh: cap, beta: 0, cispo: true)
+        var expected = 0.0
+        var grads = [Double](repeating: 0, count: 6)
+        for i in 0..<6 {
+            let c = min(exp(Double(logp[i]) - Double(old[i])), Double(cap))
+            expected += Double(w[i]) * -c * Double(adv[i]) * Double(logp[i])
+            grads[i] = Double(w[i]) * -c * Double(adv[i])
+        }
+        XCTAssertEqual(Double(loss.item), expected, accuracy: 1e-6)
+        loss.backward()
+        for i in 0..<6 { XCTAssertEqual(Double(t.gradArray[i]), grads[i], accuracy: 1e-6, "grad \(i)") }
+        XCTAssertNotEqual(t.gradArray[1], 0, "token 1's weight is capped (e^0.4 > 1.3) but it still learns")
+        XCTAssertEqual(stats.clipHigh, 0.25, accuracy: 1e-9)  // token 1 of 4
+    }
+
+    /// top_entropy_quantile ρ: the threshold is the (1 − ρ) quantile of the pool (linear interpolation,
+    /// as torch.quantile), the policy term keeps tokens at or above it, the KL term keeps every token.
+    func testHighEntropyTokensAloneCarryThePolicyTerm() {
+        let pool: [Double] = [0.1, 0.4, 0.2, 0.8]  // sorted 0.1 0.2 0.4 0.8; q = 0.5·3 = 1.5 → 0.3
+        let keep = GRPOLoss.highEntropyKeep(entropies: [0.1, 0.4, 9, 0.2, 0.8, 0.3], mask: [1, 1, 0, 1, 1, 1], pool: pool, quantile: 0.5)
+        XCTAssertEqual(keep, [0, 1, 0, 0, 1, 1])  // masked 9 is dropped; 0.3 sits exactly at the threshold
+        XCTAssertEqual(GRPOLoss.highEntropyKeep(entropies: [0.1, 0.4], mask: [1, 1], pool: [0.1, 0.4], quantile: 1), [1, 1])
+        let w = GRPOLoss.weights(mask: mask, sequences: 2, type: .bnpo, maxCompletionLength: 4, totalTokens: 8)
+        let k: [Float] = [1, 0, 0, 0, 0, 1]
+        let t = Tensor(shape: [6], logp, requiresGrad: true)
+        let (loss, _) = GRPOLoss.loss(logp: t, old: old, ref: ref, advantages: adv, weights: w, mask: mask,
+                                      epsilonLow: eps, epsilonHigh: epsHigh, beta: 0.1, keep: k)
+        let policyOnly = reference(beta: 0), withKL = reference(beta: 0.1)
+        var expected = 0.0
+        for i in 0..<6 { expected += Double(w[i]) * (Double(k[i]) * policyOnly.loss[i] + (withKL.loss[i] - policyOnly.loss[i])) }
+        XCTAssertEqual(Double(loss.item), expected, accuracy: 1e-6)
+        loss.backward()
+        for i in 0..<6 {
+            let g = Double(k[i]) * policyOnly.grad[i] + (withKL.grad[i] - policyOnly.grad[i])
+            XCTAssertEqual(Double(t.gradArray[i]), g * Double(w[i]), accuracy: 1e-6, "grad \(i)")
+        }
+    }
+
     func testGroupAdvantages() {
         let r: [Double] = [1, 0, 0, 1, 0.5, 0.5, 0.5, 0.5]
         let (a, signal) = GRPOLoss.advantages(rewards: r, group: 4, scale: "group")

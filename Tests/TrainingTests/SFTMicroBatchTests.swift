@@ -82,12 +82,25 @@ final class SFTMicroBatchTests: XCTestCase {
     /// GRPO's update over length micro-batches takes the step of the whole batch: rows of short
     /// (add) and long (program) prompts, split at no overhead or kept whole, leave the same AdamW
     /// moments and report the same loss.
+    /// Also with GSPO's sequence-level ratios, CISPO and top_entropy_quantile: the entropy threshold is
+    /// the whole batch's, so the micro-batch split moves nothing there either.
     func testGRPOMicroBatchesTakeTheWholeBatchStep() throws {
+        var base = TrainConfig()
+        base.grpo.numGenerations = 2
+        base.grpo.maxCompletionLength = 10
+        base.model.maxContext = 256
+        var variant = base
+        variant.grpo.importanceSamplingLevel = .sequence
+        variant.grpo.lossType = .cispo
+        variant.grpo.epsilonHigh = 5
+        variant.grpo.topEntropyQuantile = 0.3
+        let losses = try [base, variant].map { try checkMicroBatches($0) }
+        XCTAssertNotEqual(losses[0], losses[1], accuracy: 1e-6, "the objective options changed nothing")
+    }
+
+    /// The update over micro-batches equals the whole batch's; returns the loss.
+    func checkMicroBatches(_ cfg: TrainConfig) throws -> Double {
         let tokenizer = CharTokenizer()
-        var cfg = TrainConfig()
-        cfg.grpo.numGenerations = 2
-        cfg.grpo.maxCompletionLength = 10
-        cfg.model.maxContext = 256
         let problems = try ["add", "program", "add", "program"].enumerated().map { i, name in
             try XCTUnwrap(TaskRegistry.family(named: name)).problem(seed: 3, stream: "t", level: 1, index: i, id: "p\(i)")
         }
@@ -118,5 +131,6 @@ final class SFTMicroBatchTests: XCTestCase {
             let scale = expected.map { abs($0) }.max()! + 1e-12
             for (a, b) in zip(got, expected) { XCTAssertEqual(a, b, accuracy: 1e-4 * scale, name) }
         }
+        return whole.metrics["loss"]!
     }
 }
