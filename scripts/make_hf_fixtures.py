@@ -4,6 +4,7 @@
     python scripts/make_hf_fixtures.py tokenizers OUT_DIR      # BPE tokenizers + expected ids (committed)
     python scripts/make_hf_fixtures.py model OUT_DIR --arch qwen2|llama [--dtype bfloat16] [--shards 2]
     python scripts/make_hf_fixtures.py smollm2 OUT_DIR [--layers 30]   # random SmolLM2-135M-shaped folder
+    python scripts/make_hf_fixtures.py qwen25 OUT_DIR [--layers 24]    # random Qwen2.5-0.5B-shaped folder
 
 `tokenizers` trains byte-level BPE tokenizers on a small built-in corpus in three pre-tokenizer
 styles (GPT-2 ByteLevel regex + Digits as in SmolLM2, the Llama-3 Split regex, the Qwen2 Split regex
@@ -196,22 +197,43 @@ def make_smollm2(out: str, layers: int) -> None:
     print(f"{out}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters")
 
 
+def make_qwen25(out: str, layers: int) -> None:
+    """Qwen2.5-0.5B's shape (494M parameters at 24 layers, vocabulary 151,936, tied embeddings, q/k/v
+    biases, GQA 14/2), random weights, a small trained Qwen2-style tokenizer (ids past it are unused)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    tok = train_tokenizer("qwen2", vocab_size=2000)
+    eos = tok.token_to_id("<|endoftext|>")
+    config = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=layers,
+                         num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+                         rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True,
+                         bos_token_id=eos, eos_token_id=eos)
+    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(out)
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>").save_pretrained(out)
+    print(f"{out}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["tokenizers", "model", "smollm2"])
+    parser.add_argument("what", choices=["tokenizers", "model", "smollm2", "qwen25"])
     parser.add_argument("out")
     parser.add_argument("--arch", choices=["llama", "qwen2"], default="qwen2")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     parser.add_argument("--shards", type=int, default=1)
-    parser.add_argument("--layers", type=int, default=30)
+    parser.add_argument("--layers", type=int, default=None, help="decoder layers (default: the model's own, 30 or 24)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     if args.what == "tokenizers":
         make_tokenizers(args.out)
     elif args.what == "model":
         make_model(args.out, args.arch, args.dtype, args.shards)
+    elif args.what == "smollm2":
+        make_smollm2(args.out, args.layers or 30)
     else:
-        make_smollm2(args.out, args.layers)
+        make_qwen25(args.out, args.layers or 24)
     return 0
 
 

@@ -3,6 +3,9 @@
 // tokenizer_config.json. `transformers.AutoModelForCausalLM.from_pretrained(folder)` loads it
 // (scripts/hf_check.py).
 //
+// A policy with LoRA adapters also writes adapter_config.json and adapter_model.safetensors as PEFT
+// does (LoRA.swift), beside the frozen base; loading a folder that has them adds the adapters back.
+//
 // Loading also reads folders that transformers wrote: weights in F32, BF16 or F16 (converted exactly
 // to Float), in one model.safetensors or in shards listed by model.safetensors.index.json, and a
 // byte-level BPE tokenizer.json (BPETokenizer) instead of Ponder's character vocabulary.
@@ -28,6 +31,7 @@ public enum Checkpoint {
         } else {
             try hfConfig(policy.config, tokenizer: tokenizer).write(to: dir.appendingPathComponent("config.json"))
         }
+        if policy.lora != nil { try saveAdapters(policy, to: dir) }
         try tokenizer.save(to: dir.appendingPathComponent("tokenizer.json"))
         if let char = tokenizer as? CharTokenizer {
             try char.saveConfig(to: dir.appendingPathComponent("tokenizer_config.json"))
@@ -60,6 +64,7 @@ public enum Checkpoint {
             file.tensors[name] = nil  // free each converted tensor at once: peak memory is one copy, not two
             return t
         }
+        try loadAdapters(into: policy, from: dir)
         return (policy, tokenizer, file.metadata)
     }
 

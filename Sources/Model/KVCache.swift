@@ -60,6 +60,17 @@ public final class KVCache {
         return Tensor.matmul(x, packed: p)
     }
 
+    /// x · (w + (α/r)·B·A)ᵀ through a packed copy of the merged weight, made at first use (the weights
+    /// and adapters must not change while a cache is in use).
+    func linear(_ x: Tensor, _ w: Tensor, merging adapter: LoRAAdapter) -> Tensor {
+        let id = ObjectIdentifier(adapter)
+        if let p = packed[id] { return Tensor.matmul(x, packed: p) }
+        let merged = Autograd.noGrad { w.detached() + adapter.delta }
+        let p = PackedMatrix(merged)
+        packed[id] = p
+        return Tensor.matmul(x, packed: p)
+    }
+
     /// Layer `i`'s keys and values as `Tensor.cachedAttention` appends to and reads them.
     func buffer(layer i: Int) -> KVBuffer {
         KVBuffer(keys: k[i], values: v[i], kvHeads: heads, headDim: headDim, capacity: capacity, length: length, keyStart: keyStart)

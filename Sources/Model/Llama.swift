@@ -22,6 +22,8 @@ public final class LlamaBlock: DecoderLayer {
     let config: PolicyConfig
     let layer: Int
     let rope: RoPETable
+    /// LoRA adapters by target name (q_proj, …, down_proj; LoRA.swift); empty without LoRA.
+    var adapters: [String: LoRAAdapter] = [:]
 
     public static func rope(_ c: PolicyConfig) -> RoPETable {
         RoPETable(headDim: c.headDim, base: c.ropeTheta, maxPositions: c.maxContext,
@@ -57,20 +59,22 @@ public final class LlamaBlock: DecoderLayer {
     public func callAsFunction(_ x: Tensor, _ pass: ForwardPass) -> Tensor {
         let h = x + attention(Tensor.rmsNorm(x, weight: attnNorm, eps: config.rmsEps), pass)
         let hn = Tensor.rmsNorm(h, weight: mlpNorm, eps: config.rmsEps)
-        return h + pass.linear(Tensor.swiglu(gate: pass.linear(hn, wGate), up: pass.linear(hn, wUp)), wDown)
+        return h + pass.linear(Tensor.swiglu(gate: pass.linear(hn, wGate, adapter: adapters["gate_proj"]),
+                                             up: pass.linear(hn, wUp, adapter: adapters["up_proj"])),
+                               wDown, adapter: adapters["down_proj"])
     }
 
     /// Attention on normed input hn (N, C) → (N, C): over the whole rows when recording, against the
     /// cache (after appending this step's keys and values) when decoding.
     func attention(_ hn: Tensor, _ pass: ForwardPass) -> Tensor {
         let (b, t, h, kv, d) = (pass.rows, pass.tokens, config.heads, config.kvHeadCount, config.headDim)
-        func project(_ w: Tensor, _ bias: Tensor?) -> Tensor {
-            let y = pass.linear(hn, w)
+        func project(_ w: Tensor, _ bias: Tensor?, _ module: String) -> Tensor {
+            let y = pass.linear(hn, w, adapter: adapters[module])
             return bias.map { y + $0 } ?? y
         }
-        let q = Tensor.rope(project(wq, bq).reshaped([b, t, h, d]), positions: pass.positions, table: rope)
-        let k = Tensor.rope(project(wk, bk).reshaped([b, t, kv, d]), positions: pass.positions, table: rope)
-        let v = project(wv, bv)
+        let q = Tensor.rope(project(wq, bq, "q_proj").reshaped([b, t, h, d]), positions: pass.positions, table: rope)
+        let k = Tensor.rope(project(wk, bk, "k_proj").reshaped([b, t, kv, d]), positions: pass.positions, table: rope)
+        let v = project(wv, bv, "v_proj")
         let a: Tensor
         if let cache = pass.cache {
             a = Tensor.cachedAttention(q, k, v, cache: cache.buffer(layer: layer), heads: h, scale: 1 / Float(d).squareRoot())
@@ -84,6 +88,6 @@ public final class LlamaBlock: DecoderLayer {
             a = Tensor.causalAttention(q.transposed(1, 2), perHead(k), perHead(v.reshaped([b, t, kv, d])), keyStart: pass.keyStart)
                 .transposed(1, 2).reshaped([b * t, h * d])
         }
-        return pass.linear(a, wo)
+        return pass.linear(a, wo, adapter: adapters["o_proj"])
     }
 }

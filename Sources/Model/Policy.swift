@@ -24,10 +24,21 @@ public struct ForwardPass {
     public let cache: KVCache?
     /// MLA decoding in latent space (see `Policy.absorbMLA`).
     let absorbMLA: Bool
+    /// Whether LoRA adapters add their term (off for the base policy, LoRA's reference).
+    var useAdapters = true
 
     /// x · wᵀ: recorded on the tape, or through the cache's packed copy of w when decoding.
     func linear(_ x: Tensor, _ w: Tensor) -> Tensor {
         cache.map { $0.linear(x, w) } ?? Tensor.matmul(x, w, transposeB: true)
+    }
+
+    /// x · wᵀ plus a LoRA adapter's (α/r)·(x·Aᵀ)·Bᵀ when there is one: recorded as the two products,
+    /// or, when decoding, through the cache's packed copy of the merged W + (α/r)·B·A.
+    func linear(_ x: Tensor, _ w: Tensor, adapter: LoRAAdapter?) -> Tensor {
+        guard let adapter, useAdapters else { return linear(x, w) }
+        if let cache { return cache.linear(x, w, merging: adapter) }
+        let low = Tensor.matmul(Tensor.matmul(x, adapter.a, transposeB: true), adapter.b, transposeB: true)
+        return Tensor.matmul(x, w, transposeB: true) + low * adapter.scaling
     }
 }
 
@@ -65,6 +76,10 @@ public final class Policy {
     let head: Tensor?             // (V, C), nil when tied
     /// MLA's cached decoding folds W_UK into the queries (true) or re-expands the cache (false, for checks).
     public var absorbMLA = true
+    /// The LoRA adapters' settings, when the policy has adapters (LoRA.swift).
+    public internal(set) var lora: LoRAConfig?
+    /// Whether the adapters add their term (`withoutAdapters` turns them off for a while).
+    public internal(set) var adaptersEnabled = true
 
     /// A freshly initialised policy (HF Llama init: N(0, initStd²) matrices, unit norms).
     public convenience init(config: PolicyConfig, rng: inout RNG) {
@@ -104,8 +119,9 @@ public final class Policy {
     /// The LM head weight (the embedding when tied).
     public var lmHead: Tensor { head ?? embed }
 
-    /// Every trained parameter under its Hugging Face name (Llama, or DeepseekV3 with MLA), in a fixed order.
-    public var namedParameters: [(String, Tensor)] { namedTensors.filter { $0.1.requiresGrad } }
+    /// Every trained parameter under its Hugging Face name (Llama, or DeepseekV3 with MLA), in a fixed
+    /// order; with LoRA, the adapters under PEFT's names (the frozen base weights are not trained).
+    public var namedParameters: [(String, Tensor)] { namedTensors.filter { $0.1.requiresGrad } + loraTensors }
 
     /// Every stored tensor: the parameters and buffers that gradients do not train (MoE selection bias).
     public var namedTensors: [(String, Tensor)] {
@@ -129,7 +145,7 @@ public final class Policy {
         // table would be read silently. Callers (trainer, sampler, eval) check first with clear errors.
         guard t <= config.maxContext else { fatalError("sequence of \(t) tokens exceeds max_context \(config.maxContext)") }
         return run(ids, ForwardPass(rows: b, tokens: t, positions: Self.positions(rows: b, length: t, keyStart: keyStart),
-                                    keyStart: keyStart, cache: nil, absorbMLA: absorbMLA), lastOnly: false)
+                                    keyStart: keyStart, cache: nil, absorbMLA: absorbMLA, useAdapters: adaptersEnabled), lastOnly: false)
     }
 
     /// Feeds `l` new tokens for each of the cache's S sequences (ids (S, L), row-major), appends their
@@ -140,7 +156,7 @@ public final class Policy {
             let s = cache.seqs, t0 = cache.length
             precondition(ids.count == s * l && t0 + l <= cache.capacity, "cache overflow: \(t0) + \(l) > \(cache.capacity)")
             let pass = ForwardPass(rows: s, tokens: l, positions: Self.positions(rows: s, length: l, from: t0, keyStart: cache.keyStart),
-                                   keyStart: cache.keyStart, cache: cache, absorbMLA: absorbMLA)
+                                   keyStart: cache.keyStart, cache: cache, absorbMLA: absorbMLA, useAdapters: adaptersEnabled)
             return run(ids, pass, lastOnly: !allPositions && l > 1)
         }
     }

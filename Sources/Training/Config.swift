@@ -62,6 +62,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var mla = MLAConfig()
         /// Mixture-of-experts feed-forward, Model's own MoEConfig (off while experts is 0; needs attention: mla).
         public var moe = MoEConfig()
+        /// LoRA adapters, Model's own LoRAConfig (off while rank is 0): the base weights freeze and only
+        /// the adapters train; checkpoints add them in PEFT's format.
+        public var lora = LoRAConfig()
     }
 
     public struct DataSection: Codable, Equatable, Sendable {
@@ -361,8 +364,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 }
 
 extension TrainConfig {
-    /// The model.attention, model.mla and model.moe keys.
+    /// The model.attention, model.mla, model.moe and model.lora keys.
     func validateMoEMLA(_ need: (Bool, String, String) throws -> Void) throws {
+        do { try model.lora.validate() } catch let PolicyError.invalidConfig(message) {
+            let key = String(message.prefix { $0 != " " })
+            try need(false, "model." + key, String(message.dropFirst(key.count + 1)))
+        }
+        try need(!model.lora.enabled || model.attention == .mha, "model.lora.rank",
+                 "is \(model.lora.rank), but LoRA adapters are built for Llama and Qwen2 policies (attention: mha), not MLA/MoE ones")
         if model.attention == .mla {
             let m = model.mla
             let w = Limits.width

@@ -179,8 +179,10 @@ public struct GRPOStep {
             GRPOLoss.weights(mask: $0.mask, sequences: $0.s, type: lossType, maxCompletionLength: config.grpo.maxCompletionLength,
                              totalTokens: totalTokens, globalSequences: samples.count, globalTokens: totalTokens)
         }
+        // A reference with LoRA adapters is its base: the adapters are switched off for its pass.
         let refs: [[Float]?] = parts.map { b in
-            config.grpo.beta > 0 && reference != nil ? Autograd.noGrad { logprobs(reference!, b).0.array } : nil
+            guard config.grpo.beta > 0, let reference else { return nil }
+            return Autograd.noGrad { reference.withoutAdapters { logprobs(reference, b).0.array } }
         }
         var m: [String: Double] = [:]
         var lossSum = 0.0, normSum = 0.0

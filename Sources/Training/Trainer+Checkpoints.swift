@@ -37,7 +37,7 @@ extension Trainer {
         try AtomicFile.write(try enc.encode(state), to: tmp.appendingPathComponent("trainer_state.json"))
         if let best = sftBest, state.sftEnd == nil {  // SFT's best weights, for a resumed run to go on from
             var file = SafeTensorsFile(metadata: ["step": "\(state.sftPlateau?.bestStep ?? 0)"])
-            for (name, t) in policy.namedTensors { file.tensors[name] = StoredTensor(shape: t.shape, data: best[name] ?? t.array) }
+            for (name, t) in policy.allTensors { file.tensors[name] = StoredTensor(shape: t.shape, data: best[name] ?? t.array) }
             try file.write(to: tmp.appendingPathComponent("sft_best.safetensors"))
         }
         if fm.fileExists(atPath: folder.path) {
@@ -62,8 +62,8 @@ extension Trainer {
         let bestURL = checkpoint.appendingPathComponent("sft_best.safetensors")
         guard state.sftEnd == nil, FileManager.default.fileExists(atPath: bestURL.path) else { return (state, optimizer, nil) }
         let file = try SafeTensorsFile.read(from: bestURL)
-        try file.validate(expected: policy.namedTensors.map { TensorSpec($0.0, $0.1.shape) }, file: bestURL.path)
-        for (name, t) in policy.namedTensors { _ = try file.requireWeights(name, shape: t.shape, file: bestURL.path) }
+        try file.validate(expected: policy.allTensors.map { TensorSpec($0.0, $0.1.shape) }, file: bestURL.path)
+        for (name, t) in policy.allTensors { _ = try file.requireWeights(name, shape: t.shape, file: bestURL.path) }
         return (state, optimizer, file.tensors.mapValues(\.data))
     }
 }

@@ -126,6 +126,12 @@ public final class Trainer {
                 var initRNG = RNG(seed: config.seed, stream: "init")
                 policy = Policy(config: config.policyConfig(vocabSize: tokenizer.vocabSize), rng: &initRNG)
             }
+            if config.model.lora.enabled && policy.lora == nil {  // adapters on the base; a LoRA model.from keeps its own
+                var loraRNG = RNG(seed: config.seed, stream: "lora")
+                do { try policy.addLoRA(config.model.lora, rng: &loraRNG) } catch {
+                    throw ConfigError(file: nil, key: "model.lora", message: "\(error)")
+                }
+            }
             state = TrainerState(sftRNG: RNG(seed: config.seed, stream: "sft"), samplingRNG: RNG(seed: config.seed, stream: "sampling"))
             optimizer = AdamW(policy.parameters, lr: 0)
         }
@@ -145,7 +151,8 @@ public final class Trainer {
         resumedAt = resumedStep
         log = communicator.isWriter ? try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep) : nil
         if config.grpo.beta > 0 && state.startEval != nil {  // resumed inside GRPO: the reference is the SFT result
-            reference = try Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")).policy
+            reference = policy.lora != nil ? policy  // LoRA: the base, with the adapters off
+                : try Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")).policy
         }
         try checkRanksAgree()
     }
@@ -306,7 +313,7 @@ public final class Trainer {
         var plateau = state.sftPlateau ?? PlateauTracker()
         switch plateau.check(step: state.step, score: score, loss: loss, patience: config.sft.patience * config.sft.evalEvery,
                               smoothing: config.sft.smoothing) {
-        case .improved: sftBest = Dictionary(uniqueKeysWithValues: policy.namedTensors.map { ($0.0, $0.1.array) })
+        case .improved: sftBest = Dictionary(uniqueKeysWithValues: policy.allTensors.map { ($0.0, $0.1.array) })
         case .plateau: state.sftEnd = state.step
         case .waiting: break
         }
@@ -326,7 +333,7 @@ public final class Trainer {
         state.sftEnd = state.step
         guard let best = sftBest, let plateau = state.sftPlateau, let bestStep = plateau.bestStep else { return }
         if bestStep != state.step {  // every tensor is there, at its shape: taken from this policy, or checked on resume
-            for (name, t) in policy.namedTensors {
+            for (name, t) in policy.allTensors {
                 best[name]!.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: t.count) }
             }
         }
@@ -340,7 +347,9 @@ public final class Trainer {
     func startGRPO() throws {
         let sftFinal = checkpointsDirectory.appendingPathComponent("sft-final")
         try saveFolder(sftFinal)
-        if config.grpo.beta > 0 {  // a copy of what sft-final holds, without waiting for rank 0 to write it
+        if config.grpo.beta > 0 && policy.lora != nil {
+            reference = policy  // LoRA's reference is the base: this policy with its adapters off (GRPOStep.update)
+        } else if config.grpo.beta > 0 {  // a copy of what sft-final holds, without waiting for rank 0 to write it
             let weights = Dictionary(uniqueKeysWithValues: policy.namedParameters)
             reference = Policy(config: policy.config) { name, _ in weights[name]!.copy() }
         }

@@ -37,6 +37,18 @@ struct BenchOutput: ParsableArguments {
     }
 }
 
+/// The process's peak resident memory so far, in MiB (getrusage's ru_maxrss, in KiB on Linux).
+func peakResidentMiB() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_maxrss) / 1024
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1_048_576  // bytes on macOS
+    #endif
+}
+
 /// Seconds taken by `body`, the median over `repeats` runs after one warm-up.
 func medianSeconds(repeats: Int, body: () -> Void) -> Double {
     body()

@@ -193,9 +193,11 @@ struct BenchGRPO: ParsableCommand {
     @Option(help: "Hugging Face or Ponder model folder to load instead of a fresh d/layers/heads/ff model.") var from: String?
     @Option(help: "Prompt layout (plain, chat, chatml, llama3).") var promptFormat = "plain"
     @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
+    @Option(name: .customLong("lora-rank"), help: "Train rank-r LoRA adapters on every projection (alpha 2r) instead of every weight; the reference is the base, adapters off (0: full fine-tuning).") var loraRank = 0
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
+        try checkFlag(loraRank, 0...4096, "--lora-rank")
         let L = TrainConfig.Limits.self
         for (v, r, f) in [(d, 2...L.width, "--d"), (layers, 1...L.layers, "--layers"), (heads, 1...L.heads, "--heads"), (ff, 1...L.hidden, "--ff"),
                           (prompts, 1...L.batch, "--prompts"), (g, 2...L.batch, "--G"), (new, 1...L.context, "--new"), (steps, 1...1_000_000, "--steps")] {
@@ -230,18 +232,26 @@ struct BenchGRPO: ParsableCommand {
         }
         cfg.data.promptFormat = format
         let tokenizer: any Tokenizer
-        let policy: Policy, reference: Policy
+        let policy: Policy
+        var reference: Policy
         if let from {
             let loaded = try Checkpoint.load(from: URL(fileURLWithPath: from))
             tokenizer = try format.apply(to: loaded.tokenizer)
             policy = loaded.policy
-            reference = beta > 0 ? try Checkpoint.load(from: URL(fileURLWithPath: from)).policy : policy
+            reference = beta > 0 && loraRank == 0 ? try Checkpoint.load(from: URL(fileURLWithPath: from)).policy : policy
         } else {
             tokenizer = CharTokenizer()
             var rng = RNG(seed: 0, stream: "init")
             policy = Policy(config: cfg.policyConfig(vocabSize: tokenizer.vocabSize), rng: &rng)
             var refRNG = RNG(seed: 0, stream: "init")
             reference = Policy(config: policy.config, rng: &refRNG)
+        }
+        if loraRank > 0 {  // adapters with B ≠ 0, as after some training, so that they cost what trained ones do
+            var loraRNG = RNG(seed: 0, stream: "lora")
+            try policy.addLoRA(LoRAConfig(rank: loraRank, alpha: Double(2 * loraRank))) { _, shape in
+                Tensor.randn(shape, std: 0.01, rng: &loraRNG, requiresGrad: true)
+            }
+            reference = policy
         }
         let optimizer = AdamW(policy.parameters, lr: cfg.grpo.learningRate)
         var step = GRPOStep(config: cfg, tokenizer: tokenizer, rewards: try RewardSet(config: cfg.grpo.rewards))
@@ -282,15 +292,16 @@ struct BenchGRPO: ParsableCommand {
         let completions = Double(prompts * g)
         let meanLength = Double(generated) / (completions * Double(times.count))
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\"}",
+            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"peak_rss_mib\":%.0f}",
                          (task ?? "") as NSString, meanLength, policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
                          completions * meanLength / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
-                         NativeKernels.name as NSString, BLAS.precision.rawValue as NSString))
+                         NativeKernels.name as NSString, BLAS.precision.rawValue as NSString, loraRank, peakResidentMiB()))
         } else {
             let work = task.map { String(format: "%@ problems, mean %.1f of at most %d tokens", $0 as NSString, meanLength, new) } ?? "\(new) tokens"
-            print(String(format: "GRPO step d=%d L=%d, %d prompts × G=%d × %@, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s)",
-                         policy.config.dModel, policy.config.layers, prompts, g, work as NSString, beta, comm.size, Parallel.threads,
-                         BLAS.precision.rawValue as NSString, median, times.count, sample, update, completions / median, reduce))
+            print(String(format: "GRPO step d=%d L=%d%@, %d prompts × G=%d × %@, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s); peak memory %.0f MiB",
+                         policy.config.dModel, policy.config.layers, (loraRank > 0 ? ", LoRA rank \(loraRank)" : "") as NSString, prompts, g,
+                         work as NSString, beta, comm.size, Parallel.threads,
+                         BLAS.precision.rawValue as NSString, median, times.count, sample, update, completions / median, reduce, peakResidentMiB()))
         }
     }
 }

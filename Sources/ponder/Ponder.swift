@@ -8,7 +8,7 @@ struct Ponder: ParsableCommand {
         abstract: "Train small language models to reason with GRPO, natively on CPUs.",
         subcommands: [
             Train.self, DistillCommand.self, EvalCommand.self, Sample.self, CurvesCommand.self, ReportCommand.self, RunsListCommand.self,
-            TasksCommand.self, ScoreCommand.self, Bench.self,
+            TasksCommand.self, ScoreCommand.self, MergeCommand.self, Bench.self,
         ]
     )
 }

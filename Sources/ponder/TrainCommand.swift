@@ -75,6 +75,7 @@ enum Summary {
             print(TerminalChart.render([ChartSeries(name: "eval/pass@1", points: pass)], title: "held-out pass@1", unicode: tty, color: tty))
         }
         print("report: \(try Report.write(runDirectory: dir).path)")
+        print(String(format: "peak memory: %.0f MiB", peakResidentMiB()))
     }
 
     static func table(start: [String: Double], end: [String: Double]) -> String {

@@ -35,7 +35,10 @@ final class TrainerTests: XCTestCase {
     }
 
     /// metrics.jsonl without the wall-clock fields, which differ between any two runs.
-    func deterministicMetrics(_ run: URL) throws -> [String] {
+    func deterministicMetrics(_ run: URL) throws -> [String] { try Self.deterministicMetrics(run) }
+
+    /// metrics.jsonl without the wall-clock fields (for other suites).
+    static func deterministicMetrics(_ run: URL) throws -> [String] {
         try String(contentsOf: MetricsLog.metricsURL(run), encoding: .utf8).split(separator: "\n").map { line in
             let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             let kept = obj.filter { $0.key != "step_time" && $0.key != "tokens_per_s" }
