@@ -170,6 +170,90 @@ extension Tensor {
         return out
     }
 
+    /// log softmax(scale · h·Wᵀ)[target] per row, for hidden states h (N, C) and an LM head W (V, C),
+    /// without ever holding the (N, V) logits: rows go through in chunks of `chunk`, each chunk's logits
+    /// made, used and dropped, in the forward and again in the backward (which recomputes them), so a
+    /// 150k-token vocabulary costs `chunk` rows of logits, not N. Rows whose target is < 0 (prompt
+    /// positions) give 0 and are never computed. With `entropy`, also each computed row's entropy of
+    /// softmax(scale · logits) (a metric, off the tape; 0 for skipped rows). The products are float32.
+    /// Equal to `logSoftmaxGather(matmul(h, W, transposeB: true) * scale, targets)` on the rows it computes.
+    public static func headLogprobs(_ h: Tensor, head w: Tensor, scale: Float = 1, targets: [Int32], entropy: Bool = false,
+                                    chunk: Int = 256) -> (logp: Tensor, entropy: [Float]?) {
+        let c = h.dim(-1), n = h.count / c, v = w.dim(0)
+        precondition(w.rank == 2 && w.dim(1) == c && targets.count == n, "headLogprobs: h \(h.shape), head \(w.shape), \(targets.count) targets")
+        let rows = targets.indices.filter { targets[$0] >= 0 }
+        let out = Tensor(shape: [n], repeating: 0)
+        var lse = [Float](repeating: 0, count: n)
+        let ent = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        ent.initialize(repeating: 0, count: n)
+        let xs = UnsafeMutablePointer<Float>.allocate(capacity: chunk * c), zs = UnsafeMutablePointer<Float>.allocate(capacity: chunk * v)
+        defer { xs.deallocate(); zs.deallocate(); ent.deallocate() }
+        /// The scaled logits of rows[lo..<hi] into zs (their hidden states gathered into xs).
+        func logits(_ lo: Int, _ hi: Int) {
+            for (k, r) in rows[lo..<hi].enumerated() { (xs + k * c).update(from: h.data + r * c, count: c) }
+            BLAS.gemm(transA: false, transB: true, m: hi - lo, n: v, k: c, alpha: scale, a: xs, lda: c, b: w.data, ldb: c,
+                      beta: 0, c: zs, ldc: v, precision: .f32)
+        }
+        for lo in stride(from: 0, to: rows.count, by: chunk) {
+            let hi = Swift.min(rows.count, lo + chunk)
+            logits(lo, hi)
+            lse.withUnsafeMutableBufferPointer { ls in
+                Parallel.forRanges(hi - lo, cost: v * 4) { range in
+                    for k in range {
+                        let i = rows[lo + k], z = zs + k * v
+                        var mx = -Float.infinity
+                        for j in 0..<v { mx = Swift.max(mx, z[j]) }
+                        var sum: Float = 0, sx: Float = 0
+                        for j in 0..<v {
+                            let e = Foundation.exp(z[j] - mx)
+                            sum += e
+                            sx += e * (z[j] - mx)
+                        }
+                        ls[i] = mx + Foundation.log(sum)
+                        precondition(Int(targets[i]) < v, "target \(targets[i]) out of range 0..<\(v)")
+                        out.data[i] = z[Int(targets[i])] - ls[i]
+                        ent[i] = Foundation.log(sum) - sx / sum
+                    }
+                }
+            }
+        }
+        if Autograd.needsGrad(out, h, w) {
+            Autograd.record {
+                guard let g = outGrad(out) else { return }
+                let xs = UnsafeMutablePointer<Float>.allocate(capacity: chunk * c), zs = UnsafeMutablePointer<Float>.allocate(capacity: chunk * v)
+                let dx = UnsafeMutablePointer<Float>.allocate(capacity: chunk * c)
+                defer { xs.deallocate(); zs.deallocate(); dx.deallocate() }
+                for lo in stride(from: 0, to: rows.count, by: chunk) {
+                    let hi = Swift.min(rows.count, lo + chunk), m = hi - lo
+                    for (k, r) in rows[lo..<hi].enumerated() { (xs + k * c).update(from: h.data + r * c, count: c) }
+                    BLAS.gemm(transA: false, transB: true, m: m, n: v, k: c, alpha: scale, a: xs, lda: c, b: w.data, ldb: c,
+                              beta: 0, c: zs, ldc: v, precision: .f32)
+                    // d logp_i / d(h·Wᵀ)_ij = g_i · scale · (δ_j,t − softmax_j), written over the logits
+                    lse.withUnsafeBufferPointer { ls in
+                        Parallel.forRanges(m, cost: v * 2) { range in
+                            for k in range {
+                                let i = rows[lo + k], z = zs + k * v, gi = g[i] * scale, l = ls[i]
+                                for j in 0..<v { z[j] = -gi * Foundation.exp(z[j] - l) }
+                                z[Int(targets[i])] += gi
+                            }
+                        }
+                    }
+                    if h.requiresGrad {  // dh rows += dZ · W
+                        BLAS.gemm(transA: false, transB: false, m: m, n: c, k: v, a: zs, lda: v, b: w.data, ldb: c, beta: 0, c: dx, ldc: c,
+                                  precision: .f32)
+                        let gh = h.grad
+                        for (k, r) in rows[lo..<hi].enumerated() { for q in 0..<c { gh[r * c + q] += dx[k * c + q] } }
+                    }
+                    if w.requiresGrad {  // dW += dZᵀ · h rows
+                        BLAS.gemm(transA: true, transB: false, m: v, n: c, k: m, a: zs, lda: v, b: xs, ldb: c, beta: 1, c: w.grad, ldc: c,
+                                  precision: .f32)
+                    }
+                }
+            }
+        }
+        return (out, entropy ? Array(UnsafeBufferPointer(start: ent, count: n)) : nil)
+    }
+
     /// Entropy of softmax(logits) per row, (N, V) → (N). A metric: not recorded.
     public static func softmaxEntropy(_ logits: Tensor) -> [Float] {
         let v = logits.dim(-1), n = logits.count / v, pl = logits.data

@@ -148,6 +148,18 @@ public final class Policy {
                                     keyStart: keyStart, cache: nil, absorbMLA: absorbMLA, useAdapters: adaptersEnabled), lastOnly: false)
     }
 
+    /// The final normed hidden states (B·T, C) on the tape: `forward` without the LM head, for
+    /// `Tensor.headLogprobs`, which applies the head in chunks of rows (`lmHead`).
+    public func hidden(ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]? = nil) -> Tensor {
+        precondition(ids.count == b * t, "\(ids.count) ids for batch \(b) × time \(t)")
+        guard t <= config.maxContext else { fatalError("sequence of \(t) tokens exceeds max_context \(config.maxContext)") }
+        let pass = ForwardPass(rows: b, tokens: t, positions: Self.positions(rows: b, length: t, keyStart: keyStart),
+                               keyStart: keyStart, cache: nil, absorbMLA: absorbMLA, useAdapters: adaptersEnabled)
+        var x = Tensor.embedding(embed, ids: ids)
+        for layer in layers { x = layer(x, pass) }
+        return Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
+    }
+
     /// Feeds `l` new tokens for each of the cache's S sequences (ids (S, L), row-major), appends their
     /// keys and values, and returns logits for the last position of each sequence (S, V), or for all
     /// positions (S·L, V) when `allPositions`. Runs without recording.

@@ -147,11 +147,12 @@ public struct GRPOStep {
     }
 
     /// Logprobs (S·T) of the batch's targets under `policy` at the sampling temperature, and the
-    /// logits' entropy per position when asked.
+    /// logits' entropy per position when asked (0 at positions without a target). The LM head runs
+    /// on the completion positions alone, in chunks of rows: the [rows × vocabulary] logits are never
+    /// held whole (`Tensor.headLogprobs`).
     func logprobs(_ policy: Policy, _ b: Batch, entropy: Bool = false) -> (Tensor, [Float]?) {
-        let logits = policy.forward(ids: b.ids, batch: b.s, time: b.t) * (1 / config.grpo.temperature)
-        let h = entropy ? Autograd.noGrad { Tensor.softmaxEntropy(logits) } : nil
-        return (Tensor.logSoftmaxGather(logits, targets: b.targets), h)
+        let h = policy.hidden(ids: b.ids, batch: b.s, time: b.t)
+        return Tensor.headLogprobs(h, head: policy.lmHead, scale: 1 / config.grpo.temperature, targets: b.targets, entropy: entropy)
     }
 
     /// Completion tokens of a sample that the loss counts (none when a truncated one is masked).

@@ -136,8 +136,8 @@ public enum SFT {
                 tokens += 1
             }
         }
-        let logits = policy.forward(ids: ids, batch: b, time: t)
-        let logp = Tensor.logSoftmaxGather(logits, targets: targets)
+        // the LM head on the completion positions alone, in chunks of rows (no [rows × vocabulary] logits)
+        let logp = Tensor.headLogprobs(policy.hidden(ids: ids, batch: b, time: t), head: policy.lmHead, targets: targets).logp
         let loss = logp.sum() * (-1 / Float(max(1, normalizer ?? tokens)))
         return (policy.auxiliaryLoss.map { loss + $0 } ?? loss, tokens)  // MoE balance loss, when configured
     }

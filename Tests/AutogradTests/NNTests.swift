@@ -148,3 +148,40 @@ final class NNTests: XCTestCase {
         XCTAssertTrue(padded.array[0..<8].allSatisfy { $0 == 0 })
     }
 }
+
+/// The LM head applied in chunks of rows (`Tensor.headLogprobs`) against the whole-logits path.
+final class HeadLogprobsTests: XCTestCase {
+    /// Values, entropies and both gradients equal the unchunked logits' (chunk 3 over 7 computed rows,
+    /// so the last chunk is partial); rows without a target give 0 and no gradient.
+    func testChunksEqualTheWholeLogitsPath() {
+        var rng = RNG(seed: 4)
+        let (n, c, v) = (9, 5, 11)
+        let hv = (0..<(n * c)).map { _ in Float(rng.uniform() * 2 - 1) }, wv = (0..<(v * c)).map { _ in Float(rng.uniform() * 2 - 1) }
+        let targets: [Int32] = [3, -1, 0, 10, 7, -1, 2, 2, 5]
+        let g = (0..<n).map { _ in Float(rng.uniform()) }
+        func run(chunked: Bool) -> (logp: [Float], ent: [Float], gh: [Float], gw: [Float]) {
+            let h = Tensor(shape: [n, c], hv, requiresGrad: true), w = Tensor(shape: [v, c], wv, requiresGrad: true)
+            let logp: Tensor, ent: [Float]
+            if chunked {
+                let r = Tensor.headLogprobs(h, head: w, scale: 0.7, targets: targets, entropy: true, chunk: 3)
+                (logp, ent) = (r.logp, r.entropy!)
+            } else {
+                let logits = Tensor.matmul(h, w, transposeB: true) * 0.7
+                ent = Autograd.noGrad { Tensor.softmaxEntropy(logits) }.enumerated().map { targets[$0.offset] < 0 ? 0 : $0.element }
+                logp = Tensor.logSoftmaxGather(logits, targets: targets)
+            }
+            (logp * Tensor(shape: [n], g)).sum().backward()
+            return (logp.array, ent, h.gradArray, w.gradArray)
+        }
+        let a = run(chunked: true), b = run(chunked: false)
+        for (x, y) in zip(a.logp, b.logp) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        for (x, y) in zip(a.ent, b.ent) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        for (x, y) in zip(a.gh, b.gh) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        for (x, y) in zip(a.gw, b.gw) { XCTAssertEqual(x, y, accuracy: 1e-5) }
+        XCTAssertEqual(a.logp[1], 0)
+        XCTAssertEqual(Array(a.gh[(1 * c)..<(2 * c)]), [Float](repeating: 0, count: c), "a row without a target gets no gradient")
+        GradCheck.check([Tensor(shape: [n, c], hv), Tensor(shape: [v, c], wv)]) {
+            Tensor.headLogprobs($0[0], head: $0[1], scale: 0.7, targets: targets, chunk: 4).logp.sum()
+        }
+    }
+}
