@@ -201,18 +201,9 @@ extension Tensor {
                 Parallel.forRanges(hi - lo, cost: v * 4) { range in
                     for k in range {
                         let i = rows[lo + k], z = zs + k * v
-                        var mx = -Float.infinity
-                        for j in 0..<v { mx = Swift.max(mx, z[j]) }
-                        var sum: Float = 0, sx: Float = 0
-                        for j in 0..<v {
-                            let e = Foundation.exp(z[j] - mx)
-                            sum += e
-                            sx += e * (z[j] - mx)
-                        }
-                        ls[i] = mx + Foundation.log(sum)
+                        (ls[i], ent[i]) = Self.logSumExpAndEntropy(z, v)
                         precondition(Int(targets[i]) < v, "target \(targets[i]) out of range 0..<\(v)")
                         out.data[i] = z[Int(targets[i])] - ls[i]
-                        ent[i] = Foundation.log(sum) - sx / sum
                     }
                 }
             }
@@ -260,20 +251,23 @@ extension Tensor {
         var out = [Float](repeating: 0, count: n)
         out.withUnsafeMutableBufferPointer { po in
             Parallel.forRanges(n, cost: v * 4) { r in
-                for i in r {
-                    let row = pl + i * v
-                    var mx = -Float.infinity
-                    for j in 0..<v { mx = Swift.max(mx, row[j]) }
-                    var s: Float = 0, sx: Float = 0
-                    for j in 0..<v {
-                        let e = Foundation.exp(row[j] - mx)
-                        s += e
-                        sx += e * (row[j] - mx)
-                    }
-                    po[i] = Foundation.log(s) - sx / s
-                }
+                for i in r { po[i] = Self.logSumExpAndEntropy(pl + i * v, v).entropy }
             }
         }
         return out
+    }
+
+    /// log Σ exp(z) and the entropy of softmax(z) for one row of v logits (max-shifted, so no overflow).
+    @inline(__always)
+    static func logSumExpAndEntropy(_ z: UnsafeMutablePointer<Float>, _ v: Int) -> (lse: Float, entropy: Float) {
+        var mx = -Float.infinity
+        for j in 0..<v { mx = Swift.max(mx, z[j]) }
+        var sum: Float = 0, sx: Float = 0
+        for j in 0..<v {
+            let e = Foundation.exp(z[j] - mx)
+            sum += e
+            sx += e * (z[j] - mx)
+        }
+        return (mx + Foundation.log(sum), Foundation.log(sum) - sx / sum)
     }
 }

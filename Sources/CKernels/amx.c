@@ -55,18 +55,6 @@ static __thread uint16_t *scratchA, *scratchB;
 static __thread float *scratchC;
 static __thread size_t capA, capB, capC;
 
-static void *grow(void *p, size_t *cap, size_t bytes) {
-    if (bytes <= *cap) return p;
-    free(p);
-    *cap = bytes + bytes / 4;
-    void *q = aligned_alloc(64, (*cap + 63) / 64 * 64);
-    if (!q) {
-        fprintf(stderr, "ponder: out of memory packing a bf16 product (%zu bytes)\n", *cap);
-        abort();
-    }
-    return q;
-}
-
 #define PONDER_BF16_TARGET "avx512f,avx512bw,avx512bf16"
 
 __attribute__((target(PONDER_BF16_TARGET))) static inline __m512 load16(const float *p, long valid) {
@@ -261,7 +249,7 @@ __attribute__((target(PONDER_AMX_TARGET))) static void computePart(void *arg, lo
     if (lo >= hi) return;
     long r0 = 32 * lo, rows = (32 * hi < j->m ? 32 * hi : j->m) - r0, mt = 2 * (hi - lo), nt = j->nt;
     long ktMax = j->k < PONDER_KC ? (j->k + 31) / 32 : PONDER_KC / 32;
-    scratchA = grow(scratchA, &capA, (size_t)mt * ktMax * 1024);
+    scratchA = ponder_scratch_grow(scratchA, &capA, (size_t)mt * ktMax * 1024);
     configureTiles();
     long ldacc = j->ldacc, ldc = j->ldc, n = j->n;
     float *c = j->c + r0 * ldc, *acc = j->acc ? j->acc + r0 * ldacc : NULL;
@@ -318,11 +306,11 @@ void ponder_gemm_bf16_parallel(int transA, int transB, long m, long n, long k, f
     j.parts = parts < 1 ? 1 : parts;
     if (j.parts > j.mt / 2) j.parts = j.mt / 2;
     long ktMax = k < PONDER_KC ? (k + 31) / 32 : PONDER_KC / 32;
-    scratchB = grow(scratchB, &capB, (size_t)j.chunks * j.nt * ktMax * 1024);
+    scratchB = ponder_scratch_grow(scratchB, &capB, (size_t)j.chunks * j.nt * ktMax * 1024);
     j.packedB = scratchB;
     j.ldacc = j.nt * 16;
     if (j.chunks > 1) {
-        scratchC = grow(scratchC, &capC, (size_t)j.mt * j.nt * 256 * sizeof(float));
+        scratchC = ponder_scratch_grow(scratchC, &capC, (size_t)j.mt * j.nt * 256 * sizeof(float));
         j.acc = scratchC;
     }
     if (j.parts == 1 || !run) run = runSerially;
@@ -355,7 +343,7 @@ __attribute__((target(PONDER_AMX_TARGET))) static void packedPart(void *arg, lon
     PackedJob *j = arg;
     long pairs = (j->n + 31) / 32, lo = pairs * p / j->parts, hi = pairs * (p + 1) / j->parts;
     if (lo >= hi) return;
-    scratchA = grow(scratchA, &capA, (size_t)j->mt * j->kt * 1024);
+    scratchA = ponder_scratch_grow(scratchA, &capA, (size_t)j->mt * j->kt * 1024);
     packA(0, j->a, j->lda, j->m, j->k, 0, j->kt, j->mt, scratchA);
     configureTiles();
     for (long nb = 2 * lo; nb < 2 * hi; nb += 2)

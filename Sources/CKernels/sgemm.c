@@ -43,18 +43,6 @@ typedef struct {
 static __thread void *scratchA, *scratchB;
 static __thread size_t capA, capB;
 
-static void *grow(void *p, size_t *cap, size_t bytes) {
-    if (bytes <= *cap) return p;
-    free(p);
-    *cap = bytes + bytes / 4;
-    void *q = aligned_alloc(64, (*cap + 63) / 64 * 64);
-    if (!q) {
-        fprintf(stderr, "ponder: out of memory packing a product (%zu bytes)\n", *cap);
-        abort();
-    }
-    return q;
-}
-
 // Round to nearest even, as torch and the AMX path round; NaN stays NaN.
 static inline uint16_t toBF16(float f) {
     uint32_t u;
@@ -191,13 +179,13 @@ static void runPart(void *arg, long part) {
     long pairsMax = (j->kcMax + 1) / 2, chunks = (j->k + j->kcMax - 1) / j->kcMax;
     if (!j->prepacked) {
         size_t perChunk = j->bf16 ? (size_t)(pHi - pLo) * pairsMax * 64 * 2 : (size_t)(pHi - pLo) * j->kcMax * 32 * 4;
-        scratchB = grow(scratchB, &capB, perChunk * chunks);
+        scratchB = ponder_scratch_grow(scratchB, &capB, perChunk * chunks);
         for (long c = 0; c < chunks; c++) {
             long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax;
             packB(j, k0, kc, pLo, pHi, (char *)scratchB + c * perChunk);
         }
     }
-    scratchA = grow(scratchA, &capA, (size_t)SMC * (j->kcMax + 1) * 4);
+    scratchA = ponder_scratch_grow(scratchA, &capA, (size_t)SMC * (j->kcMax + 1) * 4);
     for (long rb = rLo; rb < rHi; rb++) {
         long i0 = rb * SMC, i1 = i0 + SMC < j->m ? i0 + SMC : j->m, rows = i1 - i0;
         for (long c = 0; c < chunks; c++) {
@@ -343,3 +331,15 @@ void ponder_sgemm_bf16_packed(const float *a, long m, long k, long lda, const ui
 }
 
 #endif
+
+void *ponder_scratch_grow(void *p, size_t *cap, size_t bytes) {
+    if (bytes <= *cap) return p;
+    free(p);
+    *cap = bytes + bytes / 4;
+    void *q = aligned_alloc(64, (*cap + 63) / 64 * 64);
+    if (!q) {
+        fprintf(stderr, "ponder: out of memory packing a matrix product (%zu bytes)\n", *cap);
+        abort();
+    }
+    return q;
+}

@@ -17,8 +17,6 @@ final class NativeGEMMTests: XCTestCase {
         Parallel.threads = threads
     }
 
-    static func values(_ n: Int, _ rng: inout RNG) -> [Float] { (0..<n).map { _ in Float(rng.uniform() * 2 - 1) } }
-
     /// Every transpose combination, alpha and beta, padded leading dimensions, partial 32-column panels
     /// and 64-row blocks, one or several K chunks (256 each): within float32 rounding of OpenBLAS's
     /// result, and columns past n untouched. At k = 1000 the bits differ somewhere: the native path ran.
@@ -30,8 +28,8 @@ final class NativeGEMMTests: XCTestCase {
                 for tb in [false, true] {
                     let alpha: Float = s % 2 == 0 ? 1 : 0.5, beta: Float = s % 3 == 0 ? 1 : 0
                     let lda = ta ? m + 3 : k + 5, ldb = tb ? k + 2 : n + 1, ldc = n + 7
-                    let a = Self.values((ta ? k : m) * lda, &rng), b = Self.values((tb ? n : k) * ldb, &rng)
-                    let c0 = Self.values(m * ldc, &rng)
+                    let a = BF16MatmulTests.values((ta ? k : m) * lda, &rng), b = BF16MatmulTests.values((tb ? n : k) * ldb, &rng)
+                    let c0 = BF16MatmulTests.values(m * ldc, &rng)
                     func product(native: Bool) -> [Float] {
                         NativeKernels.trainingGEMM = native
                         var c = c0
@@ -64,7 +62,7 @@ final class NativeGEMMTests: XCTestCase {
         var rng = RNG(seed: 8)
         NativeKernels.trainingGEMM = true
         for (m, n, k, ta) in [(203, 96, 1000, false), (96, 203, 700, true), (20, 600, 300, false)] {
-            let a = Self.values(m * k, &rng), b = Self.values(n * k, &rng), c0 = Self.values(m * n, &rng)
+            let a = BF16MatmulTests.values(m * k, &rng), b = BF16MatmulTests.values(n * k, &rng), c0 = BF16MatmulTests.values(m * n, &rng)
             let lda = ta ? m : k
             for beta: Float in [0, 1] {
                 func product(threads: Int, rows: Range<Int>, into c: inout [Float]) {

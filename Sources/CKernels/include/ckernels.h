@@ -6,6 +6,7 @@
 #ifndef PONDER_CKERNELS_H
 #define PONDER_CKERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /// Output columns per packed panel.
@@ -69,6 +70,10 @@ void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out);
 /// matches a full forward. Only call when ponder_amx_available().
 void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
                              long ldc, long parts, ponder_parallel_fn run);
+
+/// Grow-only scratch for the packing buffers of the C kernels (each thread keeps its own: fresh pages
+/// would fault on every call): p if it holds `bytes`, else a new 64-byte-aligned block, *cap updated.
+void *ponder_scratch_grow(void *p, size_t *cap, size_t bytes);
 
 /// 1 when this CPU runs AVX-512 bfloat16 dot products (avx512f and avx512_bf16: VDPBF16PS), else 0.
 int ponder_avx512bf16_available(void);
