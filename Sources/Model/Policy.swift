@@ -140,24 +140,30 @@ public final class Policy {
     /// `keyStart[b]` is the number of left-pad tokens of row b (masked from attention; its real
     /// tokens get positions 0, 1, …). Without it, rows are unpadded.
     public func forward(ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]? = nil) -> Tensor {
+        run(ids, recordedPass(ids, batch: b, time: t, keyStart: keyStart), lastOnly: false)
+    }
+
+    /// The pass of a recorded forward over B rows of T tokens.
+    private func recordedPass(_ ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]?) -> ForwardPass {
         precondition(ids.count == b * t, "\(ids.count) ids for batch \(b) × time \(t)")
         // Not a precondition: release builds (-Ounchecked) drop those, and positions past the RoPE
         // table would be read silently. Callers (trainer, sampler, eval) check first with clear errors.
         guard t <= config.maxContext else { fatalError("sequence of \(t) tokens exceeds max_context \(config.maxContext)") }
-        return run(ids, ForwardPass(rows: b, tokens: t, positions: Self.positions(rows: b, length: t, keyStart: keyStart),
-                                    keyStart: keyStart, cache: nil, absorbMLA: absorbMLA, useAdapters: adaptersEnabled), lastOnly: false)
+        return ForwardPass(rows: b, tokens: t, positions: Self.positions(rows: b, length: t, keyStart: keyStart),
+                           keyStart: keyStart, cache: nil, absorbMLA: absorbMLA, useAdapters: adaptersEnabled)
+    }
+
+    /// embedding → layers: (N, C), before the final norm.
+    private func trunk(_ ids: [Int32], _ pass: ForwardPass) -> Tensor {
+        var x = Tensor.embedding(embed, ids: ids)
+        for layer in layers { x = layer(x, pass) }
+        return x
     }
 
     /// The final normed hidden states (B·T, C) on the tape: `forward` without the LM head, for
     /// `Tensor.headLogprobs`, which applies the head in chunks of rows (`lmHead`).
     public func hidden(ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]? = nil) -> Tensor {
-        precondition(ids.count == b * t, "\(ids.count) ids for batch \(b) × time \(t)")
-        guard t <= config.maxContext else { fatalError("sequence of \(t) tokens exceeds max_context \(config.maxContext)") }
-        let pass = ForwardPass(rows: b, tokens: t, positions: Self.positions(rows: b, length: t, keyStart: keyStart),
-                               keyStart: keyStart, cache: nil, absorbMLA: absorbMLA, useAdapters: adaptersEnabled)
-        var x = Tensor.embedding(embed, ids: ids)
-        for layer in layers { x = layer(x, pass) }
-        return Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
+        Tensor.rmsNorm(trunk(ids, recordedPass(ids, batch: b, time: t, keyStart: keyStart)), weight: norm, eps: config.rmsEps)
     }
 
     /// Feeds `l` new tokens for each of the cache's S sequences (ids (S, L), row-major), appends their
@@ -176,8 +182,7 @@ public final class Policy {
     /// embedding → layers → norm → LM head (float32 products whatever the matmul precision), for
     /// every token or, with `lastOnly`, each row's last.
     private func run(_ ids: [Int32], _ pass: ForwardPass, lastOnly: Bool) -> Tensor {
-        var x = Tensor.embedding(embed, ids: ids)  // (N, C)
-        for layer in layers { x = layer(x, pass) }
+        var x = trunk(ids, pass)  // (N, C)
         pass.cache?.advance(pass.tokens)
         if lastOnly {
             let (c, l) = (config.dModel, pass.tokens)

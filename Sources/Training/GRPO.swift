@@ -190,7 +190,7 @@ public struct GRPOStep {
         let tokens = max(1, Double(totalTokens))
         for it in 0..<config.grpo.numIterations {
             var sums = LossSums()  // this rank's sums
-            let keep = try highEntropyKeep(policy, parts, samples: samples, communicator: communicator)
+            let keep = highEntropyKeep(policy, parts, samples: samples, communicator: communicator)
             for (i, b) in parts.enumerated() {
                 let (logp, h) = logprobs(policy, b, entropy: it == 0)
                 let (loss, stats) = GRPOLoss.loss(
@@ -230,7 +230,7 @@ public struct GRPOStep {
     /// array at its groups' offset, and one all-reduce sums them), so neither the micro-batch split
     /// nor the rank split moves the threshold. Nil when every token is kept.
     func highEntropyKeep(_ policy: Policy, _ parts: [Batch], samples: [ScoredCompletion],
-                         communicator: Communicator) throws -> [[Float]]? {
+                         communicator: Communicator) -> [[Float]]? {
         let rho = config.grpo.topEntropyQuantile
         guard rho < 1 else { return nil }
         let entropies = parts.map { b in Autograd.noGrad { logprobs(policy, b, entropy: true).1! } }
