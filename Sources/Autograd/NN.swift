@@ -177,6 +177,7 @@ extension Tensor {
     /// positions) give 0 and are never computed. With `entropy`, also each computed row's entropy of
     /// softmax(scale · logits) (a metric, off the tape; 0 for skipped rows). The products are float32.
     /// Equal to `logSoftmaxGather(matmul(h, W, transposeB: true) * scale, targets)` on the rows it computes.
+    /// Long on purpose: the chunked forward and its backward, which recomputes the same chunks, sit side by side.
     public static func headLogprobs(_ h: Tensor, head w: Tensor, scale: Float = 1, targets: [Int32], entropy: Bool = false,
                                     chunk: Int = 256) -> (logp: Tensor, entropy: [Float]?) {
         let c = h.dim(-1), n = h.count / c, v = w.dim(0)

@@ -164,7 +164,8 @@ static const void *panelAt(const SJob *j, const void *own, long chunk, long p, l
 // One part: its rows of C (or its panels). It first packs every chunk of the panels it reads (all of
 // them when it splits rows: a copy of op(B) per part, small beside its share of the product), so the
 // parts never wait for each other; then for each 64-row block it runs the chunks of K in order, the
-// block of C staying in cache between them.
+// block of C staying in cache between them. Long on purpose: the packing of A's block and the kernel
+// calls share the block's layout, chosen just above them.
 static void runPart(void *arg, long part) {
     SJob *j = arg;
     long blocks = (j->m + SMC - 1) / SMC, rLo = 0, rHi = blocks, pLo = 0, pHi = j->panels;

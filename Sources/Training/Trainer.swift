@@ -87,6 +87,8 @@ public final class Trainer {
     /// data parallelism every rank calls this with the same config and run folder, and every rank
     /// loads the same checkpoint. `sftTraces` replaces the task solvers' traces as the SFT set
     /// (distillation's kept teacher completions, tokenised with this run's tokenizer).
+    /// Long on purpose: a Swift initializer sets every stored property before it may call a method, so the
+    /// steps stay here in the order a run needs them, each a named helper where it can be.
     public init(config: TrainConfig, runDirectory: URL, resume: Bool, console: TrainerConsole? = nil,
                 sftTraces: [DistilledTrace]? = nil, communicator: Communicator = .single) throws {
         try config.validate()  // a config built in code gets the loader's checks too
