@@ -197,15 +197,22 @@ static void runPart(void *arg, long part) {
             long rs = 0, ks = 1;  // element (r, kk) of this block of A at a[r·rs + kk·ks]
             if (j->bf16) {  // rows × pairs of bfloat16 pairs
                 uint16_t *dst = scratchA;
-                for (long r = 0; r < rows; r++) {
-                    uint16_t *out = dst + r * 2 * pairs;
-                    if (!j->transA) {
+                if (!j->transA) {
+                    for (long r = 0; r < rows; r++) {
                         const float *src = j->a + (i0 + r) * j->lda + k0;
+                        uint16_t *out = dst + r * 2 * pairs;
                         for (long kk = 0; kk < kc; kk++) out[kk] = toBF16(src[kk]);
-                    } else {
-                        for (long kk = 0; kk < kc; kk++) out[kk] = toBF16(j->a[(k0 + kk) * j->lda + i0 + r]);
+                        if (kc & 1) out[kc] = 0;
                     }
-                    if (kc & 1) out[kc] = 0;
+                } else {  // A's rows hold op(A)'s columns: read two of them at a time, each straight through
+                    for (long q = 0; q < pairs; q++) {
+                        const float *x0 = j->a + (k0 + 2 * q) * j->lda + i0, *x1 = x0 + j->lda;
+                        int odd = 2 * q + 1 < kc;
+                        for (long r = 0; r < rows; r++) {
+                            dst[r * 2 * pairs + 2 * q] = toBF16(x0[r]);
+                            dst[r * 2 * pairs + 2 * q + 1] = odd ? toBF16(x1[r]) : 0;
+                        }
+                    }
                 }
                 ab = scratchA;
                 rs = pairs;
