@@ -91,8 +91,19 @@ public enum BLAS {
     /// Whether this CPU runs AVX-512 bfloat16 dot products (asked once). The bf16 path without AMX.
     public static let avx512bf16Available: Bool = ponder_avx512bf16_available() != 0
 
-    /// Products below this many multiply-adds go to OpenBLAS in one call (not worth a split or a packing).
-    static let smallProduct = 1 << 15
+    /// Ponder's own kernels, whatever the size (so a row's values never depend on how many rows share
+    /// the call): bf16 on AMX tiles or with avx512_bf16, float32 with sgemm.c; `parts` threads.
+    static func ownGEMM(bf16: Bool, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, parts: Int) {
+        // AMX or avx512_bf16 instructions would trap on a CPU without them
+        precondition(!bf16 || MatmulPrecision.bf16Unavailable == nil, MatmulPrecision.bf16Unavailable ?? "")
+        let (ta, tb) = (transA ? 1 : 0, transB ? 1 : 0) as (Int32, Int32)
+        if bf16 && amxAvailable {
+            ponder_gemm_bf16_parallel(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parts, concurrently)
+        } else {
+            ponder_sgemm_parallel(bf16 ? 1 : 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parts, concurrently)
+        }
+    }
 
     /// The parallel loop the C kernels call back: body(arg, p) for p = 0..<parts on Dispatch's threads.
     static let concurrently: ponder_parallel_fn = { parts, body, arg in
@@ -190,23 +201,11 @@ public enum BLAS {
     ) {
         let parts = Parallel.threads
         let lib = library
-        if (precision ?? self.precision) == .bf16 {
-            // The parts pack op(B) once between them, then each computes whole 32-row blocks of C.
-            precondition(MatmulPrecision.bf16Unavailable == nil, MatmulPrecision.bf16Unavailable ?? "")
-            let shared = split && m * n * k >= 1 << 18 ? parts : 1
-            if amxAvailable {
-                ponder_gemm_bf16_parallel(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                          shared, concurrently)
-            } else {
-                ponder_sgemm_parallel(1, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                      shared, concurrently)
-            }
-            return
-        }
-        if NativeKernels.trainingGEMM && m * n * k >= smallProduct {
-            let shared = split && m * n * k >= 1 << 18 ? parts : 1
-            ponder_sgemm_parallel(0, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                  shared, concurrently)
+        let bf16 = (precision ?? self.precision) == .bf16
+        if bf16 || NativeKernels.trainingGEMM {
+            // The parts pack op(B) once between them, then each computes whole blocks of C rows.
+            ownGEMM(bf16: bf16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c, ldc: ldc, parts: split && m * n * k >= 1 << 18 ? parts : 1)
             return
         }
         if !split || !lib.splitsGemm || parts <= 1 || m * n * k < 1 << 18 || (m < 2 * parts && n < 32 * parts) {
@@ -260,13 +259,8 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, precision: MatmulPrecision? = nil
     ) {
         if (precision ?? self.precision) == .bf16 {
-            // AMX or avx512_bf16 instructions would trap on a CPU without them
-            precondition(MatmulPrecision.bf16Unavailable == nil, MatmulPrecision.bf16Unavailable ?? "")
-            if amxAvailable {
-                ponder_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-            } else {
-                ponder_sgemm_parallel(1, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1, nil)
-            }
+            ownGEMM(bf16: true, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c, ldc: ldc, parts: 1)
             return
         }
         library.sgemm(

@@ -189,15 +189,15 @@ extension Tensor {
         ent.initialize(repeating: 0, count: n)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: chunk * c), zs = UnsafeMutablePointer<Float>.allocate(capacity: chunk * v)
         defer { xs.deallocate(); zs.deallocate(); ent.deallocate() }
-        /// The scaled logits of rows[lo..<hi] into zs (their hidden states gathered into xs).
-        func logits(_ lo: Int, _ hi: Int) {
-            for (k, r) in rows[lo..<hi].enumerated() { (xs + k * c).update(from: h.data + r * c, count: c) }
-            BLAS.gemm(transA: false, transB: true, m: hi - lo, n: v, k: c, alpha: scale, a: xs, lda: c, b: w.data, ldb: c,
+        /// The scaled logits of `chunk` rows into zs (their hidden states gathered into xs), forward and backward alike.
+        func logits(_ chunk: ArraySlice<Int>, xs: UnsafeMutablePointer<Float>, zs: UnsafeMutablePointer<Float>) {
+            for (k, r) in chunk.enumerated() { (xs + k * c).update(from: h.data + r * c, count: c) }
+            BLAS.gemm(transA: false, transB: true, m: chunk.count, n: v, k: c, alpha: scale, a: xs, lda: c, b: w.data, ldb: c,
                       beta: 0, c: zs, ldc: v, precision: .f32)
         }
         for lo in stride(from: 0, to: rows.count, by: chunk) {
             let hi = Swift.min(rows.count, lo + chunk)
-            logits(lo, hi)
+            logits(rows[lo..<hi], xs: xs, zs: zs)
             lse.withUnsafeMutableBufferPointer { ls in
                 Parallel.forRanges(hi - lo, cost: v * 4) { range in
                     for k in range {
@@ -217,9 +217,7 @@ extension Tensor {
                 defer { xs.deallocate(); zs.deallocate(); dx.deallocate() }
                 for lo in stride(from: 0, to: rows.count, by: chunk) {
                     let hi = Swift.min(rows.count, lo + chunk), m = hi - lo
-                    for (k, r) in rows[lo..<hi].enumerated() { (xs + k * c).update(from: h.data + r * c, count: c) }
-                    BLAS.gemm(transA: false, transB: true, m: m, n: v, k: c, alpha: scale, a: xs, lda: c, b: w.data, ldb: c,
-                              beta: 0, c: zs, ldc: v, precision: .f32)
+                    logits(rows[lo..<hi], xs: xs, zs: zs)
                     // d logp_i / d(h·Wᵀ)_ij = g_i · scale · (δ_j,t − softmax_j), written over the logits
                     lse.withUnsafeBufferPointer { ls in
                         Parallel.forRanges(m, cost: v * 2) { range in

@@ -318,11 +318,6 @@ void ponder_gemm_bf16_parallel(int transA, int transB, long m, long n, long k, f
     run(j.parts, computePart, &j);
 }
 
-void ponder_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                      const float *b, long ldb, float beta, float *c, long ldc) {
-    ponder_gemm_bf16_parallel(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1, NULL);
-}
-
 long ponder_pack_bf16_count(long n, long k) { return (n + 31) / 32 * 2 * ((k + 31) / 32) * 512; }
 
 void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out) {
@@ -406,13 +401,6 @@ void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out) {
 void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
                              long ldc, long parts, ponder_parallel_fn run) {
     (void)a; (void)m; (void)k; (void)lda; (void)packed; (void)n; (void)c; (void)ldc; (void)parts; (void)run;
-    abort();
-}
-
-void ponder_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                      const float *b, long ldb, float beta, float *c, long ldc) {
-    (void)transA; (void)transB; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb;
-    (void)beta; (void)c; (void)ldc;
     abort();
 }
 

@@ -37,22 +37,17 @@ void ponder_attend_row(const float *q, const float *keys, const float *values, l
 /// kernel granted this process the tile state); asks the kernel once, then remembers.
 int ponder_amx_available(void);
 
-/// C = alpha·op(A)·op(B) + beta·C, row-major like cblas_sgemm, with op(A) and op(B) rounded to
-/// bfloat16 (nearest even) and the products summed in float32 by AMX (mixed precision, as
-/// torch.autocast's bf16 matmul). op(A) is m × k, op(B) is k × n. The sum for each element runs over k
-/// in a fixed order, independent of m, n and of how a caller splits rows, so results are reproducible.
-/// Single-threaded. Only call when ponder_amx_available().
-void ponder_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                      const float *b, long ldb, float beta, float *c, long ldc);
-
 /// A part of a parallel product: body(arg, part) for part = 0..<parts.
 typedef void (*ponder_body_fn)(void *arg, long part);
 /// Runs body(arg, p) for p = 0..<parts, concurrently or not, and returns when all have run.
 typedef void (*ponder_parallel_fn)(long parts, ponder_body_fn body, void *arg);
 
-/// ponder_gemm_bf16 across `parts` threads through `run` (NULL: one after another): per K chunk, the parts
-/// pack op(B) once between them, then each packs and computes its own rows of C (whole 32-row blocks).
-/// Every element is computed as ponder_gemm_bf16 computes it, whatever `parts`.
+/// C = alpha·op(A)·op(B) + beta·C, row-major like cblas_sgemm, with op(A) and op(B) rounded to
+/// bfloat16 (nearest even) and the products summed in float32 by AMX (mixed precision, as
+/// torch.autocast's bf16 matmul). op(A) is m × k, op(B) is k × n. `parts` threads through `run` (NULL:
+/// one after another): per K chunk, the parts pack op(B) once between them, then each packs and computes
+/// its own rows of C (whole 32-row blocks). The sum for each element runs over k in a fixed order,
+/// independent of m, n and `parts`, so results are reproducible. Only call when ponder_amx_available().
 void ponder_gemm_bf16_parallel(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                                const float *b, long ldb, float beta, float *c, long ldc, long parts,
                                ponder_parallel_fn run);
@@ -61,12 +56,12 @@ void ponder_gemm_bf16_parallel(int transA, int transB, long m, long n, long k, f
 long ponder_pack_bf16_count(long n, long k);
 
 /// Packs W (n rows × k columns, row stride ldw) rounded to bfloat16 into the AMX tiles that
-/// ponder_gemm_bf16 would make of op(B) = Wᵀ, once, for many products. Only call when ponder_amx_available().
+/// ponder_gemm_bf16_parallel would make of op(B) = Wᵀ, once, for many products. Only call when ponder_amx_available().
 void ponder_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out);
 
 /// C[i][j] = Σ_kk bf16(A[i][kk]) · W[j][kk] for rows 0..<m and columns 0..<n, W packed by ponder_pack_bf16.
 /// `parts` threads through `run` (NULL: one after another) split the columns, each packing A itself.
-/// Each element equals ponder_gemm_bf16's for the same operands (alpha 1, beta 0): cached decoding
+/// Each element equals ponder_gemm_bf16_parallel's for the same operands (alpha 1, beta 0): cached decoding
 /// matches a full forward. Only call when ponder_amx_available().
 void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
                              long ldc, long parts, ponder_parallel_fn run);
