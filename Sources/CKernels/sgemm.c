@@ -52,7 +52,6 @@ static inline uint16_t toBF16(float f) {
     return (uint16_t)(u >> 16);
 }
 
-static inline float opA(const SJob *j, long i, long kk) { return j->transA ? j->a[kk * j->lda + i] : j->a[i * j->lda + kk]; }
 static inline float opB(const SJob *j, long kk, long col) { return j->transB ? j->b[col * j->ldb + kk] : j->b[kk * j->ldb + col]; }
 
 // Panels lo..<hi of the chunk k0..<k0+kc of op(B), into dst from its start. float32: panel[kk·32 + col];
@@ -263,13 +262,6 @@ static void runSerially(long parts, ponder_body_fn body, void *arg) {
     for (long p = 0; p < parts; p++) body(arg, p);
 }
 
-// K per chunk: fixed by the precision alone (never by the shape's split), so every element's sum runs
-// in the same order.
-static long chunkOf(int bf16, long k) {
-    (void)k;
-    return bf16 ? SKC_BF16 : SKC_F32;
-}
-
 static void run(SJob *j, long parts, ponder_parallel_fn runParts) {
     long blocks = (j->m + SMC - 1) / SMC;
     j->parts = parts < 1 ? 1 : parts;
@@ -291,7 +283,7 @@ void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, lon
     }
     SJob j = {.bf16 = bf16, .transA = transA, .transB = transB, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb,
               .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .panels = (n + 31) / 32,
-              .kcMax = chunkOf(bf16, k)};
+              .kcMax = bf16 ? SKC_BF16 : SKC_F32};  // fixed by the precision alone, never the split
     run(&j, parts, runParts);
 }
 
