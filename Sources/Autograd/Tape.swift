@@ -39,6 +39,36 @@ public enum Autograd {
 
     @inline(__always)
     static func record(_ backward: @escaping () -> Void) { tape.entries.append(backward) }
+
+    /// Activation recomputation (gradient checkpointing): `body(x)` runs without recording, so none of
+    /// its intermediate tensors outlive it, and one tape entry stands for the whole of it. At backward
+    /// that entry runs `body(x)` again, recorded, seeds the new output with the gradient the first
+    /// output received and backpropagates through it alone, which adds into the gradients of x and
+    /// of every parameter `body` reads. Memory falls from every intermediate of every checkpointed
+    /// block to their inputs plus one block's intermediates, for one more forward of each block.
+    /// `body` must compute the same values both times (Ponder's kernels are deterministic) and have
+    /// no side effects that may not run twice (MoE routing statistics do: those blocks are not
+    /// checkpointed). Gradients are bit-identical to a plain recorded forward's: the same backward
+    /// closures run in the same order.
+    public static func checkpoint(_ x: Tensor, _ body: @escaping (Tensor) -> Tensor) -> Tensor {
+        guard isRecording else { return body(x) }
+        let out = noGrad { body(x) }
+        // Whether body reads a parameter that requires grad is only known by recording it; mark the
+        // output so that gradients reach this entry (a body without one records nothing at backward).
+        out.requiresGrad = true
+        record {
+            guard let g = outGrad(out) else { return }
+            let outer = tape
+            tape = Tape()  // the recomputed block's own tape, run at once
+            defer { tape = outer }
+            let y = body(x)
+            guard y.requiresGrad else { return }
+            let yg = y.grad
+            for i in 0..<y.count { yg[i] += g[i] }
+            runTape()
+        }
+        return out
+    }
 }
 
 extension Tensor {

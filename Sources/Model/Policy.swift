@@ -80,6 +80,11 @@ public final class Policy {
     public internal(set) var lora: LoRAConfig?
     /// Whether the adapters add their term (`withoutAdapters` turns them off for a while).
     public internal(set) var adaptersEnabled = true
+    /// Recompute each decoder layer's activations at backward instead of keeping them from the
+    /// forward (`Autograd.checkpoint`): a recorded forward keeps only the layers' inputs, for about a
+    /// third more compute. Gradients are unchanged bit for bit. Layers with mixture-of-experts are not
+    /// recomputed (their routing statistics count each forward).
+    public var gradientCheckpointing = false
 
     /// A freshly initialised policy (HF Llama init: N(0, initStd²) matrices, unit norms).
     public convenience init(config: PolicyConfig, rng: inout RNG) {
@@ -156,7 +161,13 @@ public final class Policy {
     /// embedding → layers: (N, C), before the final norm.
     private func trunk(_ ids: [Int32], _ pass: ForwardPass) -> Tensor {
         var x = Tensor.embedding(embed, ids: ids)
-        for layer in layers { x = layer(x, pass) }
+        for layer in layers {
+            if gradientCheckpointing && pass.cache == nil && layer.moe == nil {
+                x = Autograd.checkpoint(x) { layer($0, pass) }
+            } else {
+                x = layer(x, pass)
+            }
+        }
         return x
     }
 

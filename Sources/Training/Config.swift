@@ -65,6 +65,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// LoRA adapters, Model's own LoRAConfig (off while rank is 0): the base weights freeze and only
         /// the adapters train; checkpoints add them in PEFT's format.
         public var lora = LoRAConfig()
+        /// Recompute each layer's activations at backward instead of keeping them (less memory, about
+        /// a third more compute per update; gradients unchanged).
+        public var gradientCheckpointing = false
     }
 
     public struct DataSection: Codable, Equatable, Sendable {

@@ -138,6 +138,7 @@ public final class Trainer {
             optimizer = AdamW(policy.parameters, lr: 0)
         }
         Self.configureOptimizer(optimizer, config)
+        policy.gradientCheckpointing = config.model.gradientCheckpointing
         // Expert-load counts and the balance loss are per process; summing them across ranks is not
         // built yet, and ranks with different routing biases would drift apart.
         if communicator.size > 1 && !policy.moeLayers.isEmpty {

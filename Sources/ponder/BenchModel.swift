@@ -194,6 +194,7 @@ struct BenchGRPO: ParsableCommand {
     @Option(help: "Prompt layout (plain, chat, chatml, llama3).") var promptFormat = "plain"
     @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16). Default: $PONDER_PRECISION, else f32.") var precision = defaultPrecision
     @Option(name: .customLong("lora-rank"), help: "Train rank-r LoRA adapters on every projection (alpha 2r) instead of every weight; the reference is the base, adapters off (0: full fine-tuning).") var loraRank = 0
+    @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer's activations at backward (model.gradient_checkpointing).") var gradientCheckpointing = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -253,6 +254,7 @@ struct BenchGRPO: ParsableCommand {
             }
             reference = policy
         }
+        policy.gradientCheckpointing = gradientCheckpointing
         let optimizer = AdamW(policy.parameters, lr: cfg.grpo.learningRate)
         var step = GRPOStep(config: cfg, tokenizer: tokenizer, rewards: try RewardSet(config: cfg.grpo.rewards))
         // Without --task, problems like the peer's ("what is x+y?" over 2-3 digit numbers, addition
@@ -292,14 +294,14 @@ struct BenchGRPO: ParsableCommand {
         let completions = Double(prompts * g)
         let meanLength = Double(generated) / (completions * Double(times.count))
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"peak_rss_mib\":%.0f}",
+            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"gradient_checkpointing\":%@,\"peak_rss_mib\":%.0f}",
                          (task ?? "") as NSString, meanLength, policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
                          completions * meanLength / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
-                         NativeKernels.name as NSString, BLAS.precision.rawValue as NSString, loraRank, peakResidentMiB()))
+                         NativeKernels.name as NSString, BLAS.precision.rawValue as NSString, loraRank, (gradientCheckpointing ? "true" : "false") as NSString, peakResidentMiB()))
         } else {
             let work = task.map { String(format: "%@ problems, mean %.1f of at most %d tokens", $0 as NSString, meanLength, new) } ?? "\(new) tokens"
             print(String(format: "GRPO step d=%d L=%d%@, %d prompts × G=%d × %@, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s); peak memory %.0f MiB",
-                         policy.config.dModel, policy.config.layers, (loraRank > 0 ? ", LoRA rank \(loraRank)" : "") as NSString, prompts, g,
+                         policy.config.dModel, policy.config.layers, ((loraRank > 0 ? ", LoRA rank \(loraRank)" : "") + (gradientCheckpointing ? ", gradient checkpointing" : "")) as NSString, prompts, g,
                          work as NSString, beta, comm.size, Parallel.threads,
                          BLAS.precision.rawValue as NSString, median, times.count, sample, update, completions / median, reduce, peakResidentMiB()))
         }

@@ -41,6 +41,34 @@ final class TapeTests: XCTestCase {
         XCTAssertEqual(x.gradArray, [7, -1])
     }
 
+    /// A checkpointed block leaves one tape entry instead of its ops, and gives the same gradients to
+    /// its input and to the parameters it reads, bit for bit.
+    func testCheckpointRecomputesTheBlockWithTheSameGradients() {
+        let w = param([3], seed: 73), v = param([3], seed: 74)
+        let x0 = Tensor(shape: [3], [0.5, -1, 2], requiresGrad: true)
+        func block(_ x: Tensor) -> Tensor { ((x * w).exp() * v + x).silu() }
+        func run(checkpointed: Bool) -> (grads: [[Float]], pending: Int) {
+            for t in [w, v, x0] { t.zeroGrad() }
+            Autograd.clearTape()
+            let x = x0 * 2
+            let y = checkpointed ? Autograd.checkpoint(x) { block($0) } : block(x)
+            let z = (y * y).sum()
+            let pending = Autograd.pendingOps
+            z.backward()
+            return ([w.gradArray, v.gradArray, x0.gradArray], pending)
+        }
+        let plain = run(checkpointed: false), recomputed = run(checkpointed: true)
+        XCTAssertEqual(recomputed.grads, plain.grads)
+        XCTAssertTrue(plain.grads.allSatisfy { $0.contains { $0 != 0 } })
+        XCTAssertEqual(recomputed.pending, 4, "x0·2, the checkpoint, y·y, sum: the block's five ops must not be on the tape")
+        XCTAssertEqual(plain.pending, 8)
+        XCTAssertEqual(Autograd.pendingOps, 0)
+        // Without recording the checkpoint is just the block.
+        let quiet = Autograd.noGrad { Autograd.checkpoint(x0) { block($0) } }
+        XCTAssertEqual(quiet.array, Autograd.noGrad { block(x0) }.array)
+        XCTAssertFalse(quiet.requiresGrad)
+    }
+
     func testRNGIsDeterministicAndStreamsDiffer() {
         var a = RNG(seed: 42, stream: "init"), b = RNG(seed: 42, stream: "init"), c = RNG(seed: 42, stream: "sampling")
         let xa = (0..<5).map { _ in a.next() }, xb = (0..<5).map { _ in b.next() }, xc = (0..<5).map { _ in c.next() }

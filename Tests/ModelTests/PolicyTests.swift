@@ -79,6 +79,35 @@ final class PolicyTests: XCTestCase {
         checkParameterGradients(policy, loss: loss)
     }
 
+    /// Gradient checkpointing changes memory, not numbers: the loss and every gradient equal a plain
+    /// recorded forward's bit for bit, with and without LoRA adapters (whose base gets none).
+    func testGradientCheckpointingGivesTheSameGradientsBitForBit() throws {
+        for lora in [false, true] {
+            let policy = makePolicy(std: 0.5)
+            if lora {
+                var rng = RNG(seed: 5)
+                try policy.addLoRA(LoRAConfig(rank: 2, alpha: 4)) { _, shape in Tensor.randn(shape, std: 0.3, rng: &rng, requiresGrad: true) }
+            }
+            let (b, t) = (2, 6)
+            let ids = tokens(b * t, seed: 8)
+            let targets: [Int32] = (0..<(b * t)).map { i in i % t == t - 1 ? -1 : ids[i + 1] }
+            func gradients(checkpointing: Bool) -> (loss: Float, grads: [[Float]], pending: Int) {
+                policy.gradientCheckpointing = checkpointing
+                policy.parameters.forEach { $0.zeroGrad() }
+                let loss = Tensor.logSoftmaxGather(policy.forward(ids: ids, batch: b, time: t, keyStart: [1, 0]), targets: targets).sum()
+                let pending = Autograd.pendingOps
+                loss.backward()
+                return (loss.item, policy.parameters.map(\.gradArray), pending)
+            }
+            let plain = gradients(checkpointing: false), recomputed = gradients(checkpointing: true)
+            XCTAssertEqual(recomputed.loss, plain.loss)
+            XCTAssertEqual(recomputed.grads, plain.grads, lora ? "LoRA" : "full")
+            XCTAssertTrue(plain.grads.allSatisfy { $0.contains { $0 != 0 } })
+            XCTAssertLessThan(recomputed.pending, plain.pending / 3, "the layers' ops must not be kept on the tape")
+            if lora { for (name, t) in policy.namedTensors { XCTAssertFalse(t.hasGrad, "\(name) got a gradient") } }
+        }
+    }
+
     func testSamplerIsDeterministicAndItsLogprobsMatchTheTrainingForward() {
         let policy = makePolicy()
         let prompts = [tokens(5, seed: 1), tokens(3, seed: 2)]
