@@ -32,6 +32,14 @@ public enum NativeKernels {
         }
     }()
 
+    /// The most bytes of op(B) each thread of the training GEMM packs at a time (32 MiB): a wider
+    /// operand, such as an LM head over a large vocabulary, is packed one column block after another
+    /// rather than copied whole per thread. Results do not depend on it; tests set it small.
+    public static var trainingGEMMPackLimit: Int {
+        get { let old = ponder_sgemm_set_pack_limit(1); ponder_sgemm_set_pack_limit(old); return old }
+        set { ponder_sgemm_set_pack_limit(newValue) }
+    }
+
     /// Whether OpenBLAS runs one of its AVX-512 kernels.
     static var openBLASHasAVX512: Bool { ["skylakex", "cooperlake", "sapphirerapids"].contains(BLAS.info.kernel.lowercased()) }
 

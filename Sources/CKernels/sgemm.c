@@ -160,11 +160,22 @@ static const void *panelAt(const SJob *j, const void *own, long chunk, long p, l
     return (const float *)own + (chunk * (pHi - pLo) * j->kcMax + (p - pLo) * kc) * 32;
 }
 
-// One part: its rows of C (or its panels). It first packs every chunk of the panels it reads (all of
-// them when it splits rows: a copy of op(B) per part, small beside its share of the product), so the
-// parts never wait for each other; then for each 64-row block it runs the chunks of K in order, the
-// block of C staying in cache between them. Long on purpose: the packing of A's block and the kernel
-// calls share the block's layout, chosen just above them.
+// Most bytes of op(B) one part packs at a time: a wider op(B) (an LM head's 151,936 × 896) is packed
+// and used one column block after another, so the packing never holds a copy of a large operand.
+static long packLimit = 32L << 20;
+
+long ponder_sgemm_set_pack_limit(long bytes) {
+    long old = packLimit;
+    packLimit = bytes < 1 ? 1 : bytes;
+    return old;
+}
+
+// One part: its rows of C (or its panels). It packs every chunk of a block of the panels it reads
+// (a copy of that block per part when it splits rows, small beside its share of the product), so
+// the parts never wait for each other; then for each 64-row block it runs the chunks of K in order,
+// the block of C staying in cache between them; then the next block of panels. The blocks change
+// only which columns are computed when, not any element's sum. Long on purpose: the packing of A's
+// block and the kernel calls share the block's layout, chosen just above them.
 static void runPart(void *arg, long part) {
     SJob *j = arg;
     long blocks = (j->m + SMC - 1) / SMC, rLo = 0, rHi = blocks, pLo = 0, pHi = j->panels;
@@ -177,81 +188,87 @@ static void runPart(void *arg, long part) {
     }
     if (rLo >= rHi || pLo >= pHi) return;
     long pairsMax = (j->kcMax + 1) / 2, chunks = (j->k + j->kcMax - 1) / j->kcMax;
-    if (!j->prepacked) {
-        size_t perChunk = j->bf16 ? (size_t)(pHi - pLo) * pairsMax * 64 * 2 : (size_t)(pHi - pLo) * j->kcMax * 32 * 4;
-        scratchB = ponder_scratch_grow(scratchB, &capB, perChunk * chunks);
-        for (long c = 0; c < chunks; c++) {
-            long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax;
-            packB(j, k0, kc, pLo, pHi, (char *)scratchB + c * perChunk);
-        }
-    }
+    size_t panelChunk = j->bf16 ? (size_t)pairsMax * 64 * 2 : (size_t)j->kcMax * 32 * 4;  // bytes per panel per chunk
+    long width = j->prepacked ? pHi - pLo : packLimit / (long)(panelChunk * chunks);
+    if (width < 1) width = 1;
     scratchA = ponder_scratch_grow(scratchA, &capA, (size_t)SMC * (j->kcMax + 1) * 4);
-    for (long rb = rLo; rb < rHi; rb++) {
-        long i0 = rb * SMC, i1 = i0 + SMC < j->m ? i0 + SMC : j->m, rows = i1 - i0;
-        for (long c = 0; c < chunks; c++) {
-            long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax, pairs = (kc + 1) / 2;
-            int first = c == 0;
-            const float *af = NULL;
-            const uint32_t *ab = NULL;
-            long rs = 0, ks = 1;  // element (r, kk) of this block of A at a[r·rs + kk·ks]
-            if (j->bf16) {  // rows × pairs of bfloat16 pairs
-                uint16_t *dst = scratchA;
-                if (!j->transA) {
-                    for (long r = 0; r < rows; r++) {
-                        const float *src = j->a + (i0 + r) * j->lda + k0;
-                        uint16_t *out = dst + r * 2 * pairs;
-                        for (long kk = 0; kk < kc; kk++) out[kk] = toBF16(src[kk]);
-                        if (kc & 1) out[kc] = 0;
-                    }
-                } else {  // A's rows hold op(A)'s columns: read two of them at a time, each straight through
-                    for (long q = 0; q < pairs; q++) {
-                        const float *x0 = j->a + (k0 + 2 * q) * j->lda + i0, *x1 = x0 + j->lda;
-                        int odd = 2 * q + 1 < kc;
+    for (long bLo = pLo; bLo < pHi; bLo += width) {
+        long bHi = bLo + width < pHi ? bLo + width : pHi;
+        if (!j->prepacked) {
+            size_t perChunk = (size_t)(bHi - bLo) * panelChunk;
+            scratchB = ponder_scratch_grow(scratchB, &capB, perChunk * chunks);
+            for (long c = 0; c < chunks; c++) {
+                long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax;
+                packB(j, k0, kc, bLo, bHi, (char *)scratchB + c * perChunk);
+            }
+        }
+        for (long rb = rLo; rb < rHi; rb++) {
+            long i0 = rb * SMC, i1 = i0 + SMC < j->m ? i0 + SMC : j->m, rows = i1 - i0;
+            for (long c = 0; c < chunks; c++) {
+                long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax, pairs = (kc + 1) / 2;
+                int first = c == 0;
+                const float *af = NULL;
+                const uint32_t *ab = NULL;
+                long rs = 0, ks = 1;  // element (r, kk) of this block of A at a[r·rs + kk·ks]
+                if (j->bf16) {  // rows × pairs of bfloat16 pairs
+                    uint16_t *dst = scratchA;
+                    if (!j->transA) {
                         for (long r = 0; r < rows; r++) {
-                            dst[r * 2 * pairs + 2 * q] = toBF16(x0[r]);
-                            dst[r * 2 * pairs + 2 * q + 1] = odd ? toBF16(x1[r]) : 0;
+                            const float *src = j->a + (i0 + r) * j->lda + k0;
+                            uint16_t *out = dst + r * 2 * pairs;
+                            for (long kk = 0; kk < kc; kk++) out[kk] = toBF16(src[kk]);
+                            if (kc & 1) out[kc] = 0;
+                        }
+                    } else {  // A's rows hold op(A)'s columns: read two of them at a time, each straight through
+                        for (long q = 0; q < pairs; q++) {
+                            const float *x0 = j->a + (k0 + 2 * q) * j->lda + i0, *x1 = x0 + j->lda;
+                            int odd = 2 * q + 1 < kc;
+                            for (long r = 0; r < rows; r++) {
+                                dst[r * 2 * pairs + 2 * q] = toBF16(x0[r]);
+                                dst[r * 2 * pairs + 2 * q + 1] = odd ? toBF16(x1[r]) : 0;
+                            }
                         }
                     }
-                }
-                ab = scratchA;
-                rs = pairs;
-            } else if (j->transA) {  // groups of 8 rows, interleaved: [group][kk][8], read straight from A's rows
-                float *dst = scratchA;
-                for (long g = 0; g < rows; g += 8) {
-                    long n8 = rows - g < 8 ? rows - g : 8;
-                    float *out = dst + g * kc;
-                    for (long kk = 0; kk < kc; kk++) {
-                        const float *src = j->a + (k0 + kk) * j->lda + i0 + g;
-                        for (long r = 0; r < 8; r++) out[kk * 8 + r] = r < n8 ? src[r] : 0;
+                    ab = scratchA;
+                    rs = pairs;
+                } else if (j->transA) {  // groups of 8 rows, interleaved: [group][kk][8], read straight from A's rows
+                    float *dst = scratchA;
+                    for (long g = 0; g < rows; g += 8) {
+                        long n8 = rows - g < 8 ? rows - g : 8;
+                        float *out = dst + g * kc;
+                        for (long kk = 0; kk < kc; kk++) {
+                            const float *src = j->a + (k0 + kk) * j->lda + i0 + g;
+                            for (long r = 0; r < 8; r++) out[kk * 8 + r] = r < n8 ? src[r] : 0;
+                        }
                     }
-                }
-                af = scratchA;
-            } else {
-                af = j->a + i0 * j->lda + k0;
-                rs = j->lda;
-            }
-            for (long p = pLo; p < pHi; p++) {
-                long cols = j->n - p * 32 < 32 ? j->n - p * 32 : 32;
-                float *cp = j->c + i0 * j->ldc + p * 32;
-                const void *bp = panelAt(j, scratchB, c, p, pLo, pHi, kc);
-                long i = 0, ldc = j->ldc;
-                float al = j->alpha, be = j->beta;
-                if (j->bf16) {
-                    const uint16_t *b = bp;
-                    for (; i + 8 <= rows; i += 8) kb8(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
-                    for (; i + 4 <= rows; i += 4) kb4(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
-                    for (; i + 2 <= rows; i += 2) kb2(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
-                    for (; i < rows; i++) kb1(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
+                    af = scratchA;
                 } else {
-                    const float *b = bp;
-                    // row i of the block: at a + i·rs (direct), or in its 8-row group (interleaved)
+                    af = j->a + i0 * j->lda + k0;
+                    rs = j->lda;
+                }
+                for (long p = bLo; p < bHi; p++) {
+                    long cols = j->n - p * 32 < 32 ? j->n - p * 32 : 32;
+                    float *cp = j->c + i0 * j->ldc + p * 32;
+                    const void *bp = panelAt(j, scratchB, c, p, bLo, bHi, kc);
+                    long i = 0, ldc = j->ldc;
+                    float al = j->alpha, be = j->beta;
+                    if (j->bf16) {
+                        const uint16_t *b = bp;
+                        for (; i + 8 <= rows; i += 8) kb8(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
+                        for (; i + 4 <= rows; i += 4) kb4(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
+                        for (; i + 2 <= rows; i += 2) kb2(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
+                        for (; i < rows; i++) kb1(ab + i * rs, rs, b, pairs, cp + i * ldc, ldc, cols, al, be, first);
+                    } else {
+                        const float *b = bp;
+                        // row i of the block: at a + i·rs (direct), or in its 8-row group (interleaved)
 #define SK_ROW(i) (j->transA ? af + ((i) / 8) * 8 * kc + (i) % 8 : af + (i) * rs)
-                    long ars = j->transA ? 1 : rs, aks = j->transA ? 8 : 1;
-                    for (; i + 8 <= rows; i += 8) kf8(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
-                    for (; i + 4 <= rows; i += 4) kf4(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
-                    for (; i + 2 <= rows; i += 2) kf2(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
-                    for (; i < rows; i++) kf1(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
+                        long ars = j->transA ? 1 : rs, aks = j->transA ? 8 : 1;
+                        for (; i + 8 <= rows; i += 8) kf8(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
+                        for (; i + 4 <= rows; i += 4) kf4(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
+                        for (; i + 2 <= rows; i += 2) kf2(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
+                        for (; i < rows; i++) kf1(SK_ROW(i), ars, aks, b, kc, cp + i * ldc, ldc, cols, al, be, first);
 #undef SK_ROW
+                    }
                 }
             }
         }
@@ -320,6 +337,8 @@ void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, lon
 }
 
 long ponder_sgemm_pack_bf16_count(long n, long k) { (void)n; (void)k; return 0; }
+
+long ponder_sgemm_set_pack_limit(long bytes) { (void)bytes; return 0; }
 
 void ponder_sgemm_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *out) {
     (void)w; (void)n; (void)k; (void)ldw; (void)out;

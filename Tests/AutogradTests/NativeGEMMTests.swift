@@ -15,6 +15,35 @@ final class NativeGEMMTests: XCTestCase {
     override func tearDown() {
         NativeKernels.trainingGEMM = native
         Parallel.threads = threads
+        NativeKernels.trainingGEMMPackLimit = 32 << 20
+    }
+
+    /// An op(B) wider than the packing limit is packed and used one column block after another (an LM
+    /// head's, say): the same bits as packing it whole, for every transpose, in float32 and bfloat16.
+    func testPackingInColumnBlocksGivesTheSameBits() {
+        var rng = RNG(seed: 11)
+        NativeKernels.trainingGEMM = true
+        let (m, n, k) = (70, 230, 600)
+        let a = BF16MatmulTests.values(m * k, &rng), b = BF16MatmulTests.values(n * k, &rng), c0 = BF16MatmulTests.values(m * n, &rng)
+        let precisions: [MatmulPrecision] = MatmulPrecision.bf16Unavailable == nil ? [.f32, .bf16] : [.f32]
+        for precision in precisions {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    func product(limit: Int) -> [UInt32] {
+                        NativeKernels.trainingGEMMPackLimit = limit
+                        var c = c0
+                        BLAS.gemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
+                                  beta: 1, c: &c, ldc: n, precision: precision)
+                        return c.map(\.bitPattern)
+                    }
+                    let whole = product(limit: 32 << 20)
+                    XCTAssertNotEqual(whole, c0.map(\.bitPattern))
+                    for limit in [1, 100_000, 250_000] {  // one panel per block, then blocks of one to three panels with a partial last one
+                        XCTAssertEqual(product(limit: limit), whole, "\(precision) ta=\(ta) tb=\(tb) limit \(limit)")
+                    }
+                }
+            }
+        }
     }
 
     /// Every transpose combination, alpha and beta, padded leading dimensions, partial 32-column panels

@@ -83,6 +83,11 @@ void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, lon
                            long lda, const float *b, long ldb, float beta, float *c, long ldc, long parts,
                            ponder_parallel_fn run);
 
+/// Sets the most bytes of op(B) each part of ponder_sgemm_parallel packs at a time (default 32 MiB; a
+/// wider operand is packed and used one column block after another); returns the previous limit.
+/// Results do not depend on it. For tests.
+long ponder_sgemm_set_pack_limit(long bytes);
+
 /// Values (bfloat16) in ponder_sgemm_pack_bf16's packing of an n × k weight.
 long ponder_sgemm_pack_bf16_count(long n, long k);
 
@@ -95,5 +100,8 @@ void ponder_sgemm_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *
 /// forward. Needs ponder_avx512bf16_available().
 void ponder_sgemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
                               long ldc, long parts, ponder_parallel_fn run);
+
+/// Returns malloc's free pages to the system (glibc's malloc_trim; nothing elsewhere).
+void ponder_release_free_memory(void);
 
 #endif
