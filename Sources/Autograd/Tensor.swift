@@ -5,6 +5,7 @@
 // Gradients are lazily allocated, zero-filled buffers on the storage; ops add (+=) into them, and
 // `zeroGrad()` clears them (STYLE.md §1).
 
+import CKernels
 import Foundation
 
 /// Owned memory for a tensor's values and, once needed, its gradient.
@@ -30,6 +31,12 @@ public final class Storage {
         g.initialize(repeating: 0, count: count)
         gradBuffer = g
         return g
+    }
+
+    /// Gives the gradient buffer back to the pool; the next backward allocates a new one.
+    func releaseGrad() {
+        if let g = gradBuffer { BufferPool.give(g, count) }
+        gradBuffer = nil
     }
 
     /// The gradient buffer for a backward that writes every element: when it is new it is left
@@ -93,6 +100,15 @@ public enum BufferPool {
         for (_, list) in free { list.forEach { $0.deallocate() } }
         free = [:]
         cachedFloats = 0
+    }
+
+    /// `drain`, then asks malloc to return its free pages to the system. For the boundary between
+    /// two phases whose buffers differ in size (a GRPO step's sampling and update), so that the
+    /// buffers one phase cached do not stay resident beside the next phase's: within a phase the
+    /// pool still serves every repeated shape.
+    public static func trim() {
+        drain()
+        ponder_release_free_memory()
     }
 }
 
@@ -177,6 +193,10 @@ public final class Tensor {
         precondition(count == 1, "item() needs one element, shape is \(shape)")
         return data[0]
     }
+
+    /// Drops the gradient (PyTorch's `grad = None`): `hasGrad` is false until a backward writes one,
+    /// and its memory goes back to the buffer pool meanwhile.
+    public func releaseGrad() { storage.releaseGrad() }
 
     /// Sets the gradient to zero (keeps the buffer).
     public func zeroGrad() {

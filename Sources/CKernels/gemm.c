@@ -4,6 +4,9 @@
 #include "ckernels.h"
 #include <math.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -149,4 +152,10 @@ void ponder_pack_transposed(const float *w, long n, long k, long ldw, float *out
             }
         }
     }
+}
+
+void ponder_release_free_memory(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }

@@ -168,6 +168,11 @@ public struct GRPOStep {
     /// before clipping, so every rank takes the same AdamW step.
     public func update(policy: Policy, reference: Policy?, optimizer: AdamW, samples: [ScoredCompletion],
                        communicator: Communicator = .single) throws -> [String: Double] {
+        // Sampling's buffers (KV caches, packed weights, decode activations) are not the update's:
+        // give them back before it, and the update's before the next sampling, so that peak memory
+        // is the larger phase's, not their sum.
+        BufferPool.trim()
+        defer { BufferPool.trim() }
         let g = config.grpo.numGenerations
         let groups = communicator.share(samples.count / g)
         let local = Array(samples[(groups.lowerBound * g)..<(groups.upperBound * g)])

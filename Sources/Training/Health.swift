@@ -31,7 +31,7 @@ func applyUpdate(policy: Policy, optimizer: AdamW, loss: Double, maxGradNorm: Fl
     if !loss.isFinite { throw NumericalError(what: "loss") }
     if !norm.isFinite { throw NumericalError(what: "gradient norm") }
     optimizer.update()
-    optimizer.zeroGrad()
+    optimizer.releaseGradients()
     policy.afterOptimizerStep()
     for (name, t) in policy.namedParameters where !allFinite(t) { throw NumericalError(what: "weight \(name)") }
     return norm

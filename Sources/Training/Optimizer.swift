@@ -56,6 +56,11 @@ public final class AdamW {
 
     /// Zeroes every parameter's gradient.
     public func zeroGrad() { params.forEach { $0.zeroGrad() } }
+
+    /// Drops every parameter's gradient, as PyTorch's `zero_grad(set_to_none=True)`: no gradient
+    /// memory is held between updates (while GRPO samples), and a parameter that gets no gradient
+    /// before the next update (an expert no token chose) is left alone by it.
+    public func releaseGradients() { params.forEach { $0.releaseGrad() } }
 }
 
 /// The global L2 norm of the parameters' gradients (accumulated in Double).
