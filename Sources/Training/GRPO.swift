@@ -160,6 +160,11 @@ public struct GRPOStep {
         config.grpo.maskTruncatedCompletions && sc.completion.truncated ? 0 : sc.completion.tokens.count
     }
 
+    /// Parameters from which a policy's buffers are given back between sampling and the update: a
+    /// 0.5B-parameter policy's phases each hold gigabytes, and its update takes about a minute, of
+    /// which faulting its pages in again is a few seconds.
+    static let trimPoolAbove = 50_000_000
+
     /// μ optimisation passes over one generation batch (whole groups). Returns the loss-side metrics.
     ///
     /// Under data parallelism every rank passes the same whole batch: each takes the loss of its
@@ -168,11 +173,13 @@ public struct GRPOStep {
     /// before clipping, so every rank takes the same AdamW step.
     public func update(policy: Policy, reference: Policy?, optimizer: AdamW, samples: [ScoredCompletion],
                        communicator: Communicator = .single) throws -> [String: Double] {
-        // Sampling's buffers (KV caches, packed weights, decode activations) are not the update's:
-        // give them back before it, and the update's before the next sampling, so that peak memory
-        // is the larger phase's, not their sum.
-        BufferPool.trim()
-        defer { BufferPool.trim() }
+        // Sampling's buffers (KV caches, packed weights, decode activations) are not the update's: for
+        // a large policy, give them back before it and the update's before the next sampling, so that
+        // peak memory is the larger phase's, not their sum. A small policy keeps them: its buffers are
+        // small, and faulting fresh pages in again each phase nearly doubled its update (d128 and d256).
+        let trims = policy.config.parameterCount >= Self.trimPoolAbove
+        if trims { BufferPool.trim() }
+        defer { if trims { BufferPool.trim() } }
         let g = config.grpo.numGenerations
         let groups = communicator.share(samples.count / g)
         let local = Array(samples[(groups.lowerBound * g)..<(groups.upperBound * g)])
