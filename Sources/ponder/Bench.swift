@@ -129,6 +129,48 @@ struct BenchMatmul: ParsableCommand {
                  "decode_kernels": NativeKernels.name],
                 text: String(format: "x·wᵀ  %5d x %4d x %4d  %7.1f GFLOP/s packed, %7.1f OpenBLAS", m, n, k, gPacked, gBLAS))
         }
+        // Decoding a large model reads every weight once per step: its bound is the weights' bytes
+        // over the read bandwidth. 16 rows against 16 packed 4864 × 896 matrices (279 MB).
+        let bandwidth = Self.readBandwidth(repeats: output.repeats)
+        let decode = Self.decodeBandwidth(rows: 16, n: 4864, k: 896, count: 16, repeats: output.repeats)
+        output.emit(["bench": "memory", "read_gb_s": bandwidth, "decode_weights_gb_s": decode, "decode_fraction": decode / bandwidth],
+                    text: String(format: "memory: read %.1f GB/s; packed decoding (16 rows, 16 × 4864 x 896 weights) reads weights at %.1f GB/s, %.0f%% of it",
+                                 bandwidth, decode, 100 * decode / bandwidth))
+    }
+
+    /// Read bandwidth from memory in GB/s: every thread summing its share of a 1 GiB buffer, far past
+    /// the caches; the median of `repeats` passes.
+    static func readBandwidth(repeats: Int) -> Double {
+        let n = 1 << 28, parts = max(1, Parallel.threads)
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        buffer.initialize(repeating: 1, count: n)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: parts)
+        defer { buffer.deallocate(); sums.deallocate() }
+        let s = medianSeconds(repeats: repeats) {
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let raw = UnsafeRawPointer(buffer)
+                var acc = SIMD16<Float>(repeating: 0)
+                var i = n * p / parts / 16 * 16
+                let end = p == parts - 1 ? n : n * (p + 1) / parts / 16 * 16
+                while i < end {
+                    acc += raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+                    i += 16
+                }
+                sums[p] = acc.sum()
+            }
+        }
+        precondition((0..<parts).reduce(0) { $0 + sums[$1] } > 0)
+        return Double(4 * n) / s / 1e9
+    }
+
+    /// Decoding against weights that do not fit in cache: 16 rows times each of `count` packed
+    /// (ff, d) matrices in turn (a 0.5B model's MLP up-projection), as GB/s of weight read.
+    static func decodeBandwidth(rows: Int, n: Int, k: Int, count: Int, repeats: Int) -> Double {
+        var rng = RNG(seed: 2)
+        let x = Tensor.randn([rows, k], rng: &rng)
+        let packed = (0..<count).map { _ in PackedMatrix(Tensor.randn([n, k], rng: &rng)) }
+        let s = medianSeconds(repeats: repeats) { for w in packed { _ = Tensor.matmul(x, packed: w) } }
+        return Double(4 * n * k * count) / s / 1e9
     }
 
     /// GFLOP/s of an (m, n, k) product `body`, the median of `repeats` timings of enough calls to
