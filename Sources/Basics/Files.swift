@@ -33,6 +33,23 @@ public enum AtomicFile {
         }
     }
 
+    /// Fills a folder beside `folder` (`.tmp-NAME-PID`) through `fill`, then puts it in `folder`'s place,
+    /// moving any folder already there aside first (`.old-NAME-PID`, removed after): a killed writer
+    /// leaves the old folder or the new one under the name, never a half-written one.
+    public static func writeFolder(_ folder: URL, _ fill: (URL) throws -> Void) throws {
+        let fm = FileManager.default, parent = folder.deletingLastPathComponent(), name = folder.lastPathComponent
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let tmp = parent.appendingPathComponent(".tmp-\(name)-\(getpid())")
+        try? fm.removeItem(at: tmp)
+        try fill(tmp)
+        guard fm.fileExists(atPath: folder.path) else { return try fm.moveItem(at: tmp, to: folder) }
+        let old = parent.appendingPathComponent(".old-\(name)-\(getpid())")
+        try? fm.removeItem(at: old)
+        try fm.moveItem(at: folder, to: old)
+        try fm.moveItem(at: tmp, to: folder)
+        try? fm.removeItem(at: old)
+    }
+
     /// What `path` is when it exists and is not a regular file ("a directory", "a device", …): a
     /// rename onto it would replace a device node or a link with a file, or fail on a folder.
     public static func nonRegularKind(_ path: String) -> String? {

@@ -23,31 +23,20 @@ extension Trainer {
     /// Saves weights, tokenizer, optimizer and trainer state into `folder`, replacing it atomically.
     func saveFolder(_ folder: URL) throws {
         guard communicator.isWriter else { return }
-        let fm = FileManager.default
-        try fm.createDirectory(at: folder.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let tmp = folder.deletingLastPathComponent().appendingPathComponent(".tmp-\(folder.lastPathComponent)-\(getpid())")
-        try? fm.removeItem(at: tmp)
-        try Checkpoint.save(policy: policy, tokenizer: baseTokenizer, to: tmp, metadata: ["step": "\(state.step)"])
-        var opt = SafeTensorsFile(metadata: ["step": "\(optimizer.step)"])
-        for (k, v) in optimizer.stateArrays() { opt.tensors[k] = StoredTensor(shape: [v.count], data: v) }
-        try opt.write(to: tmp.appendingPathComponent("optimizer.safetensors"))
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = JSONText.nonFiniteEncoding  // a NaN metric must not stop a checkpoint
-        try AtomicFile.write(try enc.encode(state), to: tmp.appendingPathComponent("trainer_state.json"))
-        if let best = sftBest, state.sftEnd == nil {  // SFT's best weights, for a resumed run to go on from
-            var file = SafeTensorsFile(metadata: ["step": "\(state.sftPlateau?.bestStep ?? 0)"])
-            for (name, t) in policy.allTensors { file.tensors[name] = StoredTensor(shape: t.shape, data: best[name] ?? t.array) }
-            try file.write(to: tmp.appendingPathComponent("sft_best.safetensors"))
-        }
-        if fm.fileExists(atPath: folder.path) {
-            let old = folder.deletingLastPathComponent().appendingPathComponent(".old-\(folder.lastPathComponent)-\(getpid())")
-            try? fm.removeItem(at: old)
-            try fm.moveItem(at: folder, to: old)
-            try fm.moveItem(at: tmp, to: folder)
-            try? fm.removeItem(at: old)
-        } else {
-            try fm.moveItem(at: tmp, to: folder)
+        try AtomicFile.writeFolder(folder) { tmp in
+            try Checkpoint.save(policy: policy, tokenizer: baseTokenizer, to: tmp, metadata: ["step": "\(state.step)"])
+            var opt = SafeTensorsFile(metadata: ["step": "\(optimizer.step)"])
+            for (k, v) in optimizer.stateArrays() { opt.tensors[k] = StoredTensor(shape: [v.count], data: v) }
+            try opt.write(to: tmp.appendingPathComponent("optimizer.safetensors"))
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            enc.nonConformingFloatEncodingStrategy = JSONText.nonFiniteEncoding  // a NaN metric must not stop a checkpoint
+            try AtomicFile.write(try enc.encode(state), to: tmp.appendingPathComponent("trainer_state.json"))
+            if let best = sftBest, state.sftEnd == nil {  // SFT's best weights, for a resumed run to go on from
+                var file = SafeTensorsFile(metadata: ["step": "\(state.sftPlateau?.bestStep ?? 0)"])
+                for (name, t) in policy.allTensors { file.tensors[name] = StoredTensor(shape: t.shape, data: best[name] ?? t.array) }
+                try file.write(to: tmp.appendingPathComponent("sft_best.safetensors"))
+            }
         }
     }
 

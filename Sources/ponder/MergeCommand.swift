@@ -2,6 +2,7 @@
 // ordinary Hugging Face folder that any tool loads without peft.
 
 import ArgumentParser
+import Runs
 import Foundation
 import Model
 
@@ -23,11 +24,9 @@ struct MergeCommand: ParsableCommand {
             throw ValidationError("\(checkpoint) has no LoRA adapters (no adapter_config.json): there is nothing to merge")
         }
         policy.mergeLoRA()
-        // Written beside the target, then renamed: a killed merge leaves no half folder under its name.
-        let tmp = target.deletingLastPathComponent().appendingPathComponent(".tmp-\(target.lastPathComponent)-\(getpid())")
-        try? FileManager.default.removeItem(at: tmp)
-        try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: tmp, metadata: metadata.filter { $0.key == "step" })
-        try FileManager.default.moveItem(at: tmp, to: target)
+        try AtomicFile.writeFolder(target) { tmp in  // a killed merge leaves no half folder under its name
+            try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: tmp, metadata: metadata.filter { $0.key == "step" })
+        }
         print("merged rank-\(lora.rank) adapters (\(lora.targetModules.joined(separator: ", "))) into \(out)")
     }
 }
