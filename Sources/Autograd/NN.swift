@@ -184,11 +184,9 @@ extension Tensor {
         precondition(w.rank == 2 && w.dim(1) == c && targets.count == n, "headLogprobs: h \(h.shape), head \(w.shape), \(targets.count) targets")
         let rows = targets.indices.filter { targets[$0] >= 0 }
         let out = Tensor(shape: [n], repeating: 0)
-        var lse = [Float](repeating: 0, count: n)
-        let ent = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        ent.initialize(repeating: 0, count: n)
+        var lse = [Float](repeating: 0, count: n), ent = [Float](repeating: 0, count: entropy ? n : 0)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: chunk * c), zs = UnsafeMutablePointer<Float>.allocate(capacity: chunk * v)
-        defer { xs.deallocate(); zs.deallocate(); ent.deallocate() }
+        defer { xs.deallocate(); zs.deallocate() }
         /// The scaled logits of `chunk` rows into zs (their hidden states gathered into xs), forward and backward alike.
         func logits(_ chunk: ArraySlice<Int>, xs: UnsafeMutablePointer<Float>, zs: UnsafeMutablePointer<Float>) {
             for (k, r) in chunk.enumerated() { (xs + k * c).update(from: h.data + r * c, count: c) }
@@ -199,12 +197,14 @@ extension Tensor {
             let hi = Swift.min(rows.count, lo + chunk)
             logits(rows[lo..<hi], xs: xs, zs: zs)
             lse.withUnsafeMutableBufferPointer { ls in
-                Parallel.forRanges(hi - lo, cost: v * 4) { range in
-                    for k in range {
-                        let i = rows[lo + k], z = zs + k * v
-                        (ls[i], ent[i]) = Self.logSumExpAndEntropy(z, v)
-                        precondition(Int(targets[i]) < v, "target \(targets[i]) out of range 0..<\(v)")
-                        out.data[i] = z[Int(targets[i])] - ls[i]
+                ent.withUnsafeMutableBufferPointer { es in
+                    Parallel.forRanges(hi - lo, cost: v * 4) { range in
+                        for k in range {
+                            let i = rows[lo + k], z = zs + k * v
+                            if entropy { (ls[i], es[i]) = Self.logSumExpAndEntropy(z, v) } else { ls[i] = Self.logSumExp(z, v) }
+                            precondition(Int(targets[i]) < v, "target \(targets[i]) out of range 0..<\(v)")
+                            out.data[i] = z[Int(targets[i])] - ls[i]
+                        }
                     }
                 }
             }
@@ -241,7 +241,7 @@ extension Tensor {
                 }
             }
         }
-        return (out, entropy ? Array(UnsafeBufferPointer(start: ent, count: n)) : nil)
+        return (out, entropy ? ent : nil)
     }
 
     /// Entropy of softmax(logits) per row, (N, V) → (N). A metric: not recorded.
@@ -254,6 +254,18 @@ extension Tensor {
             }
         }
         return out
+    }
+
+    /// log Σ exp(z) over one row of v logits (max-shifted, so no overflow): `logSumExpAndEntropy`
+    /// without the entropy's sum, for the loss when the metric is not asked for. The same sum in the
+    /// same order, so both give the same bits.
+    @inline(__always)
+    static func logSumExp(_ z: UnsafeMutablePointer<Float>, _ v: Int) -> Float {
+        var mx = -Float.infinity
+        for j in 0..<v { mx = Swift.max(mx, z[j]) }
+        var sum: Float = 0
+        for j in 0..<v { sum += Foundation.exp(z[j] - mx) }
+        return mx + Foundation.log(sum)
     }
 
     /// log Σ exp(z) and the entropy of softmax(z) for one row of v logits (max-shifted, so no overflow).

@@ -179,6 +179,10 @@ final class HeadLogprobsTests: XCTestCase {
         for (x, y) in zip(a.gh, b.gh) { XCTAssertEqual(x, y, accuracy: 1e-5) }
         for (x, y) in zip(a.gw, b.gw) { XCTAssertEqual(x, y, accuracy: 1e-5) }
         XCTAssertEqual(a.logp[1], 0)
+        // Without the entropy metric the loss is the same bits, and no entropies come back.
+        let quiet = Tensor.headLogprobs(Tensor(shape: [n, c], hv), head: Tensor(shape: [v, c], wv), scale: 0.7, targets: targets, chunk: 3)
+        XCTAssertEqual(quiet.logp.array.map(\.bitPattern), a.logp.map(\.bitPattern))
+        XCTAssertNil(quiet.entropy)
         XCTAssertEqual(Array(a.gh[(1 * c)..<(2 * c)]), [Float](repeating: 0, count: c), "a row without a target gets no gradient")
         GradCheck.check([Tensor(shape: [n, c], hv), Tensor(shape: [v, c], wv)]) {
             Tensor.headLogprobs($0[0], head: $0[1], scale: 0.7, targets: targets, chunk: 4).logp.sum()
