@@ -65,8 +65,7 @@ public final class KVCache {
     func linear(_ x: Tensor, _ w: Tensor, merging adapter: LoRAAdapter) -> Tensor {
         let id = ObjectIdentifier(adapter)
         if let p = packed[id] { return Tensor.matmul(x, packed: p) }
-        let merged = Autograd.noGrad { w.detached() + adapter.delta }
-        let p = PackedMatrix(merged)
+        let p = PackedMatrix(adapter.merged(w))
         packed[id] = p
         return Tensor.matmul(x, packed: p)
     }

@@ -57,8 +57,8 @@ public final class LoRAAdapter {
         (self.a, self.b, self.scaling) = (a, b, scaling)
     }
 
-    /// (α/r)·B·A (out, in), off the tape: what merging adds to W.
-    public var delta: Tensor { Autograd.noGrad { Tensor.matmul(b, a) * scaling } }
+    /// W + (α/r)·B·A, off the tape: the weight this adapter makes of `w` (cached decoding, `mergeLoRA`).
+    func merged(_ w: Tensor) -> Tensor { Autograd.noGrad { w.detached() + Tensor.matmul(b, a) * scaling } }
 }
 
 extension LlamaBlock {
@@ -151,8 +151,8 @@ extension Policy {
         for layer in layers {
             guard let block = layer as? LlamaBlock else { continue }
             for (module, adapter) in block.adapters {
-                let w = block.target(module).weight, d = adapter.delta
-                for i in 0..<w.count { w.data[i] += d.data[i] }
+                let w = block.target(module).weight
+                w.data.update(from: adapter.merged(w).data, count: w.count)
             }
             block.adapters = [:]
         }
