@@ -63,9 +63,7 @@ public enum Autograd {
             defer { tape = outer }
             let y = body(x)
             guard y.requiresGrad else { return }
-            let yg = y.grad
-            for i in 0..<y.count { yg[i] += g[i] }
-            runTape()
+            y.backward(seed: g)
         }
         return out
     }
@@ -84,8 +82,13 @@ extension Tensor {
     /// (same shape) and runs the tape.
     public func backward(gradient: Tensor) {
         precondition(gradient.shape == shape, "seed gradient \(gradient.shape) for a tensor of shape \(shape)")
+        backward(seed: gradient.data)
+    }
+
+    /// Adds `count` floats at `seed` into this tensor's gradient and runs the tape.
+    func backward(seed: UnsafePointer<Float>) {
         let g = grad
-        for i in 0..<count { g[i] += gradient.data[i] }
+        for i in 0..<count { g[i] += seed[i] }
         Autograd.runTape()
     }
 }
