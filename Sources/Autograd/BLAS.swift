@@ -105,10 +105,8 @@ public enum BLAS {
         }
     }
 
-    /// The parallel loop the C kernels call back: body(arg, p) for p = 0..<parts on Dispatch's threads.
-    static let concurrently: ponder_parallel_fn = { parts, body, arg in
-        DispatchQueue.concurrentPerform(iterations: parts) { body!(arg, $0) }
-    }
+    /// The parallel loop the C kernels call back.
+    static let concurrently = Parallel.callback
 
     typealias SgemmFn = @convention(c) (
         CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, Int32, Int32, Int32,
@@ -223,7 +221,7 @@ public enum BLAS {
             return
         }
         if m >= n || n < 32 * parts {
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
+            Parallel.run(parts) { p in
                 let lo = m * p / parts, hi = m * (p + 1) / parts
                 if lo == hi { return }
                 sgemm(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
@@ -231,7 +229,7 @@ public enum BLAS {
                       beta: beta, c: c + lo * ldc, ldc: ldc, precision: .f32)
             }
         } else {
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
+            Parallel.run(parts) { p in
                 // column blocks of 16 keep each part's B panel aligned to the kernel's width
                 let blocks = (n + 15) / 16
                 let lo = min(n, 16 * (blocks * p / parts)), hi = min(n, 16 * (blocks * (p + 1) / parts))

@@ -1,7 +1,7 @@
 // Splitting loops across cores. Work is cut into chunks whose boundaries depend only on the size of
 // the problem, never on the thread count, so results are the same whatever the number of threads.
 
-import Dispatch
+import CKernels
 import Foundation
 
 public enum Parallel {
@@ -21,7 +21,7 @@ public enum Parallel {
             return
         }
         let chunks = Swift.min(n, threads)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        run(chunks) { c in
             let lo = n * c / chunks, hi = n * (c + 1) / chunks
             if lo < hi { body(lo..<hi) }
         }
@@ -34,8 +34,26 @@ public enum Parallel {
             for c in 0..<chunks { body(c, (n * c / chunks)..<(n * (c + 1) / chunks)) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        run(chunks) { c in
             body(c, (n * c / chunks)..<(n * (c + 1) / chunks))
         }
+    }
+
+    /// Runs `body(p)` for p = 0..<parts on `threads` threads (this one and pooled workers; see
+    /// `ponder_pool_run`) and returns when all have run.
+    public static func run(_ parts: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { escapable in
+            var fn = escapable
+            withUnsafeMutablePointer(to: &fn) { pointer in
+                ponder_pool_run(parts, threads, { arg, p in
+                    arg!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(p)
+                }, pointer)
+            }
+        }
+    }
+
+    /// The parallel loop the C kernels call back: body(arg, p) for p = 0..<parts on the pool.
+    public static let callback: ponder_parallel_fn = { parts, body, arg in
+        ponder_pool_run(parts, threads, body, arg)
     }
 }

@@ -55,6 +55,16 @@ public struct Completion: Sendable {
 }
 
 public enum Sampler {
+    /// Where the latest `sample` call's time went (for benchmarks): the prompt's pass, with packing
+    /// the weights for the cache, then the decoding steps after it.
+    public struct Timing: Sendable {
+        public var promptSeconds = 0.0
+        public var decodeSeconds = 0.0
+        public var decodeSteps = 0
+    }
+
+    nonisolated(unsafe) public static var lastTiming = Timing()
+
     /// Samples `group` completions for each prompt. Sequences stop at any of `stopTokens` (EOS and
     /// `</answer>`) or after `options.maxNewTokens`. Results are ordered prompt-major (prompt 0's
     /// group first) and depend only on the policy, the inputs and `rng`.
@@ -99,8 +109,11 @@ public enum Sampler {
         for (p, prompt) in prompts.enumerated() {
             for (i, tok) in prompt.enumerated() { ids[p * tp + keyStart[p] + i] = tok }
         }
+        let start = DispatchTime.now().uptimeNanoseconds
         let cache = KVCache(config: policy.config, seqs: n, capacity: capacity, keyStart: keyStart, reserve: s)
         let first = policy.step(ids, tokensPerSeq: tp, cache: cache)  // (P, V)
+        var timing = Timing(promptSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        defer { Self.lastTiming = timing }
         cache.repeatRows(group)
         var logits = Tensor(uninitialized: [s, policy.config.vocabSize])
         for r in 0..<s {
@@ -136,7 +149,10 @@ public enum Sampler {
                 next = order.map { next[$0] }
                 visit = active.indices.sorted { active[$0] < active[$1] }
             }
+            let t0 = DispatchTime.now().uptimeNanoseconds
             logits = policy.step(next, tokensPerSeq: 1, cache: cache)
+            timing.decodeSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            timing.decodeSteps += 1
         }
         return out
     }

@@ -149,8 +149,10 @@ struct BenchGenerate: ParsableCommand {
         abstract: "Sampling tokens/s with the KV cache, as torch_peer.py --what generate.")
     @OptionGroup var shape: ModelShape
     @OptionGroup var output: BenchOutput
+    @Option(help: "Hugging Face or Ponder model folder to decode instead of a fresh --d/--layers model; also reports how close decoding gets to reading every weight once per step at the measured memory bandwidth.") var from: String?
 
     func run() throws {
+        if let from { return try runLoaded(from) }
         var (policy, data) = try shape.policy()
         let cfg = policy.config
         let prompts = (0..<shape.genBatch).map { _ in (0..<shape.prompt).map { _ in Int32(data.int(below: cfg.vocabSize)) } }
@@ -172,6 +174,50 @@ struct BenchGenerate: ParsableCommand {
             text: String(format: "generate d=%d L=%d %@, %d sequences × %d new tokens: %.3f s, %.0f tokens/s, KV cache %d bytes/token; decoding kernels: %@; matmul %@",
                          cfg.dModel, cfg.layers, (cfg.mla == nil ? "mha" : "mla") as NSString, shape.genBatch, shape.new, s,
                          Double(produced) / s, cfg.kvBytesPerToken, NativeKernels.name as NSString, BLAS.precision.rawValue as NSString))
+    }
+}
+
+extension BenchGenerate {
+    /// Decoding a loaded model: --gen-batch random prompts of --prompt tokens, --new tokens each. A
+    /// decoding step of a large model reads every weight once, so its bound is the weights' bytes over
+    /// the read bandwidth; the step's time is the median call's decoding time over its steps, which
+    /// leaves out the prompt's pass (compute bound) and packing the weights.
+    func runLoaded(_ from: String) throws {
+        try setMatmulPrecision(shape.precision)
+        let policy = try Checkpoint.load(from: URL(fileURLWithPath: from)).policy
+        let cfg = policy.config
+        guard shape.prompt + shape.new <= cfg.maxContext else {
+            throw ValidationError("--prompt \(shape.prompt) + --new \(shape.new) exceed the model's context of \(cfg.maxContext) tokens")
+        }
+        var data = RNG(seed: 0, stream: "data")
+        let prompts = (0..<shape.genBatch).map { _ in (0..<shape.prompt).map { _ in Int32(data.int(below: cfg.vocabSize)) } }
+        var sampling = RNG(seed: 0, stream: "sampling")
+        let opts = SamplingOptions(temperature: 1, maxNewTokens: shape.new, minNewTokens: shape.new)
+        var prompt: [Double] = [], decode: [Double] = []
+        let full = medianSeconds(repeats: max(1, shape.steps / 2)) {
+            _ = Sampler.sample(policy: policy, prompts: prompts, group: 1, options: opts, stopTokens: [], padToken: 0, rng: &sampling)
+            prompt.append(Sampler.lastTiming.promptSeconds)
+            decode.append(Sampler.lastTiming.decodeSeconds / Double(max(1, Sampler.lastTiming.decodeSteps)))
+        }
+        func median(_ xs: [Double]) -> Double { let t = xs.dropFirst().sorted(); return t[t.count / 2] }  // without the warm-up
+        let prefill = median(prompt), step = median(decode)
+        // Every matrix once per step: the blocks at the matmul precision, the LM head (the embedding when
+        // tied) in float32; an untied embedding is only gathered.
+        let head = Double(cfg.vocabSize * cfg.dModel)
+        let body = Double(cfg.parameterCount) - head * (cfg.tieEmbeddings ? 1 : 2)
+        let bytes = body * (BLAS.precision == .bf16 ? 2 : 4) + head * 4
+        let bandwidth = BenchMatmul.readBandwidth(repeats: output.repeats)
+        let bound = bytes / (bandwidth * 1e9)
+        output.emit(
+            ["bench": "generate", "from": from, "params": cfg.parameterCount, "batch": shape.genBatch, "prompt_tokens": shape.prompt,
+             "new_tokens": shape.new, "gen_s": full, "prefill_s": prefill, "decode_step_s": step,
+             "tokens_per_s": Double(shape.genBatch * shape.new) / full, "weight_bytes_per_step": bytes, "read_gb_s": bandwidth,
+             "bound_step_s": bound, "fraction_of_bound": bound / step, "threads": Parallel.threads,
+             "decode_kernels": NativeKernels.name, "precision": BLAS.precision.rawValue],
+            text: String(format: "generate %@ (%.0fM parameters), %d sequences × %d prompt + %d new tokens: %.2f s (prompt pass and packing %.2f s), %.0f tokens/s\n  decoding step %.1f ms; reading the %.2f GB of weights at %.1f GB/s takes %.1f ms: %.0f%% of the bound; matmul %@",
+                         from as NSString, Double(cfg.parameterCount) / 1e6, shape.genBatch, shape.prompt, shape.new, full, prefill,
+                         Double(shape.genBatch * shape.new) / full, step * 1e3, bytes / 1e9, bandwidth, bound * 1e3, 100 * bound / step,
+                         BLAS.precision.rawValue as NSString))
     }
 }
 

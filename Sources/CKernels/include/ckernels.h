@@ -101,6 +101,12 @@ void ponder_sgemm_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *
 void ponder_sgemm_bf16_packed(const float *a, long m, long k, long lda, const uint16_t *packed, long n, float *c,
                               long ldc, long parts, ponder_parallel_fn run);
 
+/// Runs body(arg, p) for p = 0..<parts on the caller and up to threads - 1 pooled workers, which spin
+/// briefly between jobs instead of sleeping at once (pool.c), and returns when every part has run.
+/// Runs the parts inline, in order, when parts or threads is at most 1, when called from inside a part,
+/// or while another thread's job is running.
+void ponder_pool_run(long parts, long threads, ponder_body_fn body, void *arg);
+
 /// Returns malloc's free pages to the system (glibc's malloc_trim; nothing elsewhere).
 void ponder_release_free_memory(void);
 
