@@ -180,8 +180,9 @@ struct BenchGenerate: ParsableCommand {
 extension BenchGenerate {
     /// Decoding a loaded model: --gen-batch random prompts of --prompt tokens, --new tokens each. A
     /// decoding step of a large model reads every weight once, so its bound is the weights' bytes over
-    /// the read bandwidth; the step's time is the median call's decoding time over its steps, which
-    /// leaves out the prompt's pass (compute bound) and packing the weights.
+    /// the read bandwidth; the step's time (choosing the tokens and one cached forward step) is the
+    /// median call's decoding time over its steps, which leaves out the prompt's pass (compute bound)
+    /// and packing the weights.
     func runLoaded(_ from: String) throws {
         try setMatmulPrecision(shape.precision)
         let policy = try Checkpoint.load(from: URL(fileURLWithPath: from)).policy
