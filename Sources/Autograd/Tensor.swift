@@ -68,7 +68,7 @@ public enum BufferPool {
         return ((n - 1) >> shift + 1) << shift
     }
 
-    static func take(_ n: Int) -> UnsafeMutablePointer<Float> {
+    public static func take(_ n: Int) -> UnsafeMutablePointer<Float> {
         let c = sizeClass(n)
         lock.lock()
         if let p = free[c]?.popLast() {
@@ -80,7 +80,7 @@ public enum BufferPool {
         return .allocate(capacity: c)
     }
 
-    static func give(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    public static func give(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
         let c = sizeClass(n)
         lock.lock()
         if cachedFloats + c <= limit {

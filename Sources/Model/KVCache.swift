@@ -34,14 +34,18 @@ public final class KVCache {
         rowsAllocated = reserve ?? seqs
         let n = rowsAllocated * heads * capacity * config.headDim
         let mhaLayers = config.isDeepseek ? 0 : config.layers
-        k = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
-        v = (0..<mhaLayers).map { _ in .allocate(capacity: n) }
+        // From the buffer pool: every sampling call makes a cache, and fresh pages for it faulted in
+        // each time (perf: a twentieth of a quickstart-shaped GRPO step).
+        k = (0..<mhaLayers).map { _ in BufferPool.take(n) }
+        v = (0..<mhaLayers).map { _ in BufferPool.take(n) }
+        floatsPerBuffer = n
         latent = config.isDeepseek ? LatentCache(config: config, seqs: rowsAllocated, capacity: capacity) : nil
     }
 
+    let floatsPerBuffer: Int
+
     deinit {
-        k.forEach { $0.deallocate() }
-        v.forEach { $0.deallocate() }
+        for buffer in k + v { BufferPool.give(buffer, floatsPerBuffer) }
     }
 
     /// The weights packed for this cache's decode products, made at first use (see `linear`).
@@ -141,13 +145,16 @@ public final class LatentCache {
         let m = config.mla!
         latentDim = m.kvLoraRank
         ropeDim = m.qkRopeHeadDim
-        c = (0..<config.layers).map { _ in .allocate(capacity: seqs * capacity * m.kvLoraRank) }
-        kr = (0..<config.layers).map { _ in .allocate(capacity: seqs * capacity * m.qkRopeHeadDim) }
+        c = (0..<config.layers).map { _ in BufferPool.take(seqs * capacity * m.kvLoraRank) }
+        kr = (0..<config.layers).map { _ in BufferPool.take(seqs * capacity * m.qkRopeHeadDim) }
+        counts = (seqs * capacity * m.kvLoraRank, seqs * capacity * m.qkRopeHeadDim)
     }
 
+    let counts: (latent: Int, rope: Int)
+
     deinit {
-        c.forEach { $0.deallocate() }
-        kr.forEach { $0.deallocate() }
+        c.forEach { BufferPool.give($0, counts.latent) }
+        kr.forEach { BufferPool.give($0, counts.rope) }
     }
 
     /// Bytes held per sequence per token over all layers.
