@@ -58,7 +58,23 @@ public final class LoRAAdapter {
     }
 
     /// W + (α/r)·B·A, off the tape: the weight this adapter makes of `w` (cached decoding, `mergeLoRA`).
-    func merged(_ w: Tensor) -> Tensor { Autograd.noGrad { w.detached() + Tensor.matmul(b, a) * scaling } }
+    /// Computed in B·A's own buffer (the same two roundings as `w + (B·A)·s`): a GRPO step merges every
+    /// projection of the model before sampling, and two more weight-sized temporaries per projection
+    /// were two more copies of the model's weights to fault in.
+    func merged(_ w: Tensor) -> Tensor {
+        Autograd.noGrad {
+            let d = Tensor.matmul(b, a)
+            precondition(d.shape == w.shape, "LoRA adapter makes \(d.shape), weight is \(w.shape)")
+            let (pd, pw, s) = (d.data, w.data, scaling)
+            Parallel.forRanges(d.count, cost: 2) { range in
+                for i in range {
+                    let t = pd[i] * s
+                    pd[i] = pw[i] + t
+                }
+            }
+            return d
+        }
+    }
 }
 
 extension LlamaBlock {

@@ -32,13 +32,15 @@ public struct ForwardPass {
         cache.map { $0.linear(x, w) } ?? Tensor.matmul(x, w, transposeB: true)
     }
 
-    /// x · wᵀ plus a LoRA adapter's (α/r)·(x·Aᵀ)·Bᵀ when there is one: recorded as the two products,
+    /// x · wᵀ plus a LoRA adapter's ((α/r)·x·Aᵀ)·Bᵀ when there is one: recorded as the two products,
     /// or, when decoding, through the cache's packed copy of the merged W + (α/r)·B·A.
     func linear(_ x: Tensor, _ w: Tensor, adapter: LoRAAdapter?) -> Tensor {
         guard let adapter, useAdapters else { return linear(x, w) }
         if let cache { return cache.linear(x, w, merging: adapter) }
-        let low = Tensor.matmul(Tensor.matmul(x, adapter.a, transposeB: true), adapter.b, transposeB: true)
-        return Tensor.matmul(x, w, transposeB: true) + low * adapter.scaling
+        // The scaling applies to the rank-r product, not to the (N, out) one: one weight-wide
+        // temporary fewer per projection on the tape.
+        let low = Tensor.matmul(Tensor.matmul(x, adapter.a, transposeB: true) * adapter.scaling, adapter.b, transposeB: true)
+        return Tensor.matmul(x, w, transposeB: true) + low
     }
 }
 

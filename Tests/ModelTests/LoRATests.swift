@@ -88,6 +88,24 @@ final class LoRATests: XCTestCase {
         for (a, b) in zip(logits(policy), adaptedLogits) { XCTAssertEqual(a, b, accuracy: 1e-4) }
     }
 
+    /// Merging gives each weight exactly W + (B·A)·(α/r), rounded as the tensor ops round it (the merge
+    /// works in place to spare the temporaries).
+    func testMergedWeightsAreWPlusScaledBAExactly() throws {
+        let policy = try adapted()
+        let named = Dictionary(uniqueKeysWithValues: policy.namedTensors.map { ($0.0, $0.1) })
+        let lora = Dictionary(uniqueKeysWithValues: policy.loraTensors.map { ($0.0, $0.1) })
+        var expected: [String: [Float]] = [:]
+        for (name, a) in lora where name.hasSuffix(".lora_A.weight") {
+            let module = String(name.dropFirst("base_model.model.".count).dropLast(".lora_A.weight".count))
+            let w = try XCTUnwrap(named[module + ".weight"], module)
+            let b = try XCTUnwrap(lora[name.replacingOccurrences(of: "lora_A", with: "lora_B")])
+            expected[module + ".weight"] = Autograd.noGrad { (w.detached() + Tensor.matmul(b, a) * Float(2)).array }  // α/r = 8/4
+        }
+        XCTAssertEqual(expected.count, 2 * 7)
+        policy.mergeLoRA()
+        for (name, values) in expected { XCTAssertEqual(named[name]!.array, values, name) }
+    }
+
     func testBadSettingsNameTheKey() {
         let policy = makePolicy()
         var rng = RNG(seed: 1)
