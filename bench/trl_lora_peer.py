@@ -9,13 +9,14 @@ with the median seconds per step after a warm-up step and the peak resident memo
 Usage: trl_lora_peer.py --from DIR [--lora-rank 16 --prompts 4 --G 4 --new 128 --beta 0.04 --steps 1
                         --gradient-checkpointing]
 """
-import argparse, json, os, random, re, resource, statistics, tempfile, time
+import argparse, json, os, random, statistics, tempfile
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import AutoTokenizer, TrainerCallback
+from transformers import AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer
+from peer_common import StepTimer, correct_reward, format_reward, peak_rss_mib
 
 p = argparse.ArgumentParser()
 p.add_argument("--from", dest="model", required=True, help="Hugging Face model folder")
@@ -38,19 +39,7 @@ for _ in range(256):
     rows.append({"prompt": f"what is {x}+{y}?\n", "answer": str(x + y)})
 ds = Dataset.from_list(rows)
 
-def format_reward(completions, **kw):
-    return [1.0 if re.match(r"^<think>.*?</think>\s*<answer>.*?</answer>$", c, re.S) else 0.0 for c in completions]
-def correct_reward(completions, answer, **kw):
-    out = []
-    for c, ans in zip(completions, answer):
-        m = re.search(r"<answer>(.*?)</answer>", c, re.S)
-        out.append(1.0 if m and m.group(1).strip() == ans else 0.0)
-    return out
-
-times = []
-class Timer(TrainerCallback):
-    def on_step_begin(self, args, state, control, **kw): self.t = time.perf_counter()
-    def on_step_end(self, args, state, control, **kw): times.append(time.perf_counter() - self.t)
+timer = StepTimer()
 
 lora = LoraConfig(r=a.lora_rank, lora_alpha=2 * a.lora_rank, lora_dropout=0.0, task_type="CAUSAL_LM",
                   target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
@@ -60,12 +49,12 @@ args = GRPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, gradi
                   learning_rate=1e-4, max_steps=a.steps + 1, logging_steps=1000, save_strategy="no", report_to=[],
                   dataloader_num_workers=0, seed=0, disable_tqdm=True)
 trainer = GRPOTrainer(model=a.model, reward_funcs=[correct_reward, format_reward], args=args, train_dataset=ds,
-                      processing_class=tok, callbacks=[Timer()], peft_config=lora)
+                      processing_class=tok, callbacks=[timer], peft_config=lora)
 trainer.train()
-steady = times[1:] or times
+steady = timer.times[1:] or timer.times
 trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
 print(json.dumps({"peer": "trl-grpo-peft", "model": a.model, "lora_rank": a.lora_rank, "trainable_params": trainable,
                   "prompts": a.prompts, "G": a.G, "new_tokens": a.new, "beta": a.beta,
                   "gradient_checkpointing": a.gradient_checkpointing, "step_s_median": round(statistics.median(steady), 3),
                   "steps": len(steady), "threads": torch.get_num_threads(),
-                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+                  "peak_rss_mib": peak_rss_mib()}))

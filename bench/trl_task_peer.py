@@ -14,12 +14,13 @@ reward is the same string comparison, which changes which answers count, not wha
 Usage: trl_task_peer.py --from RUN/checkpoints/sft-final --task add [--prompts 16 --G 8 --new 64
                         --beta 0 --steps 4 --ponder .build/release/ponder]
 """
-import argparse, json, os, random, re, resource, statistics, subprocess, tempfile, time
+import argparse, json, os, random, statistics, subprocess, tempfile
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from datasets import Dataset
-from transformers import AutoTokenizer, TrainerCallback
+from transformers import AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer
+from peer_common import StepTimer, correct_reward, format_reward, peak_rss_mib
 
 p = argparse.ArgumentParser()
 p.add_argument("--from", dest="model", required=True, help="Ponder checkpoint folder (config.json, model.safetensors, tokenizer.json)")
@@ -49,31 +50,19 @@ for level in (1, 2):
 random.shuffle(rows)
 ds = Dataset.from_list(rows)
 
-def format_reward(completions, **kw):
-    return [1.0 if re.match(r"^<think>.*?</think>\s*<answer>.*?</answer>", c, re.S) else 0.0 for c in completions]
-def correct_reward(completions, answer, **kw):
-    out = []
-    for c, ans in zip(completions, answer):
-        m = re.search(r"<answer>(.*?)</answer>", c, re.S)
-        out.append(1.0 if m and m.group(1).strip() == ans.strip() else 0.0)
-    return out
-
-times = []
-class Timer(TrainerCallback):
-    def on_step_begin(self, args, state, control, **kw): self.t = time.perf_counter()
-    def on_step_end(self, args, state, control, **kw): times.append(time.perf_counter() - self.t)
+timer = StepTimer()
 
 args = GRPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, per_device_train_batch_size=a.prompts * a.G,
                   gradient_accumulation_steps=1, num_generations=a.G, max_completion_length=a.new, temperature=1.0,
                   generation_kwargs={"eos_token_id": stops}, beta=a.beta, learning_rate=1e-4, max_steps=a.steps + 1,
                   logging_steps=1, save_strategy="no", report_to=[], dataloader_num_workers=0, seed=0, disable_tqdm=True)
 trainer = GRPOTrainer(model=a.model, reward_funcs=[correct_reward, format_reward], args=args, train_dataset=ds,
-                      processing_class=tok, callbacks=[Timer()])
+                      processing_class=tok, callbacks=[timer])
 trainer.train()
-steady = times[1:] or times
+steady = timer.times[1:] or timer.times
 lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h][1:]
 print(json.dumps({"peer": "trl-grpo-task", "model": a.model, "task": a.task, "prompts": a.prompts, "G": a.G,
                   "max_new_tokens": a.new, "beta": a.beta, "step_s_median": round(statistics.median(steady), 3),
                   "steps": len(steady), "mean_completion_tokens": round(statistics.mean(lengths), 1) if lengths else None,
                   "threads": torch.get_num_threads(),
-                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+                  "peak_rss_mib": peak_rss_mib()}))
