@@ -35,7 +35,7 @@ public final class KVCache {
         let n = rowsAllocated * heads * capacity * config.headDim
         let mhaLayers = config.isDeepseek ? 0 : config.layers
         // From the buffer pool: every sampling call makes a cache, and fresh pages for it faulted in
-        // each time (perf: a twentieth of a quickstart-shaped GRPO step).
+        // each time (perf: about 4% of a quickstart-shaped GRPO step's samples).
         k = (0..<mhaLayers).map { _ in BufferPool.take(n) }
         v = (0..<mhaLayers).map { _ in BufferPool.take(n) }
         floatsPerBuffer = n
