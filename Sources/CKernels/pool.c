@@ -12,6 +12,7 @@
 
 #include "ckernels.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@
 // Pauses a worker spins before it sleeps: some 0.2-1 ms, longer than the gaps between a decoding
 // step's products, far shorter than a phase without parallel work.
 #define PONDER_SPIN 20000
+// Pauses between two sched_yield calls while spinning: when another process holds this core (a
+// shared machine, or more threads than cores), the thread being waited for may be queued behind
+// the spinner, which would otherwise burn its whole time slice. Unloaded, a yield returns at once.
+#define PONDER_YIELD_EVERY 256
 
 static struct {
     pthread_mutex_t mu;
@@ -64,6 +69,7 @@ static void *worker(void *start) {
         int spins = 0;
         while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen) {
             if (++spins < PONDER_SPIN) {
+                if (spins % PONDER_YIELD_EVERY == 0) sched_yield();
                 PONDER_RELAX();
                 continue;
             }
@@ -122,6 +128,9 @@ void ponder_pool_run(long parts, long threads, ponder_body_fn body, void *arg) {
     claim_parts();
     inside_job = 0;
     // Every part is claimed once the caller's loop ends; each worker acknowledges after its last.
-    while (atomic_load_explicit(&pool.acked, memory_order_acquire) < workers) PONDER_RELAX();
+    for (long spins = 1; atomic_load_explicit(&pool.acked, memory_order_acquire) < workers; spins++) {
+        if (spins % PONDER_YIELD_EVERY == 0) sched_yield();
+        PONDER_RELAX();
+    }
     atomic_store_explicit(&pool.busy, 0, memory_order_release);
 }
