@@ -7,6 +7,7 @@
 // whatever the thread split, so results are reproducible.
 
 #include "ckernels.h"
+#include "bf16pack.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ int ponder_avx512bf16_available(void) {
     __builtin_cpu_init();
     unsigned a = 0, b, c, d;
     int bf16 = __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
-    state = __builtin_cpu_supports("avx512f") && bf16 ? 1 : 0;
+    state = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && bf16 ? 1 : 0;
     return state;
 }
 
@@ -43,16 +44,83 @@ typedef struct {
 static __thread void *scratchA, *scratchB;
 static __thread size_t capA, capB;
 
-// Round to nearest even, as torch and the AMX path round; NaN stays NaN.
-static inline uint16_t toBF16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
+// Panel p of the chunk k0..<k0+kc of op(B) in bfloat16 pairs along K: 32-bit word q·32 + col of out
+// holds (op(B)[k0+2q][col], op(B)[k0+2q+1][col]), an odd last K padded with 0, columns past n 0.
+__attribute__((target(PONDER_BF16_TARGET))) static void packPanelBF16(const SJob *j, long k0, long kc, long p,
+                                                                      uint32_t *out) {
+    long cols = j->n - p * 32 < 32 ? j->n - p * 32 : 32, pairs = (kc + 1) / 2;
+    if (!j->transB) {  // rows 2q and 2q+1 of op(B) side by side
+        for (long q = 0; q < pairs; q++) {
+            const float *e = j->b + (k0 + 2 * q) * j->ldb + p * 32;
+            int odd = 2 * q + 1 < kc;
+            for (int h = 0; h < 2; h++) {
+                __m512 x = load16(e + 16 * h, cols - 16 * h);
+                __m512 y = odd ? load16(e + j->ldb + 16 * h, cols - 16 * h) : _mm512_setzero_ps();
+                _mm512_storeu_si512(out + q * 32 + 16 * h, pairs16(x, y));
+            }
+        }
+        return;
+    }
+    // op(B)[kk][col] = b[col·ldb + kk]: a row of b is already pairs in order; 16 rows × 16 pairs transpose.
+    for (long q0 = 0; q0 < pairs; q0 += 16) {
+        long valid = kc - 2 * q0, nq = pairs - q0 < 16 ? pairs - q0 : 16;
+        for (int h = 0; h < 2; h++) {
+            __m512i v[16];
+            for (int c = 0; c < 16; c++) {
+                long col = 16 * h + c;
+                if (col >= cols) {
+                    v[c] = _mm512_setzero_si512();
+                    continue;
+                }
+                const float *src = j->b + (p * 32 + col) * j->ldb + k0 + 2 * q0;
+                v[c] = cvt32(load16(src, valid), load16(src + 16, valid - 16));
+            }
+            transpose16(v);
+            for (long i = 0; i < nq; i++) _mm512_storeu_si512(out + (q0 + i) * 32 + 16 * h, v[i]);
+        }
+    }
 }
 
-static inline float opB(const SJob *j, long kk, long col) { return j->transB ? j->b[col * j->ldb + kk] : j->b[kk * j->ldb + col]; }
+// Rows i0..<i0+rows of op(A), columns k0..<k0+kc, in bfloat16: row r at dst + r·2·pairs, an odd last K
+// padded with 0.
+__attribute__((target(PONDER_BF16_TARGET))) static void packABF16(const SJob *j, long i0, long rows, long k0, long kc,
+                                                                  uint16_t *dst) {
+    long pairs = (kc + 1) / 2, width = 2 * pairs;
+    if (!j->transA) {
+        for (long r = 0; r < rows; r++) {
+            const float *src = j->a + (i0 + r) * j->lda + k0;
+            uint16_t *out = dst + r * width;
+            for (long kk = 0; kk < width; kk += 32) {
+                long left = width - kk;
+                __mmask32 m = left >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << left) - 1);
+                _mm512_mask_storeu_epi16(out + kk, m, cvt32(load16(src + kk, kc - kk), load16(src + kk + 16, kc - kk - 16)));
+            }
+        }
+        return;
+    }
+    // A's rows hold op(A)'s columns: rows 2q and 2q+1 pair up for 16 rows of op(A) at a time, then a
+    // 16 × 16 transpose puts each row's pairs together.
+    uint32_t *d32 = (uint32_t *)dst;
+    for (long r0 = 0; r0 < rows; r0 += 16) {
+        long nr = rows - r0 < 16 ? rows - r0 : 16;
+        for (long q0 = 0; q0 < pairs; q0 += 16) {
+            __m512i v[16];
+            for (int qi = 0; qi < 16; qi++) {
+                long q = q0 + qi;
+                if (q >= pairs) {
+                    v[qi] = _mm512_setzero_si512();
+                    continue;
+                }
+                const float *x0 = j->a + (k0 + 2 * q) * j->lda + i0 + r0;
+                __m512 e = load16(x0, nr), o = 2 * q + 1 < kc ? load16(x0 + j->lda, nr) : _mm512_setzero_ps();
+                v[qi] = pairs16(e, o);
+            }
+            transpose16(v);
+            __mmask16 m = lanes16(pairs - q0);
+            for (long i = 0; i < nr; i++) _mm512_mask_storeu_epi32(d32 + (r0 + i) * pairs + q0, m, v[i]);
+        }
+    }
+}
 
 // Panels lo..<hi of the chunk k0..<k0+kc of op(B), into dst from its start. float32: panel[kk·32 + col];
 // bfloat16: pairs along K, panel[(kk/2)·64 + col·2 + kk%2], an odd last K padded with 0. Columns past
@@ -74,11 +142,7 @@ static void packB(const SJob *j, long k0, long kc, long lo, long hi, void *dst) 
                 }
             }
         } else {
-            long pairs = (kc + 1) / 2;
-            uint16_t *out = (uint16_t *)dst + (p - lo) * pairs * 64;
-            for (long kk = 0; kk < 2 * pairs; kk++)
-                for (long col = 0; col < 32; col++)
-                    out[(kk / 2) * 64 + col * 2 + (kk & 1)] = kk < kc && col < cols ? toBF16(opB(j, k0 + kk, p * 32 + col)) : 0;
+            packPanelBF16(j, k0, kc, p, (uint32_t *)dst + (p - lo) * ((kc + 1) / 2) * 32);
         }
     }
 }
@@ -211,24 +275,7 @@ static void runPart(void *arg, long part) {
                 const uint32_t *ab = NULL;
                 long rs = 0, ks = 1;  // element (r, kk) of this block of A at a[r·rs + kk·ks]
                 if (j->bf16) {  // rows × pairs of bfloat16 pairs
-                    uint16_t *dst = scratchA;
-                    if (!j->transA) {
-                        for (long r = 0; r < rows; r++) {
-                            const float *src = j->a + (i0 + r) * j->lda + k0;
-                            uint16_t *out = dst + r * 2 * pairs;
-                            for (long kk = 0; kk < kc; kk++) out[kk] = toBF16(src[kk]);
-                            if (kc & 1) out[kc] = 0;
-                        }
-                    } else {  // A's rows hold op(A)'s columns: read two of them at a time, each straight through
-                        for (long q = 0; q < pairs; q++) {
-                            const float *x0 = j->a + (k0 + 2 * q) * j->lda + i0, *x1 = x0 + j->lda;
-                            int odd = 2 * q + 1 < kc;
-                            for (long r = 0; r < rows; r++) {
-                                dst[r * 2 * pairs + 2 * q] = toBF16(x0[r]);
-                                dst[r * 2 * pairs + 2 * q + 1] = odd ? toBF16(x1[r]) : 0;
-                            }
-                        }
-                    }
+                    packABF16(j, i0, rows, k0, kc, scratchA);
                     ab = scratchA;
                     rs = pairs;
                 } else if (j->transA) {  // groups of 8 rows, interleaved: [group][kk][8], read straight from A's rows

@@ -70,12 +70,13 @@ void ponder_gemm_bf16_packed(const float *a, long m, long k, long lda, const uin
 /// would fault on every call): p if it holds `bytes`, else a new 64-byte-aligned block, *cap updated.
 void *ponder_scratch_grow(void *p, size_t *cap, size_t bytes);
 
-/// 1 when this CPU runs AVX-512 bfloat16 dot products (avx512f and avx512_bf16: VDPBF16PS), else 0.
+/// 1 when this CPU runs AVX-512 bfloat16 dot products (avx512f, avx512bw and avx512_bf16: VDPBF16PS), else 0.
 int ponder_avx512bf16_available(void);
 
 /// C = alpha·op(A)·op(B) + beta·C, row-major like cblas_sgemm, on AVX-512 (Ponder's training GEMM,
 /// sgemm.c): float32 FMAs (bf16 = 0, needs avx512f), or op(A) and op(B) rounded to bfloat16 (nearest
-/// even) with float32 sums by VDPBF16PS (bf16 = 1, needs ponder_avx512bf16_available()). The sum for
+/// even, denormals to zero, as VCVTNE2PS2BF16 and the AMX path round) with float32 sums by VDPBF16PS
+/// (bf16 = 1, needs ponder_avx512bf16_available()). The sum for
 /// each element runs over K in chunks of a fixed size, in order, whatever m, n and `parts` are, so
 /// results are reproducible. `parts` threads through `run` (NULL: one after another) share the packing
 /// of op(B) and split the rows of C (or its columns when C is short and wide).
