@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "ponder",
             dependencies: [
-                "Autograd", "Model", "Tasks", "Training", "Runs",
+                "Autograd", "Basics", "Model", "Tasks", "Training", "Runs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -64,7 +64,13 @@ public enum Sampler {
         public var decodeSteps = 0
     }
 
-    nonisolated(unsafe) public static var lastTiming = Timing()
+    /// The latest `sample` call's timing, from whichever thread made it (data-parallel ranks sample at once).
+    public static var lastTiming: Timing {
+        get { timingLock.withLock { timing } }
+        set { timingLock.withLock { timing = newValue } }
+    }
+    nonisolated(unsafe) private static var timing = Timing()
+    private static let timingLock = NSLock()
 
     /// Samples `group` completions for each prompt. Sequences stop at any of `stopTokens` (EOS and
     /// `</answer>`) or after `options.maxNewTokens`. Results are ordered prompt-major (prompt 0's

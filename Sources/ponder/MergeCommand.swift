@@ -2,7 +2,7 @@
 // ordinary Hugging Face folder that any tool loads without peft.
 
 import ArgumentParser
-import Runs
+import Basics
 import Foundation
 import Model
 
