@@ -309,7 +309,7 @@ struct BenchGRPO: ParsableCommand {
         step.minNewTokens = task == nil ? new : 0
         let family = TaskRegistry.family(named: task ?? "add")!
         var index = 0
-        var times: [Double] = [], sampling: [Double] = [], generated = 0
+        var times: [Double] = [], sampling: [Double] = [], generated = 0, work = 0.0
         for i in 0...steps {
             let problems = (0..<prompts).map { _ -> Problem in
                 index += 1
@@ -320,7 +320,13 @@ struct BenchGRPO: ParsableCommand {
                 RNG(seed: 0, stream: "sampling", keys: [UInt64(i), UInt64($0)])
             }
             let t1 = DispatchTime.now().uptimeNanoseconds
-            if i > 0 { generated += batch.reduce(0) { $0 + $1.completion.tokens.count } }
+            if i > 0 {
+                generated += batch.reduce(0) { $0 + $1.completion.tokens.count }
+                let promptLengths = try problems.map { try tokenizer.encodePrompt($0.prompt).count }
+                let completionLengths = (0..<prompts).map { p in batch[(p * g)..<((p + 1) * g)].map(\.completion.tokens.count) }
+                work += Self.stepFlops(policy.config, prompts: promptLengths, completions: completionLengths, reference: beta > 0,
+                                       frozenBase: loraRank > 0, recompute: gradientCheckpointing)
+            }
             step.assignAdvantages(&batch)
             _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
                                 communicator: comm)
@@ -340,17 +346,47 @@ struct BenchGRPO: ParsableCommand {
         let update = zip(times, sampling).map { $0 - $1 }.sorted()[times.count / 2]
         let completions = Double(prompts * g)
         let meanLength = Double(generated) / (completions * Double(times.count))
+        let gflop = work / Double(times.count) / 1e9  // per step, the mean over the timed steps
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"gradient_checkpointing\":%@,\"peak_rss_mib\":%.0f}",
+            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"gradient_checkpointing\":%@,\"gflop\":%.4g,\"gflops\":%.4g,\"peak_rss_mib\":%.0f}",
                          (task ?? "") as NSString, meanLength, policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
                          completions * meanLength / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
-                         NativeKernels.name as NSString, BLAS.precision.rawValue as NSString, loraRank, (gradientCheckpointing ? "true" : "false") as NSString, peakResidentMiB()))
+                         NativeKernels.name as NSString, BLAS.precision.rawValue as NSString, loraRank, (gradientCheckpointing ? "true" : "false") as NSString,
+                         gflop, gflop / median, peakResidentMiB()))
         } else {
             let work = task.map { String(format: "%@ problems, mean %.1f of at most %d tokens", $0 as NSString, meanLength, new) } ?? "\(new) tokens"
-            print(String(format: "GRPO step d=%d L=%d%@, %d prompts × G=%d × %@, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; gradient sum %.4f s); peak memory %.0f MiB",
+            print(String(format: "GRPO step d=%d L=%d%@, %d prompts × G=%d × %@, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; %.0f GFLOP per step, %.0f GFLOP/s; gradient sum %.4f s); peak memory %.0f MiB",
                          policy.config.dModel, policy.config.layers, ((loraRank > 0 ? ", LoRA rank \(loraRank)" : "") + (gradientCheckpointing ? ", gradient checkpointing" : "")) as NSString, prompts, g,
                          work as NSString, beta, comm.size, Parallel.threads,
-                         BLAS.precision.rawValue as NSString, median, times.count, sample, update, completions / median, reduce, peakResidentMiB()))
+                         BLAS.precision.rawValue as NSString, median, times.count, sample, update, completions / median, gflop, gflop / median,
+                         reduce, peakResidentMiB()))
         }
+    }
+
+    /// Floating-point operations of one GRPO step (a multiply-add is 2), counting the useful tokens
+    /// only (no padding): sampling (each prompt's pass once, then one decoding step per completion
+    /// token but the last), the reference's forward when β > 0, and the policy's forward and backward over every
+    /// row. Linear layers and the LM head cost 2 per weight per token forward and 4 backward, 2 when
+    /// the base is frozen (LoRA: no weight gradient; the rank-r adapters are left out); causal
+    /// attention costs 4·(query width) per key and layer forward (QKᵀ and PV), twice that backward;
+    /// gradient checkpointing repeats the forward. The embedding lookup is free. `bench grpo`
+    /// divides this by the step time; bench/README.md compares it with the GEMM's measured peak.
+    static func stepFlops(_ c: PolicyConfig, prompts: [Int], completions: [[Int]], reference: Bool, frozenBase: Bool,
+                          recompute: Bool) -> Double {
+        let weights = Double(c.activeParameterCount) - (c.tieEmbeddings ? 0 : Double(c.vocabSize * c.dModel))
+        let attention = 4 * Double(c.layers * c.heads * c.headDim)  // per query and key
+        func keys(_ t: Int) -> Double { Double(t) * Double(t + 1) / 2 }  // Σ over t causal queries of the keys each sees
+        var total = 0.0
+        for (tp, lengths) in zip(prompts, completions) {
+            total += 2 * weights * Double(tp) + attention * keys(tp)
+            for tc in lengths {
+                let decoded = max(0, tc - 1)  // the first token comes from the prompt's pass, the last is never fed back
+                total += 2 * weights * Double(decoded) + attention * (keys(tp + decoded) - keys(tp))
+                let forward = 2 * weights * Double(tp + tc) + attention * keys(tp + tc)
+                let backward = (frozenBase ? 2 * weights : 4 * weights) * Double(tp + tc) + 2 * attention * keys(tp + tc)
+                total += forward * (reference ? 2 : 1) + backward + (recompute ? forward : 0)
+            }
+        }
+        return total
     }
 }
