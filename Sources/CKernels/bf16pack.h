@@ -1,5 +1,4 @@
-// Vector helpers for packing float32 operands as bfloat16, shared by amx.c and sgemm.c (private to
-// CKernels). Every rounding goes through VCVTNE2PS2BF16: nearest even, denormals flushed to zero, so
+// Vector helpers for packing operands, shared by amx.c and sgemm.c (private to CKernels). Every rounding goes through VCVTNE2PS2BF16: nearest even, denormals flushed to zero, so
 // a product's packings round alike wherever they are made.
 #ifndef PONDER_BF16PACK_H
 #define PONDER_BF16PACK_H
@@ -10,7 +9,7 @@
 #define PONDER_BF16_TARGET "avx512f,avx512bw,avx512bf16"
 
 // The first `valid` of 16 floats at p (0 to 16; the rest 0), reading nothing past them.
-__attribute__((target(PONDER_BF16_TARGET))) static inline __m512 load16(const float *p, long valid) {
+__attribute__((target("avx512f"))) static inline __m512 load16(const float *p, long valid) {
     if (valid >= 16) return _mm512_loadu_ps(p);
     if (valid <= 0) return _mm512_setzero_ps();
     return _mm512_maskz_loadu_ps((__mmask16)((1u << valid) - 1), p);
@@ -29,8 +28,9 @@ __attribute__((target(PONDER_BF16_TARGET))) static inline __m512i pairs16(__m512
 }
 
 // 16×16 transpose of 32-bit words held in v: afterwards v[r] lane j = old v[j] lane r. Four stages;
-// the stage for block size b swaps the off-diagonal b×b blocks of every 2b×2b block.
-__attribute__((target(PONDER_BF16_TARGET))) static inline void transpose16(__m512i *v) {
+// the stage for block size b swaps the off-diagonal b×b blocks of every 2b×2b block. AVX-512F only, so
+// the float32 packing uses it too.
+__attribute__((target("avx512f"))) static inline void transpose16(__m512i *v) {
     for (int b = 8; b >= 1; b >>= 1) {
         int lo[16], hi[16];
         for (int j = 0; j < 16; j++) {

@@ -122,6 +122,24 @@ __attribute__((target(PONDER_BF16_TARGET))) static void packABF16(const SJob *j,
     }
 }
 
+// Panel p of the chunk k0..<k0+kc of op(B) = bᵀ in float32, out[kk·32 + col] = b[(p·32 + col)·ldb + k0 + kk]:
+// 16 × 16 blocks transposed in registers (a weight's rows are the panel's columns).
+__attribute__((target("avx512f"))) static void packPanelF32T(const SJob *j, long k0, long kc, long p, long cols, float *out) {
+    for (int h = 0; h < 2; h++) {
+        for (long kb = 0; kb < kc; kb += 16) {
+            __m512i v[16];
+            for (int c = 0; c < 16; c++) {
+                long col = 16 * h + c;
+                v[c] = col < cols ? _mm512_castps_si512(load16(j->b + (p * 32 + col) * j->ldb + k0 + kb, kc - kb))
+                                  : _mm512_setzero_si512();
+            }
+            transpose16(v);
+            long n = kc - kb < 16 ? kc - kb : 16;
+            for (long i = 0; i < n; i++) _mm512_storeu_si512(out + (kb + i) * 32 + 16 * h, v[i]);
+        }
+    }
+}
+
 // Panels lo..<hi of the chunk k0..<k0+kc of op(B), into dst from its start. float32: panel[kk·32 + col];
 // bfloat16: pairs along K, panel[(kk/2)·64 + col·2 + kk%2], an odd last K padded with 0. Columns past
 // n are 0.
@@ -136,10 +154,7 @@ static void packB(const SJob *j, long k0, long kc, long lo, long hi, void *dst) 
                     for (long col = cols; col < 32; col++) out[kk * 32 + col] = 0;
                 }
             } else {
-                for (long col = 0; col < 32; col++) {
-                    const float *src = j->b + (p * 32 + col) * j->ldb + k0;
-                    for (long kk = 0; kk < kc; kk++) out[kk * 32 + col] = col < cols ? src[kk] : 0;
-                }
+                packPanelF32T(j, k0, kc, p, cols, out);
             }
         } else {
             packPanelBF16(j, k0, kc, p, (uint32_t *)dst + (p - lo) * ((kc + 1) / 2) * 32);
@@ -329,7 +344,12 @@ static void runSerially(long parts, ponder_body_fn body, void *arg) {
 static void run(SJob *j, long parts, ponder_parallel_fn runParts) {
     long blocks = (j->m + SMC - 1) / SMC;
     j->parts = parts < 1 ? 1 : parts;
-    j->splitRows = blocks >= 2 * j->parts || blocks >= j->panels;
+    // Splitting rows, every part packs all of op(B); splitting panels, every part reads (or packs) all
+    // of op(A): split the dimension whose operand is larger, unless it has fewer units than parts.
+    int rows = j->m >= j->n;
+    if (rows && blocks < j->parts && j->panels > blocks) rows = 0;
+    if (!rows && j->panels < j->parts && blocks > j->panels) rows = 1;
+    j->splitRows = rows;
     long units = j->splitRows ? blocks : j->panels;
     if (j->parts > units) j->parts = units;
     if (j->parts == 1 || !runParts) runParts = runSerially;
