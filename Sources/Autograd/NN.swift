@@ -175,7 +175,8 @@ extension Tensor {
     /// made, used and dropped, in the forward and again in the backward (which recomputes them), so a
     /// 150k-token vocabulary costs `chunk` rows of logits, not N. Rows whose target is < 0 (prompt
     /// positions) give 0 and are never computed. With `entropy`, also each computed row's entropy of
-    /// softmax(scale · logits) (a metric, off the tape; 0 for skipped rows). The products are float32.
+    /// softmax(scale · logits) (a metric, off the tape; 0 for skipped rows). The products run in
+    /// `BLAS.precision`, as every linear layer.
     /// Equal to `logSoftmaxGather(matmul(h, W, transposeB: true) * scale, targets)` on the rows it computes.
     /// Long on purpose: the chunked forward and its backward, which recomputes the same chunks, sit side by side.
     public static func headLogprobs(_ h: Tensor, head w: Tensor, scale: Float = 1, targets: [Int32], entropy: Bool = false,
@@ -191,7 +192,7 @@ extension Tensor {
         func logits(_ chunk: ArraySlice<Int>, xs: UnsafeMutablePointer<Float>, zs: UnsafeMutablePointer<Float>) {
             for (k, r) in chunk.enumerated() { (xs + k * c).update(from: h.data + r * c, count: c) }
             BLAS.gemm(transA: false, transB: true, m: chunk.count, n: v, k: c, alpha: scale, a: xs, lda: c, b: w.data, ldb: c,
-                      beta: 0, c: zs, ldc: v, precision: .f32)
+                      beta: 0, c: zs, ldc: v)
         }
         for lo in stride(from: 0, to: rows.count, by: chunk) {
             let hi = Swift.min(rows.count, lo + chunk)
@@ -229,14 +230,12 @@ extension Tensor {
                         }
                     }
                     if h.requiresGrad {  // dh rows += dZ · W
-                        BLAS.gemm(transA: false, transB: false, m: m, n: c, k: v, a: zs, lda: v, b: w.data, ldb: c, beta: 0, c: dx, ldc: c,
-                                  precision: .f32)
+                        BLAS.gemm(transA: false, transB: false, m: m, n: c, k: v, a: zs, lda: v, b: w.data, ldb: c, beta: 0, c: dx, ldc: c)
                         let gh = h.grad
                         for (k, r) in rows[lo..<hi].enumerated() { for q in 0..<c { gh[r * c + q] += dx[k * c + q] } }
                     }
                     if w.requiresGrad {  // dW += dZᵀ · h rows
-                        BLAS.gemm(transA: true, transB: false, m: v, n: c, k: m, a: zs, lda: v, b: xs, ldb: c, beta: 1, c: w.grad, ldc: c,
-                                  precision: .f32)
+                        BLAS.gemm(transA: true, transB: false, m: v, n: c, k: m, a: zs, lda: v, b: xs, ldb: c, beta: 1, c: w.grad, ldc: c)
                     }
                 }
             }

@@ -192,7 +192,7 @@ public final class Policy {
         }
     }
 
-    /// embedding → layers → norm → LM head (float32 products whatever the matmul precision), for
+    /// embedding → layers → norm → LM head (in the matmul precision, as the linear layers), for
     /// every token or, with `lastOnly`, each row's last.
     private func run(_ ids: [Int32], _ pass: ForwardPass, lastOnly: Bool) -> Tensor {
         var x = trunk(ids, pass)  // (N, C)
@@ -204,7 +204,7 @@ public final class Policy {
             x = last
         }
         let xn = Tensor.rmsNorm(x, weight: norm, eps: config.rmsEps)
-        if let cache = pass.cache { return cache.linear(xn, lmHead, precision: .f32) }
-        return Tensor.matmul(xn, lmHead, transposeB: true, precision: .f32)  // (N, V)
+        if let cache = pass.cache { return cache.linear(xn, lmHead) }
+        return Tensor.matmul(xn, lmHead, transposeB: true)  // (N, V)
     }
 }
