@@ -364,27 +364,31 @@ struct BenchGRPO: ParsableCommand {
     }
 
     /// Floating-point operations of one GRPO step (a multiply-add is 2), counting the useful tokens
-    /// only (no padding): sampling (each prompt's pass once, then one decoding step per completion
-    /// token but the last), the reference's forward when β > 0, and the policy's forward and backward over every
-    /// row. Linear layers and the LM head cost 2 per weight per token forward and 4 backward, 2 when
-    /// the base is frozen (LoRA: no weight gradient; the rank-r adapters are left out); causal
-    /// attention costs 4·(query width) per key and layer forward (QKᵀ and PV), twice that backward;
-    /// gradient checkpointing repeats the forward. The embedding lookup is free. `bench grpo`
-    /// divides this by the step time; bench/README.md compares it with the GEMM's measured peak.
+    /// only (no padding): sampling (each prompt's pass once, the LM head on its last position only, then
+    /// one decoding step per completion token but the last), the reference's forward when β > 0, and the
+    /// policy's forward and backward over every row, the LM head on the completion positions only (its
+    /// backward recomputes the logits). A weight costs 2 per token forward and 4 backward, 2 when it
+    /// is frozen (LoRA's base and head; the rank-r adapters are left out); causal attention costs
+    /// 4·(query width) per key and layer forward (QKᵀ and PV), twice that backward; gradient
+    /// checkpointing repeats the layers' forward. The embedding lookup is free. `bench grpo` divides
+    /// this by the step time; bench/README.md compares it with the GEMM's measured peak.
     static func stepFlops(_ c: PolicyConfig, prompts: [Int], completions: [[Int]], reference: Bool, frozenBase: Bool,
                           recompute: Bool) -> Double {
-        let weights = Double(c.activeParameterCount) - (c.tieEmbeddings ? 0 : Double(c.vocabSize * c.dModel))
+        let head = Double(c.vocabSize * c.dModel)
+        let trunk = Double(c.activeParameterCount) - head * (c.tieEmbeddings ? 1 : 2)
         let attention = 4 * Double(c.layers * c.heads * c.headDim)  // per query and key
+        let perWeightBackward: Double = frozenBase ? 2 : 4
         func keys(_ t: Int) -> Double { Double(t) * Double(t + 1) / 2 }  // Σ over t causal queries of the keys each sees
         var total = 0.0
         for (tp, lengths) in zip(prompts, completions) {
-            total += 2 * weights * Double(tp) + attention * keys(tp)
+            total += 2 * trunk * Double(tp) + 2 * head + attention * keys(tp)
             for tc in lengths {
                 let decoded = max(0, tc - 1)  // the first token comes from the prompt's pass, the last is never fed back
-                total += 2 * weights * Double(decoded) + attention * (keys(tp + decoded) - keys(tp))
-                let forward = 2 * weights * Double(tp + tc) + attention * keys(tp + tc)
-                let backward = (frozenBase ? 2 * weights : 4 * weights) * Double(tp + tc) + 2 * attention * keys(tp + tc)
-                total += forward * (reference ? 2 : 1) + backward + (recompute ? forward : 0)
+                total += 2 * (trunk + head) * Double(decoded) + attention * (keys(tp + decoded) - keys(tp))
+                let t = tp + tc
+                let layers = 2 * trunk * Double(t) + attention * keys(t), logits = 2 * head * Double(tc)
+                let backward = perWeightBackward * (trunk * Double(t) + head * Double(tc)) + 2 * attention * keys(t) + logits
+                total += (layers + logits) * (reference ? 2 : 1) + backward + (recompute ? layers : 0)
             }
         }
         return total
