@@ -7,7 +7,7 @@
 // every 32×32 block of C is computed with four accumulator tiles. Each element of C is summed over K
 // in the same order whatever m, n or the caller's split of rows, so results do not depend on threads.
 // Across threads (ponder_gemm_bf16_parallel), the parts first pack B between them, then each packs and
-// computes its own 32-row blocks; the caller supplies the parallel loop (Swift's Dispatch).
+// computes its own 32-row blocks; the caller supplies the parallel loop (Ponder's pool, pool.c).
 
 #include "ckernels.h"
 #include "bf16pack.h"

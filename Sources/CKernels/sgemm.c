@@ -1,9 +1,9 @@
 // Ponder's own AVX-512 GEMM for the products of a training step (see include/ckernels.h): float32 with
 // FMA, or bfloat16 operands with float32 sums through avx512_bf16's VDPBF16PS where the CPU has it
-// (Zen 4/5, Cooper Lake, Sapphire Rapids) and no AMX is used. The structure is GotoBLAS's: for each
-// chunk of K, op(B) is packed once into 32-column panels (the parts share the packing), then each part
-// takes its rows of C (or its panels, when C is short and wide) in blocks of 64 rows; register
-// kernels hold MR × 32 sums across the chunk. Each element's sum runs over K in the same order
+// (Zen 4/5, Cooper Lake, Sapphire Rapids) and no AMX is used. The structure is GotoBLAS's: op(B) is
+// packed into 32-column panels per chunk of K, and each part takes its rows of C in blocks of 64 rows
+// (packing every panel itself) or, when C is wider than tall, its own panels; register kernels hold
+// MR × 32 sums across the chunk. Each element's sum runs over K in the same order
 // whatever the thread split, so results are reproducible.
 
 #include "ckernels.h"

@@ -78,9 +78,9 @@ int ponder_avx512bf16_available(void);
 /// even, denormals to zero, as VCVTNE2PS2BF16 and the AMX path round) with float32 sums by VDPBF16PS
 /// (bf16 = 1, needs ponder_avx512bf16_available()). The sum for
 /// each element runs over K in chunks of a fixed size, in order, whatever m, n and `parts` are, so
-/// results are reproducible. `parts` threads through `run` (NULL: one after another) share the packing
-/// of op(B) and split the rows of C, or its columns when C is wider than it is tall (each part then packs
-/// only its own columns of op(B)).
+/// results are reproducible. `parts` threads through `run` (NULL: one after another) split the rows of C,
+/// each packing all of op(B), or its columns when C is wider than it is tall, each packing only its own
+/// columns of op(B).
 void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, long k, float alpha, const float *a,
                            long lda, const float *b, long ldb, float beta, float *c, long ldc, long parts,
                            ponder_parallel_fn run);
