@@ -137,11 +137,12 @@ public enum Sampler {
         // where compaction put each row.
         var visit = Array(active.indices)
         let v = policy.config.vocabSize
-        // Each row's softmax runs in parallel (on one core, over a 151,936-token vocabulary, it made a
-        // 0.5B model's decoding step 72-76 ms instead of 63-66 ms: `bench generate --from`); the draws
-        // then run in row order, as before.
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: s * v)
-        defer { scratch.deallocate() }
+        // Each row's softmax and filters run in parallel (on one core, over a 151,936-token vocabulary,
+        // the softmax made a 0.5B model's decoding step 72-76 ms instead of 63-66 ms: `bench generate
+        // --from`); only the draws, which share generators, run in row order. The scratch comes from the
+        // buffer pool, as the KV cache does: every GRPO step samples.
+        let scratch = BufferPool.take(s * v)
+        defer { BufferPool.give(scratch, s * v) }
         var softmaxes = [Softmax](repeating: Softmax(), count: s)
         for step in 0..<options.maxNewTokens {
             rounds += 1
@@ -153,7 +154,7 @@ public enum Sampler {
             }
             for i in visit {
                 let r = active[i]
-                let (tok, lp) = draw(logits.data + i * v, v: v, softmaxes[i], options: options, rng: &rngs[rngOfRow(r)],
+                let (tok, lp) = draw(logits.data + i * v, v: v, softmaxes[i], greedy: options.greedy, rng: &rngs[rngOfRow(r)],
                                      scratch: scratch + i * v)
                 out[r].tokens.append(tok)
                 out[r].logprobs.append(lp)
@@ -178,14 +179,17 @@ public enum Sampler {
         return out
     }
 
-    /// One row's softmax at the sampling temperature: its largest logit, that token and log Z.
+    /// One row's softmax at the sampling temperature: its largest logit, that token, log Z and the temperature.
     struct Softmax {
-        var max: Float = 0, arg = 0, logZ: Float = 0
+        var max: Float = 0, arg = 0, logZ: Float = 0, temperature: Float = 1
     }
 
-    /// Writes exp((logit − max) / temperature) of each token to `scratch` (v floats).
+    /// Writes exp((logit − max) / temperature) of each token to `scratch` (v floats), then, unless greedy,
+    /// zeroes the tokens that min-p, top-k and top-p exclude (the kept ones stay unnormalised). Needs no
+    /// generator, so rows can run it at once.
     static func softmax(_ row: UnsafeMutablePointer<Float>, v: Int, options: SamplingOptions,
-                        into scratch: UnsafeMutablePointer<Float>) -> Softmax {
+                        into base: UnsafeMutablePointer<Float>) -> Softmax {
+        let scratch = UnsafeMutableBufferPointer(start: base, count: v)
         let temp = options.greedy ? 1 : max(options.temperature, 1e-6)
         var mx = -Float.infinity, arg = 0
         for j in 0..<v where row[j] > mx { mx = row[j]; arg = j }
@@ -195,20 +199,8 @@ public enum Sampler {
             scratch[j] = e
             sum += e
         }
-        return Softmax(max: mx, arg: arg, logZ: Foundation.log(sum))
-    }
-
-    /// Chooses a token from one row of logits, after `softmax` filled `scratch` from it; returns it with
-    /// its log-probability under softmax(logits / temperature) (before top-k/top-p/min-p filtering, as
-    /// TRL computes it).
-    static func draw(_ row: UnsafeMutablePointer<Float>, v: Int, _ sm: Softmax, options: SamplingOptions, rng: inout RNG,
-                     scratch base: UnsafeMutablePointer<Float>) -> (Int32, Float) {
-        let scratch = UnsafeMutableBufferPointer(start: base, count: v)
-        let temp = options.greedy ? 1 : max(options.temperature, 1e-6)
-        let (mx, arg, logZ) = (sm.max, sm.arg, sm.logZ)
-        func logprob(_ j: Int) -> Float { (row[j] - mx) / temp - logZ }
-        if options.greedy { return (Int32(arg), logprob(arg)) }
-        // Filters zero out the excluded probabilities in scratch (unnormalised).
+        let result = Softmax(max: mx, arg: arg, logZ: Foundation.log(sum), temperature: temp)
+        if options.greedy { return result }
         if options.minP > 0 {
             let cut = options.minP * scratch[arg]
             for j in 0..<v where scratch[j] < cut { scratch[j] = 0 }
@@ -235,6 +227,18 @@ public enum Sampler {
                 if acc >= options.topP * total { keep = false }
             }
         }
+        return result
+    }
+
+    /// Chooses a token from one row of logits after `softmax` filled and filtered `scratch` from it;
+    /// returns it with its log-probability under softmax(logits / temperature) (before the filters, as
+    /// TRL computes it).
+    static func draw(_ row: UnsafeMutablePointer<Float>, v: Int, _ sm: Softmax, greedy: Bool, rng: inout RNG,
+                     scratch base: UnsafeMutablePointer<Float>) -> (Int32, Float) {
+        let scratch = UnsafeMutableBufferPointer(start: base, count: v)
+        let (mx, arg, logZ, temp) = (sm.max, sm.arg, sm.logZ, sm.temperature)
+        func logprob(_ j: Int) -> Float { (row[j] - mx) / temp - logZ }
+        if greedy { return (Int32(arg), logprob(arg)) }
         let total = scratch.reduce(0, +)
         var u = Float(rng.uniform()) * total
         for j in 0..<v where scratch[j] > 0 {
