@@ -130,7 +130,8 @@ struct BenchTrain: ParsableCommand {
             policy.afterOptimizerStep()
         })
         let tokens = b * t
-        let flops = 6.0 * Double(cfg.activeParameterCount) * Double(tokens) + 12.0 * Double(cfg.layers * cfg.dModel * t * tokens)
+        let work = ModelWork(cfg)
+        let flops = Double(b) * (work.layers(t) + work.head(t) + work.backward(tokens: t, headTokens: t, frozen: false))
         output.emit(
             ["bench": "train", "attention": cfg.mla == nil ? "mha" : "mla", "moe_experts": cfg.moe?.experts ?? 0,
              "params": cfg.parameterCount, "active_params": cfg.activeParameterCount, "d": cfg.dModel, "layers": cfg.layers, "tokens": tokens,
@@ -363,34 +364,57 @@ struct BenchGRPO: ParsableCommand {
         }
     }
 
-    /// Floating-point operations of one GRPO step (a multiply-add is 2), counting the useful tokens
-    /// only (no padding): sampling (each prompt's pass once, the LM head on its last position only, then
-    /// one decoding step per completion token but the last), the reference's forward when β > 0, and the
-    /// policy's forward and backward over every row, the LM head on the completion positions only (its
-    /// backward recomputes the logits). A weight costs 2 per token forward and 4 backward, 2 when it
-    /// is frozen (LoRA's base and head; the rank-r adapters are left out); causal attention costs
-    /// 4·(query width) per key and layer forward (QKᵀ and PV), twice that backward; gradient
-    /// checkpointing repeats the layers' forward. The embedding lookup is free. `bench grpo` divides
-    /// this by the step time; bench/README.md compares it with the GEMM's measured peak.
+    /// Floating-point operations of one GRPO step (`ModelWork`'s accounting): sampling (each prompt's
+    /// pass once, the LM head on its last position only, then one decoding step per completion token but
+    /// the last), the reference's forward when β > 0, and the policy's forward and backward over every
+    /// row, the LM head on the completion positions only (its backward recomputes the logits); frozen
+    /// weights (LoRA's base and head; the rank-r adapters are left out) compute no weight gradient, and
+    /// gradient checkpointing repeats the layers' forward. `bench grpo` divides this by the step time;
+    /// bench/README.md compares it with the GEMM's measured peak.
     static func stepFlops(_ c: PolicyConfig, prompts: [Int], completions: [[Int]], reference: Bool, frozenBase: Bool,
                           recompute: Bool) -> Double {
-        let head = Double(c.vocabSize * c.dModel)
-        let trunk = Double(c.activeParameterCount) - head * (c.tieEmbeddings ? 1 : 2)
-        let attention = 4 * Double(c.layers * c.heads * c.headDim)  // per query and key
-        let perWeightBackward: Double = frozenBase ? 2 : 4
-        func keys(_ t: Int) -> Double { Double(t) * Double(t + 1) / 2 }  // Σ over t causal queries of the keys each sees
+        let w = ModelWork(c)
         var total = 0.0
         for (tp, lengths) in zip(prompts, completions) {
-            total += 2 * trunk * Double(tp) + 2 * head + attention * keys(tp)
+            total += w.layers(tp) + w.head(1)
             for tc in lengths {
                 let decoded = max(0, tc - 1)  // the first token comes from the prompt's pass, the last is never fed back
-                total += 2 * (trunk + head) * Double(decoded) + attention * (keys(tp + decoded) - keys(tp))
+                total += w.layers(tp + decoded) - w.layers(tp) + w.head(decoded)
                 let t = tp + tc
-                let layers = 2 * trunk * Double(t) + attention * keys(t), logits = 2 * head * Double(tc)
-                let backward = perWeightBackward * (trunk * Double(t) + head * Double(tc)) + 2 * attention * keys(t) + logits
-                total += (layers + logits) * (reference ? 2 : 1) + backward + (recompute ? layers : 0)
+                let forward = w.layers(t) + w.head(tc)
+                total += forward * (reference ? 2 : 1) + w.backward(tokens: t, headTokens: tc, frozen: frozenBase)
+                    + w.head(tc) + (recompute ? w.layers(t) : 0)
             }
         }
         return total
+    }
+}
+
+/// Floating-point work of a policy's passes as the benchmarks count it: a multiply-add is 2, useful
+/// tokens only (no padding), the embedding lookup free. A weight costs 2 per token forward and 4
+/// backward (2 when frozen: no weight gradient); causal attention costs 4·(query width) per query and
+/// key it sees and layer forward (QKᵀ and PV), twice that backward. (MLA's attention is counted at
+/// heads × head size, an approximation.)
+struct ModelWork {
+    let trunk: Double, headWeights: Double, attention: Double
+
+    init(_ c: PolicyConfig) {
+        headWeights = Double(c.vocabSize * c.dModel)
+        trunk = Double(c.activeParameterCount) - headWeights * (c.tieEmbeddings ? 1 : 2)
+        attention = 4 * Double(c.layers * c.heads * c.headDim)
+    }
+
+    /// Σ over t causal queries of the keys each sees.
+    static func keys(_ t: Int) -> Double { Double(t) * Double(t + 1) / 2 }
+
+    /// The layers' forward over a row of t tokens.
+    func layers(_ t: Int) -> Double { 2 * trunk * Double(t) + attention * Self.keys(t) }
+
+    /// The LM head's forward on n positions.
+    func head(_ n: Int) -> Double { 2 * headWeights * Double(n) }
+
+    /// The backward of a row of `tokens` tokens with the LM head on `headTokens` of them.
+    func backward(tokens t: Int, headTokens h: Int, frozen: Bool) -> Double {
+        (frozen ? 2 : 4) * (trunk * Double(t) + headWeights * Double(h)) + 2 * attention * Self.keys(t)
     }
 }
