@@ -34,7 +34,7 @@ public enum Kernels {
         axpy(alpha, x, UnsafePointer(y), into: y, n)
     }
 
-    /// out[i] = y[i] + alpha·x[i] for i < n (out may be y).
+    /// out[i] = y[i] + alpha·x[i] for i < n (out may be x or y: each element is read before it is written).
     @inline(__always)
     public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
                             into out: UnsafeMutablePointer<Float>, _ n: Int) {

@@ -66,11 +66,8 @@ public final class LoRAAdapter {
             let d = Tensor.matmul(b, a)
             precondition(d.shape == w.shape, "LoRA adapter makes \(d.shape), weight is \(w.shape)")
             let (pd, pw, s) = (d.data, w.data, scaling)
-            Parallel.forRanges(d.count, cost: 2) { range in
-                for i in range {
-                    let t = pd[i] * s
-                    pd[i] = pw[i] + t
-                }
+            Parallel.forRanges(d.count, cost: 2) { r in
+                Kernels.axpy(s, pd + r.lowerBound, pw + r.lowerBound, into: pd + r.lowerBound, r.count)  // each element read before it is written
             }
             return d
         }
