@@ -138,22 +138,6 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
 
 #endif
 
-void ponder_pack_transposed(const float *w, long n, long k, long ldw, float *out) {
-    long panels = (n + PONDER_PANEL - 1) / PONDER_PANEL;
-    for (long p = 0; p < panels; p++) {
-        float *dst = out + p * k * PONDER_PANEL;
-        for (long j = 0; j < PONDER_PANEL; j++) {
-            long row = p * PONDER_PANEL + j;
-            if (row < n) {
-                const float *src = w + row * ldw;
-                for (long kk = 0; kk < k; kk++) dst[kk * PONDER_PANEL + j] = src[kk];
-            } else {
-                for (long kk = 0; kk < k; kk++) dst[kk * PONDER_PANEL + j] = 0;
-            }
-        }
-    }
-}
-
 void ponder_release_free_memory(void) {
 #if defined(__GLIBC__)
     malloc_trim(0);

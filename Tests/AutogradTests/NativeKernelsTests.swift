@@ -39,6 +39,30 @@ final class NativeKernelsTests: XCTestCase {
         }
     }
 
+    /// Each packed product is exactly one fused multiply-add chain over k in order, on one thread or
+    /// two (weights with a partial last panel and a k that is not a multiple of 16: the packing's
+    /// 16 × 16 transposes pad both).
+    func testPackedProductIsOneFusedChainHoweverPacked() throws {
+        try XCTSkipUnless(NativeKernels.enabled, "no avx512f here")
+        var rng = RNG(seed: 11)
+        for (m, n, k) in [(3, 300, 700), (9, 1000, 77)] {
+            let x = Tensor.randn([m, k], rng: &rng), w = Tensor.randn([n, k], rng: &rng)
+            var want = [Float](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var acc: Float = 0
+                    for t in 0..<k { acc = acc.addingProduct(x.data[i * k + t], w.data[j * k + t]) }
+                    want[i * n + j] = acc
+                }
+            }
+            for threads in [1, 2] {
+                Parallel.threads = threads
+                let got = Tensor.matmul(x, packed: PackedMatrix(w, precision: .f32))
+                XCTAssertEqual(got.array.map(\.bitPattern), want.map(\.bitPattern), "m=\(m) n=\(n) k=\(k), packed on \(threads) thread(s)")
+            }
+        }
+    }
+
     /// A row's result does not depend on the other rows in the batch, on the kernel height that
     /// computed it, or on the thread count: the sampler's determinism and "a padded prompt equals
     /// the same prompt alone" rest on this.

@@ -17,6 +17,7 @@ int ponder_packed_gemm_available(void);
 
 /// Packs W (n rows × k columns, row stride ldw) into ceil(n / 32) panels of k × 32 floats:
 /// out[(p·k + kk)·32 + j] = W[p·32 + j][kk], zero past row n. `out` holds ceil(n/32)·32·k floats.
+/// Needs avx512f on x86-64 (16 × 16 register transposes).
 void ponder_pack_transposed(const float *w, long n, long k, long ldw, float *out);
 
 /// C[i][j] = Σ_kk A[i][kk] · W[j][kk] for rows 0..<m and the columns of panels panelLo..<panelHi
