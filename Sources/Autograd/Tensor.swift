@@ -102,13 +102,22 @@ public enum BufferPool {
         cachedFloats = 0
     }
 
-    /// `drain`, then asks malloc to return its free pages to the system. For the boundary between
-    /// two phases whose buffers differ in size (a GRPO step's sampling and update), so that the
-    /// buffers one phase cached do not stay resident beside the next phase's: within a phase the
-    /// pool still serves every repeated shape.
+    /// `drain`: for the boundary between two phases whose buffers differ in size (a GRPO step's
+    /// sampling and update), so that the buffers one phase cached do not stay beside the next
+    /// phase's, whose requests malloc serves from the memory they freed (with `keepFreedMemory`).
+    /// Within a phase the pool still serves every repeated shape.
     public static func trim() {
         drain()
-        ponder_release_free_memory()
+    }
+
+    /// Has malloc keep freed memory for later requests of any size (glibc: no mmap'd blocks and no
+    /// trimming), for the whole process; the `ponder` command sets it first thing. New pages are
+    /// dear where memory is virtualised (on a 2-core VM, 0.4 to 8 s per GB touched), and a
+    /// 0.5B-parameter GRPO step gave each phase's gigabytes back to the system, to fault them in
+    /// again in the next. Memory is then never returned before the process ends, so the peak is the
+    /// most ever in use plus what fragmentation adds (that step: about 6% more).
+    public static func keepFreedMemory() {
+        ponder_keep_freed_memory()
     }
 }
 

@@ -138,8 +138,9 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
 
 #endif
 
-void ponder_release_free_memory(void) {
+void ponder_keep_freed_memory(void) {
 #if defined(__GLIBC__)
-    malloc_trim(0);
+    mallopt(M_MMAP_MAX, 0);                // every block from the heap, where a freed one can be reused
+    mallopt(M_TRIM_THRESHOLD, -1);         // and never given back to the system (-1: no trimming at all)
 #endif
 }

@@ -160,10 +160,11 @@ public struct GRPOStep {
         config.grpo.maskTruncatedCompletions && sc.completion.truncated ? 0 : sc.completion.tokens.count
     }
 
-    /// Parameters from which a policy's buffers, and its frozen base's packings for decoding, are given
-    /// back between sampling and the update: a 0.5B-parameter policy's phases each hold gigabytes
-    /// (keeping a LoRA base's float32 packings through the update cut a 4 × 4 × 128 step's sampling from
-    /// 14.6 to 9.2 s but raised its peak from 4.1 to 5.3 GB; a smaller policy keeps them).
+    /// Parameters from which a policy's pooled buffers, and its frozen base's packings for decoding, are
+    /// given back to malloc between sampling and the update, for the other phase to reuse: a
+    /// 0.5B-parameter policy's phases each hold gigabytes (keeping a LoRA base's float32 packings
+    /// through the update cut a 4 × 4 × 128 step's sampling from 14.6 to 9.2 s but raised its peak
+    /// from 4.1 to 5.3 GB; a smaller policy keeps them).
     static let trimPoolAbove = 50_000_000
 
     /// μ optimisation passes over one generation batch (whole groups). Returns the loss-side metrics.
@@ -175,9 +176,10 @@ public struct GRPOStep {
     public func update(policy: Policy, reference: Policy?, optimizer: AdamW, samples: [ScoredCompletion],
                        communicator: Communicator = .single) throws -> [String: Double] {
         // Sampling's buffers (KV caches, packed weights, decode activations) are not the update's: for
-        // a large policy, give them back before it and the update's before the next sampling, so that
-        // peak memory is the larger phase's, not their sum. A small policy keeps them: its buffers are
-        // small, and faulting fresh pages in again each phase nearly doubled its update (d128 and d256).
+        // a large policy, give them back to malloc before it and the update's before the next
+        // sampling, so that peak memory is about the larger phase's, not their sum (malloc serves one
+        // phase's requests from what the other freed: `BufferPool.keepFreedMemory`). A small policy
+        // keeps them in the pool: its buffers are small, and its shapes repeat exactly.
         let trims = policy.config.parameterCount >= Self.trimPoolAbove
         if trims {
             policy.frozenPacks?.removeAll()

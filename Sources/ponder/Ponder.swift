@@ -11,4 +11,9 @@ struct Ponder: ParsableCommand {
             TasksCommand.self, ScoreCommand.self, MergeCommand.self, Bench.self,
         ]
     )
+
+    static func main() {
+        BufferPool.keepFreedMemory()
+        main(nil)
+    }
 }

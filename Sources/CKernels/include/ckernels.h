@@ -110,7 +110,8 @@ void ponder_sgemm_bf16_packed(const float *a, long m, long k, long lda, const ui
 /// or while another thread's job is running.
 void ponder_pool_run(long parts, long threads, ponder_body_fn body, void *arg);
 
-/// Returns malloc's free pages to the system (glibc's malloc_trim; nothing elsewhere).
-void ponder_release_free_memory(void);
+/// Makes glibc's malloc keep what is freed for later requests of any size instead of returning it
+/// to the system (no mmap'd blocks, no trimming); nothing elsewhere. See BufferPool.keepFreedMemory.
+void ponder_keep_freed_memory(void);
 
 #endif
