@@ -71,7 +71,7 @@ public final class PackedMatrix {
     /// The weight in bfloat16, when packed for bf16 products: AMX tiles, or sgemm.c's panels without AMX.
     let tiles: UnsafeMutablePointer<UInt16>?
     /// The precision the products keep (fixed when packed).
-    public let precision: MatmulPrecision
+    let precision: MatmulPrecision
 
     /// Packs `w` for products in `precision` (nil: `BLAS.precision` now).
     public init(_ w: Tensor, precision: MatmulPrecision? = nil) {

@@ -50,17 +50,13 @@ public final class KVCache {
 
     /// The weights packed for this cache's decode products, made at first use (see `linear`).
     var packed: [ObjectIdentifier: PackedMatrix] = [:]
-    /// The policy's packings of its frozen weights, shared by every cache (`Policy.frozenPacks`).
-    public var frozenPacks: FrozenPacks?
 
     /// x · wᵀ through a copy of w packed at this cache's first step: the weights must not change
     /// while a cache is in use (sampling and evaluation hold no optimizer).
     func linear(_ x: Tensor, _ w: Tensor) -> Tensor { linear(x, w, precision: nil) }
 
-    /// `linear` in `precision` (nil: `BLAS.precision`), fixed when w is first packed. A frozen weight
-    /// of a policy with `frozenPacks` is packed once for every cache.
+    /// `linear` in `precision` (nil: `BLAS.precision`), fixed when w is first packed.
     func linear(_ x: Tensor, _ w: Tensor, precision: MatmulPrecision?) -> Tensor {
-        if let frozenPacks, !w.requiresGrad { return Tensor.matmul(x, packed: frozenPacks.packed(w, precision: precision)) }
         let id = ObjectIdentifier(w)
         if let p = packed[id] { return Tensor.matmul(x, packed: p) }
         let p = PackedMatrix(w, precision: precision)
@@ -68,17 +64,9 @@ public final class KVCache {
         return Tensor.matmul(x, packed: p)
     }
 
-    /// x · (w + (α/r)·B·A)ᵀ. With `frozenPacks` (a frozen base), x · wᵀ through w's packing kept across
-    /// caches plus the adapter's ((α/r)·x·Aᵀ)·Bᵀ, as the training forward computes it; otherwise through
-    /// a packed copy of the merged weight, made at first use (the weights and adapters must not change
-    /// while a cache is in use).
+    /// x · (w + (α/r)·B·A)ᵀ through a packed copy of the merged weight, made at first use (the weights
+    /// and adapters must not change while a cache is in use).
     func linear(_ x: Tensor, _ w: Tensor, merging adapter: LoRAAdapter) -> Tensor {
-        if let frozenPacks, !w.requiresGrad {
-            let y = Tensor.matmul(x, packed: frozenPacks.packed(w, precision: nil))
-            let low = Tensor.matmul(Tensor.matmul(x, adapter.a, transposeB: true) * adapter.scaling, adapter.b, transposeB: true)
-            Kernels.axpy(1, low.data, y.data, y.count)  // y + low, as the training forward adds them
-            return y
-        }
         let id = ObjectIdentifier(adapter)
         if let p = packed[id] { return Tensor.matmul(x, packed: p) }
         let p = PackedMatrix(adapter.merged(w))
@@ -179,29 +167,3 @@ public final class LatentCache {
     }
 }
 
-
-/// Packings of a policy's frozen weights (a LoRA base) for cached decoding, made at a weight's first
-/// use and kept for every later sampling call: a frozen weight never changes, and packing a 0.5B-parameter
-/// model's weights into new memory took seconds of every GRPO step's sampling. Costs one packed copy
-/// of those weights (their size in float32, half in bf16) for as long as the policy keeps it.
-public final class FrozenPacks: @unchecked Sendable {
-    private var packs: [ObjectIdentifier: PackedMatrix] = [:]
-    private let lock = NSLock()
-
-    public init() {}
-
-    /// Gives every packing back (the next sampling call packs again): a large policy's update does
-    /// not keep a second copy of its base beside its own working memory.
-    public func removeAll() {
-        lock.withLock { packs = [:] }
-    }
-
-    /// w's packing in `precision` (nil: `BLAS.precision`), made now if there is none in that precision.
-    func packed(_ w: Tensor, precision: MatmulPrecision?) -> PackedMatrix {
-        let id = ObjectIdentifier(w), want = precision ?? BLAS.precision
-        if let p = lock.withLock({ packs[id] }), p.precision == want { return p }
-        let p = PackedMatrix(w, precision: want)
-        lock.withLock { packs[id] = p }
-        return p
-    }
-}

@@ -2,8 +2,7 @@
 // weight W (out, in) gains A (r, in) and B (out, r), and the layer computes x·Wᵀ + (α/r)·(x·Aᵀ)·Bᵀ.
 // The base weights are frozen (no gradients, no optimizer state). A = kaiming-uniform (a = √5) and
 // B = 0, as PEFT initialises them, so a fresh adapter leaves the policy's outputs unchanged. Cached
-// decoding multiplies by the frozen W packed once for every sampling call and adds the adapters'
-// term (`FrozenPacks`); a cache without them multiplies by W + (α/r)·B·A, merged once per cache. Adapters are saved as PEFT saves them
+// decoding multiplies by W + (α/r)·B·A, merged once per cache. Adapters are saved as PEFT saves them
 // (adapter_config.json, adapter_model.safetensors with PEFT's tensor names; Checkpoint.swift).
 
 import Autograd
@@ -114,7 +113,6 @@ extension Policy {
             }
         }
         lora = config
-        frozenPacks = FrozenPacks()
     }
 
     /// Adds freshly initialised adapters, as PEFT does: A kaiming-uniform with a = √5 (uniform in
@@ -173,7 +171,6 @@ extension Policy {
         }
         for (_, t) in namedTensors { t.requiresGrad = true }
         lora = nil
-        frozenPacks = nil
     }
 }
 

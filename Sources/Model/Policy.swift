@@ -82,9 +82,6 @@ public final class Policy {
     public internal(set) var lora: LoRAConfig?
     /// Whether the adapters add their term (`withoutAdapters` turns them off for a while).
     public internal(set) var adaptersEnabled = true
-    /// The frozen base's packings for cached decoding, kept across sampling calls while the policy
-    /// has adapters (`FrozenPacks`).
-    public internal(set) var frozenPacks: FrozenPacks?
     /// Recompute each decoder layer's activations at backward instead of keeping them from the
     /// forward (`Autograd.checkpoint`): a recorded forward keeps only the layers' inputs, for about a
     /// third more compute. Gradients are unchanged bit for bit. Layers with mixture-of-experts are not

@@ -118,7 +118,6 @@ public enum Sampler {
         }
         let start = DispatchTime.now().uptimeNanoseconds
         let cache = KVCache(config: policy.config, seqs: n, capacity: capacity, keyStart: keyStart, reserve: s)
-        cache.frozenPacks = policy.frozenPacks
         let first = policy.step(ids, tokensPerSeq: tp, cache: cache)  // (P, V)
         let decodeStart = DispatchTime.now().uptimeNanoseconds
         var rounds = 0

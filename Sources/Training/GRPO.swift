@@ -160,11 +160,8 @@ public struct GRPOStep {
         config.grpo.maskTruncatedCompletions && sc.completion.truncated ? 0 : sc.completion.tokens.count
     }
 
-    /// Parameters from which a policy's pooled buffers, and its frozen base's packings for decoding, are
-    /// given back to malloc between sampling and the update, for the other phase to reuse: a
-    /// 0.5B-parameter policy's phases each hold gigabytes (keeping a LoRA base's float32 packings
-    /// through the update cut a 4 × 4 × 128 step's sampling from 14.6 to 9.2 s but raised its peak
-    /// from 4.1 to 5.3 GB; a smaller policy keeps them).
+    /// Parameters from which a policy's pooled buffers are given back to malloc between sampling and
+    /// the update, for the other phase to reuse: a 0.5B-parameter policy's phases each hold gigabytes.
     static let trimPoolAbove = 50_000_000
 
     /// μ optimisation passes over one generation batch (whole groups). Returns the loss-side metrics.
@@ -181,10 +178,7 @@ public struct GRPOStep {
         // phase's requests from what the other freed: `BufferPool.keepFreedMemory`). A small policy
         // keeps them in the pool: its buffers are small, and its shapes repeat exactly.
         let trims = policy.config.parameterCount >= Self.trimPoolAbove
-        if trims {
-            policy.frozenPacks?.removeAll()
-            BufferPool.trim()
-        }
+        if trims { BufferPool.trim() }
         defer { if trims { BufferPool.trim() } }
         let g = config.grpo.numGenerations
         let groups = communicator.share(samples.count / g)

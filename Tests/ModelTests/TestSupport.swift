@@ -28,8 +28,7 @@ func testTokens(_ n: Int, seed: UInt64) -> [Int32] {
 /// Rows of `lengths` seeded tokens, left-padded to the longest: the full forward's logits (keyStart
 /// nil when no row is padded), and the logits of a 5-token prefill then one-token cached steps, at
 /// every slot ((B·T, V) row-major; pad slots of `cached` are compared by no one).
-/// With `frozenPacks` the cache uses the policy's shared packings of its frozen weights, as the sampler does.
-func cachedAndFullLogits(_ policy: Policy, lengths: [Int], frozenPacks: Bool = false) -> (ids: [Int32], full: Tensor, cached: [Float], keyStart: [Int], t: Int) {
+func cachedAndFullLogits(_ policy: Policy, lengths: [Int]) -> (ids: [Int32], full: Tensor, cached: [Float], keyStart: [Int], t: Int) {
     let t = lengths.max()!, b = lengths.count, v = policy.config.vocabSize, prefill = 5
     var ids = [Int32](repeating: 0, count: b * t)
     let keyStart = lengths.map { t - $0 }
@@ -40,7 +39,6 @@ func cachedAndFullLogits(_ policy: Policy, lengths: [Int], frozenPacks: Bool = f
     let padded = keyStart.contains { $0 > 0 }
     let full = Autograd.noGrad { policy.forward(ids: ids, batch: b, time: t, keyStart: padded ? keyStart : nil) }
     let cache = KVCache(config: policy.config, seqs: b, capacity: t, keyStart: keyStart)
-    if frozenPacks { cache.frozenPacks = policy.frozenPacks }
     var cached = [Float](repeating: 0, count: b * t * v)
     var chunk = [Int32]()
     for r in 0..<b { chunk += ids[(r * t)..<(r * t + prefill)] }
