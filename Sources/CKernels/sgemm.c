@@ -384,8 +384,8 @@ void ponder_sgemm_pack_bf16(const float *w, long n, long k, long ldw, uint16_t *
     }
 }
 
-// One thread: the packing goes to new memory, and two threads faulting its pages in at once were
-// slower on a 2-core VM than one (0.8 GB of new memory: medians 1.0 s against 0.44 s; the scalar loop this replaced, 0.58 s).
+// One thread: where the packing's memory is new, two threads faulting its pages in at once were
+// slower on a 2-core VM than one (0.8 GB: medians 1.0 s against 0.44 s; the scalar loop before, 0.58 s).
 void ponder_pack_transposed(const float *w, long n, long k, long ldw, float *out) {
     SJob j = {.transB = 1, .n = n, .k = k, .ldb = ldw, .b = w};
     for (long p = 0; p < (n + 31) / 32; p++) packPanelF32T(&j, 0, k, p, n - p * 32 < 32 ? n - p * 32 : 32, out + p * k * 32);

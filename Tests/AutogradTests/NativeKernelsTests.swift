@@ -42,7 +42,7 @@ final class NativeKernelsTests: XCTestCase {
     /// Each packed product is exactly one fused multiply-add chain over k in order, on one thread or
     /// two (weights with a partial last panel and a k that is not a multiple of 16: the packing's
     /// 16 × 16 transposes pad both).
-    func testPackedProductIsOneFusedChainHoweverPacked() throws {
+    func testPackedProductIsOneFusedChain() throws {
         try XCTSkipUnless(NativeKernels.enabled, "no avx512f here")
         var rng = RNG(seed: 11)
         for (m, n, k) in [(3, 300, 700), (9, 1000, 77)] {
@@ -58,7 +58,7 @@ final class NativeKernelsTests: XCTestCase {
             for threads in [1, 2] {
                 Parallel.threads = threads
                 let got = Tensor.matmul(x, packed: PackedMatrix(w, precision: .f32))
-                XCTAssertEqual(got.array.map(\.bitPattern), want.map(\.bitPattern), "m=\(m) n=\(n) k=\(k), packed on \(threads) thread(s)")
+                XCTAssertEqual(got.array.map(\.bitPattern), want.map(\.bitPattern), "m=\(m) n=\(n) k=\(k), \(threads) thread(s)")
             }
         }
     }
