@@ -37,12 +37,18 @@ func assertGolden(_ actual: String, _ name: String, file: StaticString = #filePa
     }
 }
 
-/// Runs python3 with `script` and arguments; nil when python3 or the module `requiring` is missing.
+/// Runs `script` with arguments under the first interpreter that imports `module`: $PONDER_PYTHON, else
+/// ~/.ponder-peer/bin/python (the peer venv of ../shared/bench/README.md), else python3, as the Hugging
+/// Face cross-checks choose theirs; nil when none does.
 func python(_ script: String, arguments: [String] = [], requiring module: String) throws -> String? {
-    func run(_ args: [String]) throws -> (Int32, String) {
+    let environment = ProcessInfo.processInfo.environment
+    let candidates = [
+        environment["PONDER_PYTHON"], environment["HOME"].map { "\($0)/.ponder-peer/bin/python" },
+    ].compactMap { $0 }.filter { FileManager.default.isExecutableFile(atPath: $0) }.map { [$0] } + [["python3"]]
+    func run(_ interpreter: [String], _ args: [String]) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + args
+        process.arguments = interpreter + args
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -51,8 +57,8 @@ func python(_ script: String, arguments: [String] = [], requiring module: String
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
-    guard (try? run(["-c", "import \(module)"]))?.0 == 0 else { return nil }
-    let (status, output) = try run(["-c", script] + arguments)
+    guard let interpreter = candidates.first(where: { (try? run($0, ["-c", "import \(module)"]))?.0 == 0 }) else { return nil }
+    let (status, output) = try run(interpreter, ["-c", script] + arguments)
     XCTAssertEqual(status, 0, output)
     return output
 }
