@@ -57,8 +57,12 @@ public enum BufferPool {
     nonisolated(unsafe) static var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
     nonisolated(unsafe) static var cachedFloats = 0
     static let lock = NSLock()
-    /// Most floats kept for reuse (4 GiB); beyond it freed buffers go back to the system.
-    nonisolated(unsafe) public static var limit = 1 << 30
+    /// Most floats kept for reuse (256 MiB); beyond it freed buffers go to malloc, which (with
+    /// `keepFreedMemory`) serves later requests from them without new pages. A GRPO step's shapes
+    /// follow its completions' lengths, so over a run the pool collects buffers of many size classes:
+    /// with a 4 GiB bound a 0.9M-parameter policy's GRPO run held 6 GB, with this one 1.9 GB, at the
+    /// same speed.
+    nonisolated(unsafe) public static var limit = 1 << 26
 
     /// Capacity class of a request: rounded up to 1/8 of its power of two, so shapes that vary a
     /// little (completion lengths) share buffers.
@@ -66,6 +70,13 @@ public enum BufferPool {
         if n <= 64 { return 64 }
         let shift = (Int.bitWidth - (n - 1).leadingZeroBitCount) - 3
         return ((n - 1) >> shift + 1) << shift
+    }
+
+    /// Floats the pool holds for reuse now (at most `limit`).
+    public static var cached: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return cachedFloats
     }
 
     public static func take(_ n: Int) -> UnsafeMutablePointer<Float> {

@@ -12,6 +12,25 @@ final class BufferPoolTests: XCTestCase {
         return usage.ru_minflt
     }
 
+    /// Buffers of many sizes (a GRPO run's shapes follow its completions' lengths) stay within the
+    /// pool's bound: the rest go to malloc. Before the bound was 256 MiB, a 0.9M-parameter policy's
+    /// GRPO run collected some 4 GB of them here.
+    func testThePoolKeepsNoMoreThanItsLimitWhateverTheSizes() {
+        XCTAssertLessThanOrEqual(BufferPool.limit, 1 << 26, "the bound is 256 MiB of floats at most")
+        guard BufferPool.limit <= 1 << 26 else { return }  // the loop below would touch 3 × the bound
+        BufferPool.drain()
+        var total = 0, size = 1 << 20
+        while total < 3 * BufferPool.limit {
+            _ = Tensor(shape: [size], repeating: 0)  // freed at once, to the pool while it has room
+            total += size
+            size += size / 7  // a new size class each time
+        }
+        XCTAssertGreaterThan(BufferPool.cached, 0, "the pool keeps freed buffers for reuse")
+        XCTAssertLessThanOrEqual(BufferPool.cached, BufferPool.limit)
+        BufferPool.drain()
+        XCTAssertEqual(BufferPool.cached, 0)
+    }
+
     /// After `keepFreedMemory`, a drained 256 MiB buffer serves a later request of another size (one
     /// phase's buffers becoming the next one's) without new pages: faulting 171 MiB in afresh would
     /// take some 44,000 faults of 4 KiB (as it did before, when malloc gave such blocks back).
