@@ -74,6 +74,16 @@ struct EvalCommand: ParsableCommand {
             var options = options
             if maxNew == nil {
                 options.maxNewTokens = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
+                if options.maxNewTokens < 128, comm.isWriter, let longest = problems.max(by: {
+                    ((try? tokenizer.encodePrompt($0.prompt).count) ?? 0) < ((try? tokenizer.encodePrompt($1.prompt).count) ?? 0)
+                }) {
+                    FileHandle.standardError.write(Data("""
+                        warning: \(path): its \(policy.config.maxContext)-token context leaves \(options.maxNewTokens) new \
+                        tokens after the longest prompt (\(longest.id)), and every problem gets that many; evaluate \
+                        the families it was trained on (--family) or set --max-new.
+
+                        """.utf8))
+                }
             }
             var report = try Evaluator.evaluate(
                 policy: policy, tokenizer: tokenizer, problems: problems, options: options, communicator: comm,
