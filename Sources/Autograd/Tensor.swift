@@ -59,9 +59,8 @@ public enum BufferPool {
     static let lock = NSLock()
     /// Most floats kept for reuse (256 MiB); beyond it freed buffers go to malloc, which (with
     /// `keepFreedMemory`) serves later requests from them without new pages. A GRPO step's shapes
-    /// follow its completions' lengths, so over a run the pool collects buffers of many size classes:
-    /// with a 4 GiB bound a 0.9M-parameter policy's GRPO run held 6 GB, with this one 1.9 GB, at the
-    /// same speed.
+    /// follow its completions' lengths, so a larger bound fills, over a run, with buffers of size
+    /// classes seldom asked for again: gigabytes held for a policy of a million parameters.
     nonisolated(unsafe) public static var limit = 1 << 26
 
     /// Capacity class of a request: rounded up to 1/8 of its power of two, so shapes that vary a

@@ -74,13 +74,12 @@ struct EvalCommand: ParsableCommand {
             var options = options
             if maxNew == nil {
                 options.maxNewTokens = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
-                if options.maxNewTokens < 128, comm.isWriter, let longest = problems.max(by: {
-                    ((try? tokenizer.encodePrompt($0.prompt).count) ?? 0) < ((try? tokenizer.encodePrompt($1.prompt).count) ?? 0)
-                }) {
+                let lengths = problems.map { (try? tokenizer.encodePrompt($0.prompt).count) ?? 0 }
+                if options.maxNewTokens < 128, comm.isWriter, let longest = lengths.indices.max(by: { lengths[$0] < lengths[$1] }) {
                     FileHandle.standardError.write(Data("""
                         warning: \(path): its \(policy.config.maxContext)-token context leaves \(options.maxNewTokens) new \
-                        tokens after the longest prompt (\(longest.id)), and every problem gets that many; evaluate \
-                        the families it was trained on (--family) or set --max-new.
+                        tokens after the longest prompt (\(problems[longest].id)), and every problem gets that many; \
+                        evaluate the families it was trained on (--family) or set --max-new.
 
                         """.utf8))
                 }

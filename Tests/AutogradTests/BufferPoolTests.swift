@@ -13,8 +13,7 @@ final class BufferPoolTests: XCTestCase {
     }
 
     /// Buffers of many sizes (a GRPO run's shapes follow its completions' lengths) stay within the
-    /// pool's bound: the rest go to malloc. Before the bound was 256 MiB, a 0.9M-parameter policy's
-    /// GRPO run collected some 4 GB of them here.
+    /// pool's bound of 256 MiB: the rest go to malloc, so a small policy's run does not hold gigabytes.
     func testThePoolKeepsNoMoreThanItsLimitWhateverTheSizes() {
         XCTAssertLessThanOrEqual(BufferPool.limit, 1 << 26, "the bound is 256 MiB of floats at most")
         guard BufferPool.limit <= 1 << 26 else { return }  // the loop below would touch 3 × the bound
