@@ -16,6 +16,9 @@ import Foundation
 public enum Checkpoint {
     /// Version of Ponder's checkpoint layout, stored in the safetensors metadata.
     public static let formatVersion = "1"
+    /// Metadata key of the task families a training run evaluated on (comma-separated): what
+    /// `ponder eval` evaluates the checkpoint on when no family is named.
+    public static let evalFamiliesKey = "ponder_eval_families"
 
     /// Writes the policy and tokenizer into `dir` (created if needed), each file atomically.
     /// `metadata` is added to the safetensors header. A Qwen2-shaped policy (q/k/v biases) is written

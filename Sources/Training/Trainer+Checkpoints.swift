@@ -24,7 +24,9 @@ extension Trainer {
     func saveFolder(_ folder: URL) throws {
         guard communicator.isWriter else { return }
         try AtomicFile.writeFolder(folder) { tmp in
-            try Checkpoint.save(policy: policy, tokenizer: baseTokenizer, to: tmp, metadata: ["step": "\(state.step)"])
+            try Checkpoint.save(policy: policy, tokenizer: baseTokenizer, to: tmp, metadata: [
+                "step": "\(state.step)", Checkpoint.evalFamiliesKey: Self.evalFamilies(config).joined(separator: ","),
+            ])
             var opt = SafeTensorsFile(metadata: ["step": "\(optimizer.step)"])
             for (k, v) in optimizer.stateArrays() { opt.tensors[k] = StoredTensor(shape: [v.count], data: v) }
             try opt.write(to: tmp.appendingPathComponent("optimizer.safetensors"))

@@ -396,10 +396,14 @@ public final class Trainer {
 
     // MARK: - Evaluation
 
+    /// The families a config evaluates on: eval.families, or the training families.
+    public static func evalFamilies(_ config: TrainConfig) -> [String] {
+        config.eval.families.isEmpty ? config.data.families : config.eval.families
+    }
+
     /// The held-out problems a config evaluates on (eval.families, or the training families).
     public static func evalProblems(_ config: TrainConfig) throws -> [Problem] {
-        let evalFamilies = config.eval.families.isEmpty ? config.data.families : config.eval.families
-        return try EvalSet.select(families: evalFamilies, levels: config.eval.levels.isEmpty ? nil : config.eval.levels,
+        try EvalSet.select(families: evalFamilies(config), levels: config.eval.levels.isEmpty ? nil : config.eval.levels,
                                   limitPerLevel: config.eval.limitPerLevel, datasetsDirectory: URL(fileURLWithPath: config.data.datasets))
     }
 

@@ -12,7 +12,8 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Evaluate checkpoints on held-out problems: pass@1, pass@k, maj@k, format, length.",
         discussion: """
-            By default every family's test set, the first 20 problems of each level. With several \
+            By default the test sets of the families the first checkpoint's run evaluated on (every \
+            family for a checkpoint that does not record them), the first 20 problems of each level. With several \
             checkpoints, prints pass@1 and format side by side with the deltas against the first. \
             Under mpirun the problems are split across ranks and rank 0 prints.
             """
@@ -21,7 +22,7 @@ struct EvalCommand: ParsableCommand {
     @Argument(help: "Checkpoint folders (model.safetensors, config.json, tokenizer.json).") var checkpoints: [String]
     @Option(help: "A JSONL dataset of your own (datasets/README.md) instead of the built-in test sets.") var dataset: String?
     @Option(help: "Read the built-in test sets from this folder instead of regenerating them in memory.") var datasets: String?
-    @Option(name: .customLong("family"), help: "A family to evaluate (repeatable; default: all).") var families: [String] = []
+    @Option(name: .customLong("family"), help: "A family to evaluate (repeatable; default: those the checkpoint's run evaluated on, else all).") var families: [String] = []
     @Option(name: .customLong("level"), help: "A difficulty level to evaluate (repeatable; default: all).") var levels: [Int] = []
     @Option(help: "Problems per (family, level), first in file order (default: 20 for the test sets, all for --dataset).")
     var limit: Int?
@@ -58,6 +59,21 @@ struct EvalCommand: ParsableCommand {
                 throw CommandFailure("no checkpoint folder at \(path)")
             }
         }
+        // The first checkpoint is loaded first: without --family, the built-in test sets are those of the
+        // families its run evaluated on (recorded in its metadata), else every family.
+        var first: (policy: Policy, tokenizer: any Tokenizer, metadata: [String: String])? = try Checkpoint.load(
+            from: URL(fileURLWithPath: checkpoints[0]))
+        var families = families
+        if families.isEmpty, dataset == nil, let recorded = first?.metadata[Checkpoint.evalFamiliesKey] {
+            families = recorded.split(separator: ",").map(String.init)
+            if comm.isWriter {
+                FileHandle.standardError.write(Data("""
+                    \(checkpoints[0]): the families its run evaluated on: \(families.joined(separator: ", ")) \
+                    (--family to choose others)
+
+                    """.utf8))
+            }
+        }
         let problems: [Problem]
         if let dataset {
             problems = try EvalSet.load(
@@ -70,7 +86,8 @@ struct EvalCommand: ParsableCommand {
         }
         var reports: [EvalReport] = []
         for path in checkpoints {
-            let (policy, tokenizer, _) = try Checkpoint.load(from: URL(fileURLWithPath: path))
+            let (policy, tokenizer, _) = try first ?? Checkpoint.load(from: URL(fileURLWithPath: path))
+            first = nil
             var options = options
             if maxNew == nil {
                 options.maxNewTokens = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)

@@ -25,7 +25,7 @@ struct MergeCommand: ParsableCommand {
         }
         policy.mergeLoRA()
         try AtomicFile.writeFolder(target) { tmp in  // a killed merge leaves no half folder under its name
-            try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: tmp, metadata: metadata.filter { $0.key == "step" })
+            try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: tmp, metadata: metadata.filter { $0.key == "step" || $0.key == Checkpoint.evalFamiliesKey })
         }
         print("merged rank-\(lora.rank) adapters (\(lora.targetModules.joined(separator: ", "))) into \(out)")
     }

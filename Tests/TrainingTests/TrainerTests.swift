@@ -74,9 +74,13 @@ final class TrainerTests: XCTestCase {
         for ((name, a), (_, b)) in zip(initial.namedParameters, trainer.policy.namedParameters) {
             XCTAssertNotEqual(a.array, b.array, "\(name) never moved")
         }
-        // The final checkpoint loads and holds the trained weights.
-        let final = try Checkpoint.load(from: Checkpoints.latest(in: run)!.url).policy
+        // The final checkpoint loads and holds the trained weights, and records the families its run evaluated
+        // on (what `ponder eval` evaluates it on by default).
+        let (final, _, metadata) = try Checkpoint.load(from: Checkpoints.latest(in: run)!.url)
         XCTAssertEqual(final.namedParameters.last!.1.array, trainer.policy.namedParameters.last!.1.array)
+        XCTAssertEqual(metadata[Checkpoint.evalFamiliesKey], "add")
+        XCTAssertEqual(try Checkpoint.load(from: Checkpoints.directory(run).appendingPathComponent("sft-final")).metadata[
+            Checkpoint.evalFamiliesKey], "add")
     }
 
     func testResumedRunMatchesAnUninterruptedOne() throws {
