@@ -57,11 +57,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Test support: the Python interpreter of the cross-checks against the peers' libraries.
+        .target(name: "PeerPython", path: "Tests/PeerPython"),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "PeerPython"]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
-        .testTarget(name: "RunsTests", dependencies: ["Runs"], exclude: ["Golden"]),
+        .testTarget(name: "RunsTests", dependencies: ["Runs", "PeerPython"], exclude: ["Golden"]),
         .testTarget(name: "FuzzTests", dependencies: ["Training"]),
     ],
     swiftLanguageModes: [.v5]

@@ -10,6 +10,7 @@ import XCTest
 
 import Autograd
 import Model
+import PeerPython
 
 final class HuggingFaceCrossCheckTests: XCTestCase {
     func testTokenizersLibraryEncodesAndDecodesTheSame() throws {
@@ -198,58 +199,15 @@ final class HuggingFaceCrossCheckTests: XCTestCase {
     }
 }
 
-/// A Python interpreter that has the packages a test needs.
-struct Python {
-    /// The interpreter and the arguments that come before the script's.
-    var command: [String]
+/// The interpreter the cross-checks run in (Tests/PeerPython).
+typealias Python = PeerPython
 
+extension PeerPython {
     /// The first candidate interpreter that imports all of `modules`; skips the test if none does.
-    static func require(_ modules: [String]) throws -> Python {
-        let environment = ProcessInfo.processInfo.environment
-        let candidates = [
-            environment["PONDER_PYTHON"].map { [$0] },
-            environment["HOME"].map { ["\($0)/.ponder-peer/bin/python"] },
-            ["/usr/bin/env", "python3"],
-        ].compactMap { $0 }.filter { FileManager.default.isExecutableFile(atPath: $0[0]) }
-        for command in candidates {
-            let python = Python(command: command)
-            if (try? python.run(arguments: ["-c", "import " + modules.joined(separator: ", ")])) != nil {
-                return python
-            }
+    static func require(_ modules: [String]) throws -> PeerPython {
+        guard let python = find(importing: modules) else {
+            throw XCTSkip("no Python with \(modules.joined(separator: ", ")) (tried \(candidates())); set PONDER_PYTHON")
         }
-        throw XCTSkip("no Python with \(modules.joined(separator: ", ")) (tried \(candidates)); set PONDER_PYTHON")
-    }
-
-    /// Runs `script` with `arguments` and returns its standard output.
-    func run(script: String, arguments: [String]) throws -> String {
-        try run(arguments: ["-c", script] + arguments)
-    }
-
-    /// Runs the interpreter and returns standard output; throws with standard error on failure.
-    @discardableResult
-    func run(arguments: [String]) throws -> String {
-        let dir = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (out, err) = (dir.appendingPathComponent("stdout"), dir.appendingPathComponent("stderr"))
-        try Data().write(to: out)
-        try Data().write(to: err)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = command.dropFirst() + arguments
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw PythonFailure(
-                status: process.terminationStatus, stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
-        }
-        return try String(contentsOf: out, encoding: .utf8)
-    }
-
-    struct PythonFailure: Error, CustomStringConvertible {
-        var status: Int32
-        var stderr: String
-        var description: String { "python exited with \(status):\n\(stderr)" }
+        return python
     }
 }

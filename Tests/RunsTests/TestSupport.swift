@@ -1,4 +1,5 @@
 import Foundation
+import PeerPython
 import XCTest
 
 /// A fresh empty folder under the temporary directory, removed when the test ends.
@@ -37,28 +38,8 @@ func assertGolden(_ actual: String, _ name: String, file: StaticString = #filePa
     }
 }
 
-/// Runs `script` with arguments under the first interpreter that imports `module`: $PONDER_PYTHON, else
-/// ~/.ponder-peer/bin/python (the peer venv of ../shared/bench/README.md), else python3, as the Hugging
-/// Face cross-checks choose theirs; nil when none does.
+/// Runs `script` with arguments under the first peer interpreter that imports `module`
+/// (Tests/PeerPython); nil when none does.
 func python(_ script: String, arguments: [String] = [], requiring module: String) throws -> String? {
-    let environment = ProcessInfo.processInfo.environment
-    let candidates = [
-        environment["PONDER_PYTHON"], environment["HOME"].map { "\($0)/.ponder-peer/bin/python" },
-    ].compactMap { $0 }.filter { FileManager.default.isExecutableFile(atPath: $0) }.map { [$0] } + [["python3"]]
-    func run(_ interpreter: [String], _ args: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = interpreter + args
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-    }
-    guard let interpreter = candidates.first(where: { (try? run($0, ["-c", "import \(module)"]))?.0 == 0 }) else { return nil }
-    let (status, output) = try run(interpreter, ["-c", script] + arguments)
-    XCTAssertEqual(status, 0, output)
-    return output
+    try PeerPython.find(importing: [module])?.run(script: script, arguments: arguments)
 }
