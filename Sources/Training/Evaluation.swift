@@ -253,14 +253,16 @@ public enum Evaluator {
     /// The most new tokens that fit after every problem's prompt in the policy's context, capped at `cap`:
     /// the default of `ponder eval --max-new`, so a small model's checkpoint evaluates without a flag.
     /// `cap` when some prompt leaves no room or cannot be encoded (`evaluate` then names that problem).
-    public static func fittingMaxNewTokens(policy: Policy, tokenizer: any Tokenizer, problems: [Problem], cap: Int = 128) -> Int {
-        var longest = 0
+    /// `longest` is the problem whose prompt set the limit (nil when the cap did), for a caller to name.
+    public static func fittingMaxNewTokens(policy: Policy, tokenizer: any Tokenizer, problems: [Problem],
+                                           cap: Int = 128) -> (tokens: Int, longest: Problem?) {
+        var longest: (problem: Problem, tokens: Int)?
         for problem in problems {
-            guard let count = try? tokenizer.encodePrompt(problem.prompt).count else { return cap }
-            longest = max(longest, count)
+            guard let count = try? tokenizer.encodePrompt(problem.prompt).count else { return (cap, nil) }
+            if count > longest?.tokens ?? -1 { longest = (problem, count) }
         }
-        let room = policy.config.maxContext - longest
-        return room >= 1 ? min(cap, room) : cap
+        let room = policy.config.maxContext - (longest?.tokens ?? 0)
+        return room >= 1 && room < cap ? (room, longest?.problem) : (cap, nil)
     }
 
     /// Samples `options.samples` completions for each problem (batches of `promptsPerBatch` problems

@@ -90,12 +90,12 @@ struct EvalCommand: ParsableCommand {
             first = nil
             var options = options
             if maxNew == nil {
-                options.maxNewTokens = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
-                let lengths = problems.map { (try? tokenizer.encodePrompt($0.prompt).count) ?? 0 }
-                if options.maxNewTokens < 128, comm.isWriter, let longest = lengths.indices.max(by: { lengths[$0] < lengths[$1] }) {
+                let fitting = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
+                options.maxNewTokens = fitting.tokens
+                if let longest = fitting.longest, comm.isWriter {
                     FileHandle.standardError.write(Data("""
-                        warning: \(path): its \(policy.config.maxContext)-token context leaves \(options.maxNewTokens) new \
-                        tokens after the longest prompt (\(problems[longest].id)), and every problem gets that many; \
+                        warning: \(path): its \(policy.config.maxContext)-token context leaves \(fitting.tokens) new \
+                        tokens after the longest prompt (\(longest.id)), and every problem gets that many; \
                         evaluate the families it was trained on (--family) or set --max-new.
 
                         """.utf8))

@@ -228,16 +228,19 @@ final class EvaluationTests: XCTestCase {
         }
         // `ponder eval` without --max-new: the most that fits after the longest prompt (the context is 40).
         let longest = try problems.map { try tokenizer.encodePrompt($0.prompt).count }.max()!
-        let fitting = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
+        let (fitting, limitedBy) = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
         XCTAssertEqual(fitting, 40 - longest)
+        XCTAssertEqual(try limitedBy.map { try tokenizer.encodePrompt($0.prompt).count }, longest, "it names the problem that set the limit")
         XCTAssertNoThrow(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: [problems.max { $0.prompt.count < $1.prompt.count }!],
                                                 options: EvalOptions(maxNewTokens: fitting)))
         XCTAssertThrowsError(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: problems,
                                                     options: EvalOptions(maxNewTokens: fitting + 1)))
-        XCTAssertEqual(Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems, cap: 5), 5)
+        let capped = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems, cap: 5)
+        XCTAssertEqual(capped.tokens, 5)
+        XCTAssertNil(capped.longest, "the cap, not a prompt, set the limit")
         var tooLong = problems[0]
         tooLong.prompt = String(repeating: "1", count: 60) + "+1=?"
-        XCTAssertEqual(Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: [tooLong]), 128,
+        XCTAssertEqual(Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: [tooLong]).tokens, 128,
                        "no room at all: the cap, so that evaluate names the problem")
     }
 }
