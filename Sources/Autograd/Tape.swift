@@ -94,10 +94,15 @@ extension Tensor {
 }
 
 extension Autograd {
+    /// Runs the tape newest first, dropping each entry once it has run: what only that entry held
+    /// (an op's output and the gradient it received, a recomputed block's activations) is freed
+    /// before the older entries run, so a backward's memory falls as it goes instead of holding
+    /// every gradient of every activation until the end.
     static func runTape() {
-        let entries = Autograd.tape.entries
-        Autograd.tape.entries.removeAll(keepingCapacity: true)
-        for entry in entries.reversed() { entry() }
+        var entries: [() -> Void] = []
+        swap(&entries, &Autograd.tape.entries)
+        while let entry = entries.popLast() { entry() }
+        if Autograd.tape.entries.isEmpty { Autograd.tape.entries = entries }  // keep the capacity
     }
 }
 

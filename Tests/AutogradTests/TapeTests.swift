@@ -2,6 +2,31 @@ import Autograd
 import XCTest
 
 final class TapeTests: XCTestCase {
+    /// Backward drops each tape entry once it has run, so what only that entry held (here b, and the
+    /// gradient it received) is freed before older entries run, such as a checkpointed block's
+    /// recomputation: a large model's backward no longer holds every activation's gradient to the end.
+    func testBackwardFreesWhatOnlyAFinishedEntryHeld() {
+        let x = Tensor(shape: [3], [1, 2, 3], requiresGrad: true)
+        weak var weakB: Tensor?
+        var calls = 0
+        var bAliveAtRecompute: Bool?
+        let y = Autograd.checkpoint(x) { x in
+            calls += 1
+            if calls == 2 { bAliveAtRecompute = weakB != nil }  // the second call is the backward's
+            return x * x
+        }
+        let loss: Tensor = {
+            let b = y * Tensor(shape: [3], [1, 1, 1])
+            weakB = b
+            return b.sum()
+        }()
+        XCTAssertNotNil(weakB, "the tape keeps b alive until backward")
+        loss.backward()
+        XCTAssertEqual(calls, 2)
+        XCTAssertEqual(bAliveAtRecompute, false, "b was freed when the entries that held it had run")
+        XCTAssertEqual(x.gradArray, [2, 4, 6])
+    }
+
     func testGradientsAccumulateAcrossBackwardCallsUntilZeroed() {
         let w = param([3], seed: 70)
         let x = Tensor(shape: [3], [1, 2, 3])
