@@ -28,21 +28,27 @@ public struct EvalOptions: Codable, Equatable, Sendable {
     public var promptsPerBatch: Int = 32
     /// Seed of the "eval" RNG stream.
     public var seed: UInt64 = 0
+    /// Whether each problem gets at most what its own prompt leaves of the context, min(maxNewTokens,
+    /// max_context − prompt tokens), instead of every problem getting `maxNewTokens` (and an error when
+    /// a prompt leaves less): `ponder eval` without --max-new, where a checkpoint's small context may
+    /// be asked about families with longer prompts than those it trained on.
+    public var fitToContext = false
 
     /// Creates options; see each field for its meaning.
     public init(samples: Int = 1, temperature: Float? = nil, topP: Float = 1, maxNewTokens: Int = 128,
-                promptsPerBatch: Int = 32, seed: UInt64 = 0) {
+                promptsPerBatch: Int = 32, seed: UInt64 = 0, fitToContext: Bool = false) {
         self.samples = samples
         self.temperature = temperature
         self.topP = topP
         self.maxNewTokens = maxNewTokens
         self.promptsPerBatch = promptsPerBatch
         self.seed = seed
+        self.fitToContext = fitToContext
     }
 
     enum CodingKeys: String, CodingKey {
         case samples, temperature, topP = "top_p", maxNewTokens = "max_new_tokens"
-        case promptsPerBatch = "prompts_per_batch", seed
+        case promptsPerBatch = "prompts_per_batch", seed, fitToContext = "fit_to_context"
     }
 
     /// Decodes options; a missing key keeps its default.
@@ -55,6 +61,7 @@ public struct EvalOptions: Codable, Equatable, Sendable {
         maxNewTokens = try c.decodeIfPresent(Int.self, forKey: .maxNewTokens) ?? d.maxNewTokens
         promptsPerBatch = try c.decodeIfPresent(Int.self, forKey: .promptsPerBatch) ?? d.promptsPerBatch
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        fitToContext = try c.decodeIfPresent(Bool.self, forKey: .fitToContext) ?? d.fitToContext
     }
 
     /// The temperature used: `temperature`, or 0 (greedy) for one sample and 1.0 for several.
@@ -250,25 +257,24 @@ public struct EvalReport: Codable, Equatable, Sendable {
 
 /// Runs held-out evaluations and holds the pure metric functions they use.
 public enum Evaluator {
-    /// The most new tokens that fit after every problem's prompt in the policy's context, capped at `cap`:
-    /// the default of `ponder eval --max-new`, so a small model's checkpoint evaluates without a flag.
-    /// `cap` when some prompt leaves no room or cannot be encoded (`evaluate` then names that problem).
-    /// `longest` is the problem whose prompt set the limit (nil when the cap did), for a caller to name.
-    public static func fittingMaxNewTokens(policy: Policy, tokenizer: any Tokenizer, problems: [Problem],
-                                           cap: Int = 128) -> (tokens: Int, longest: Problem?) {
-        var longest: (problem: Problem, tokens: Int)?
+    /// The problems whose prompt leaves fewer than `cap` new tokens in the policy's context, which
+    /// `fitToContext` (`ponder eval` without --max-new) gives only what fits: that number, by problem
+    /// id. A prompt that cannot be encoded or leaves no room is not in it: `evaluate` names it.
+    public static func shortenedByContext(policy: Policy, tokenizer: any Tokenizer, problems: [Problem],
+                                          cap: Int) -> [String: Int] {
+        var out: [String: Int] = [:]
         for problem in problems {
-            guard let count = try? tokenizer.encodePrompt(problem.prompt).count else { return (cap, nil) }
-            if count > longest?.tokens ?? -1 { longest = (problem, count) }
+            guard let length = try? tokenizer.encodePrompt(problem.prompt).count else { continue }
+            let room = policy.config.maxContext - length
+            if room >= 1 && room < cap { out[problem.id] = room }
         }
-        let room = policy.config.maxContext - (longest?.tokens ?? 0)
-        return room >= 1 && room < cap ? (room, longest?.problem) : (cap, nil)
+        return out
     }
 
     /// Samples `options.samples` completions for each problem (batches of `promptsPerBatch` problems
-    /// through `Sampler.sample`; problem i draws from its own RNG, stream "eval" of `options.seed`
-    /// keyed by i), grades and aggregates them. Deterministic for given inputs, whatever the batch
-    /// size or number of ranks. `progress` is called with (problems done, total) after each batch.
+    /// with the same limit on new tokens through `Sampler.sample`; problem i draws from its own RNG,
+    /// stream "eval" of `options.seed` keyed by i), grades and aggregates them. Deterministic for given
+    /// inputs, whatever the batch size or number of ranks. `progress` is called with (problems done, total) after each batch.
     ///
     /// With a `communicator` of several ranks, each rank samples and grades its share of the problems,
     /// and every rank returns the whole report.
@@ -286,32 +292,47 @@ public enum Evaluator {
                 throw EvalError.unencodable(id: problem.id, reason: "\(error)")
             }
         }
-        // Name the longest prompt, so the limit the error suggests fits every problem.
+        // Each problem's limit on new tokens: maxNewTokens, or under fitToContext what its prompt leaves
+        // of the context. A prompt that leaves no room is an error naming it; without fitToContext, the
+        // longest prompt is named, so the limit the error suggests fits every problem.
+        let limits = prompts.map { options.fitToContext ? min(options.maxNewTokens, maxContext - $0.count) : options.maxNewTokens }
         let longest = prompts.indices.max { prompts[$0].count < prompts[$1].count || (prompts[$0].count == prompts[$1].count && $0 > $1) }!
-        guard prompts[longest].count + options.maxNewTokens <= maxContext else {
+        guard prompts[longest].count + limits[longest] <= maxContext, limits[longest] >= 1 else {
             throw EvalError.promptTooLong(
                 id: problems[longest].id, promptTokens: prompts[longest].count, maxNewTokens: options.maxNewTokens,
                 maxContext: maxContext)
         }
         let k = options.samples
         let mine = communicator.share(problems.count)
-        var results: [EvalProblemResult] = []
-        results.reserveCapacity(problems.count)
-        for start in stride(from: mine.lowerBound, to: mine.upperBound, by: options.promptsPerBatch) {
-            let end = min(start + options.promptsPerBatch, mine.upperBound)
-            var rngs = (start..<end).map { RNG(seed: options.seed, stream: "eval", keys: [UInt64($0)]) }
-            let out = Sampler.sample(
-                policy: policy, prompts: Array(prompts[start..<end]), group: k, options: options.sampling,
-                stopTokens: tokenizer.stopTokens, padToken: Int32(tokenizer.pad), rngs: &rngs)  // (P·K) prompt-major
-            for p in 0..<(end - start) {
-                let samples = out[(p * k)..<((p + 1) * k)].map { c in
-                    EvalSample(text: tokenizer.decode(c.tokens.map(Int.init), skipSpecial: true),
-                               tokens: c.tokens.count, truncated: c.truncated)
+        // Problems with the same limit are sampled together, in batches of promptsPerBatch, in order
+        // (one run of batches when every limit is maxNewTokens). A problem's samples depend only on the
+        // policy, its prompt, its limit and its own generator, never on the batch it shares.
+        var byLimit: [Int: [Int]] = [:]
+        for i in mine { byLimit[limits[i], default: []].append(i) }
+        var graded = [EvalProblemResult?](repeating: nil, count: problems.count)
+        var done = 0
+        for limit in byLimit.keys.sorted(by: >) {
+            let indices = byLimit[limit]!
+            var sampling = options.sampling
+            sampling.maxNewTokens = limit
+            for start in stride(from: 0, to: indices.count, by: options.promptsPerBatch) {
+                let batch = Array(indices[start..<min(start + options.promptsPerBatch, indices.count)])
+                var rngs = batch.map { RNG(seed: options.seed, stream: "eval", keys: [UInt64($0)]) }
+                let out = Sampler.sample(
+                    policy: policy, prompts: batch.map { prompts[$0] }, group: k, options: sampling,
+                    stopTokens: tokenizer.stopTokens, padToken: Int32(tokenizer.pad), rngs: &rngs)  // (P·K) prompt-major
+                for (p, i) in batch.enumerated() {
+                    let samples = out[(p * k)..<((p + 1) * k)].map { c in
+                        EvalSample(text: tokenizer.decode(c.tokens.map(Int.init), skipSpecial: true),
+                                   tokens: c.tokens.count, truncated: c.truncated)
+                    }
+                    graded[i] = grade(problems[i], samples)
                 }
-                results.append(grade(problems[start + p], samples))
+                done += batch.count
+                progress?(done, mine.count)
             }
-            progress?(end - mine.lowerBound, mine.count)
         }
+        var results = mine.map { graded[$0]! }
         if communicator.size > 1 {  // every rank's results, in rank order: the problems' order
             let parts = communicator.allGather(Array(try JSONEncoder().encode(results)))
             results = try parts.flatMap { try JSONDecoder().decode([EvalProblemResult].self, from: Data($0)) }

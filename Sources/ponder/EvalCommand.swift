@@ -29,7 +29,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Samples per problem (the k of pass@k and maj@k).") var samples = 1
     @Option(help: "Sampling temperature; 0 is greedy (default: 0 for one sample, 1.0 for several).") var temperature: Float?
     @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1: off).") var topP: Float = 1
-    @Option(name: .customLong("max-new"), help: "Most new tokens per completion (default: 128, or what the checkpoint's context leaves after the longest prompt).")
+    @Option(name: .customLong("max-new"), help: "Most new tokens per completion, for every problem (default: 128, or less for a problem whose prompt leaves less of the checkpoint's context).")
     var maxNew: Int?
     @Option(help: "Problems sampled together in one batch.") var batch = 32
     @Option(help: "Seed of the eval sampling stream.") var seed: UInt64 = 0
@@ -89,22 +89,23 @@ struct EvalCommand: ParsableCommand {
             let (policy, tokenizer, _) = try first ?? Checkpoint.load(from: URL(fileURLWithPath: path))
             first = nil
             var options = options
-            if maxNew == nil {
-                let fitting = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
-                options.maxNewTokens = fitting.tokens
-                if let longest = fitting.longest, comm.isWriter {
-                    FileHandle.standardError.write(Data("""
-                        warning: \(path): its \(policy.config.maxContext)-token context leaves \(fitting.tokens) new \
-                        tokens after the longest prompt (\(longest.id)), and every problem gets that many; \
-                        evaluate the families it was trained on (--family) or set --max-new.
-
-                        """.utf8))
-                }
-            }
+            if maxNew == nil { options.fitToContext = true }  // each problem: what its prompt leaves of the context, at most 128
             var report = try Evaluator.evaluate(
                 policy: policy, tokenizer: tokenizer, problems: problems, options: options, communicator: comm,
                 progress: { done, total in if comm.isWriter { Self.progress("\(path): \(done)/\(total) problems") } })
             if comm.isWriter { Self.progress(nil) }
+            if maxNew == nil, comm.isWriter {  // say where the context, not the model, ended completions
+                let room = Evaluator.shortenedByContext(policy: policy, tokenizer: tokenizer, problems: problems, cap: options.maxNewTokens)
+                let cut = report.problems.filter { $0.truncated > 0 && room[$0.id] != nil }
+                if let fewest = cut.min(by: { room[$0.id]! < room[$1.id]! }) {
+                    FileHandle.standardError.write(Data("""
+                        warning: \(path): \(cut.reduce(0) { $0 + $1.truncated }) completions of \(cut.count) problems were cut \
+                        where its \(policy.config.maxContext)-token context ends, after as few as \(room[fewest.id]!) new tokens \
+                        (\(fewest.id)), not where the model stopped; --family and --level choose what is evaluated.
+
+                        """.utf8))
+                }
+            }
             report.checkpoint = path
             reports.append(report)
         }
@@ -133,9 +134,15 @@ struct EvalCommand: ParsableCommand {
         return out
     }
 
+    /// "max_new=N", and whether a problem whose prompt left less of the context got less.
+    private func maxNewLabel(_ report: EvalReport) -> String {
+        let used = report.options ?? options
+        return "max_new=\(used.maxNewTokens)" + (used.fitToContext ? " (or what the context leaves)" : "")
+    }
+
     private func printTable(_ report: EvalReport) {
         let t = options.resolvedTemperature
-        print("\(report.checkpoint ?? "")  k=\(report.k) \(t == 0 ? "greedy" : "temperature \(t)") max_new=\(report.options?.maxNewTokens ?? options.maxNewTokens) seed=\(seed)")
+        print("\(report.checkpoint ?? "")  k=\(report.k) \(t == 0 ? "greedy" : "temperature \(t)") \(maxNewLabel(report)) seed=\(seed)")
         // With one sample, pass@k and maj@k equal pass@1: their columns only appear for k > 1.
         let k = report.k
         print(pad("", 18) + cells(["n", "pass@1"] + (k > 1 ? ["pass@\(k)", "maj@\(k)"] : []) + ["format", "mean_len", "trunc"]))
@@ -148,9 +155,9 @@ struct EvalCommand: ParsableCommand {
 
     private func printComparison(_ reports: [EvalReport]) {
         let names = reports.indices.map { String(UnicodeScalar(UInt8(65 + $0 % 26))) + ($0 >= 26 ? "\($0 / 26)" : "") }
-        // Without --max-new each checkpoint gets what its context allows, so say what each one had.
+        // Without --max-new each problem gets what its checkpoint's context allows, so say what each had.
         for (name, report) in zip(names, reports) {
-            print("\(name) = \(report.checkpoint ?? "")  max_new=\(report.options?.maxNewTokens ?? options.maxNewTokens)")
+            print("\(name) = \(report.checkpoint ?? "")  \(maxNewLabel(report))")
         }
         var header = ["n"]
         for (i, name) in names.enumerated() {

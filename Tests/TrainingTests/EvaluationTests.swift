@@ -226,21 +226,35 @@ final class EvaluationTests: XCTestCase {
             guard case .promptTooLong(let id, _, 35, 40) = error as? EvalError else { return XCTFail("\(error)") }
             XCTAssertEqual(id, problems.max { $0.prompt.count < $1.prompt.count }!.id, "the longest prompt, first among equals")
         }
-        // `ponder eval` without --max-new: the most that fits after the longest prompt (the context is 40).
-        let longest = try problems.map { try tokenizer.encodePrompt($0.prompt).count }.max()!
-        let (fitting, limitedBy) = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems)
-        XCTAssertEqual(fitting, 40 - longest)
-        XCTAssertEqual(try limitedBy.map { try tokenizer.encodePrompt($0.prompt).count }, longest, "it names the problem that set the limit")
-        XCTAssertNoThrow(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: [problems.max { $0.prompt.count < $1.prompt.count }!],
-                                                options: EvalOptions(maxNewTokens: fitting)))
-        XCTAssertThrowsError(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: problems,
-                                                    options: EvalOptions(maxNewTokens: fitting + 1)))
-        let capped = Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: problems, cap: 5)
-        XCTAssertEqual(capped.tokens, 5)
-        XCTAssertNil(capped.longest, "the cap, not a prompt, set the limit")
+        // `ponder eval` without --max-new: each problem gets at most what its own prompt leaves of the
+        // 40-token context, not what the longest prompt leaves, whatever the batch it shares.
+        let lengths = try problems.map { try tokenizer.encodePrompt($0.prompt).count }
+        let longest = lengths.max()!
+        XCTAssertGreaterThan(longest, lengths.min()!, "the test needs prompts of different lengths")
+        let fitted = EvalOptions(samples: 3, maxNewTokens: 35, promptsPerBatch: 4, seed: 1, fitToContext: true)
+        let fit = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: problems, options: fitted)
+        for (length, result) in zip(lengths, fit.problems) {
+            XCTAssertLessThanOrEqual(result.tokens, 3 * min(35, 40 - length), result.id)
+        }
+        XCTAssertTrue(zip(lengths, fit.problems).contains { $0.0 < longest && $0.1.tokens > 3 * (40 - longest) },
+                      "a shorter prompt got more new tokens than the longest prompt leaves")
+        var oneByOne = fitted
+        oneByOne.promptsPerBatch = 1
+        XCTAssertEqual(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: problems, options: oneByOne).problems,
+                       fit.problems)
+        let shortened = Evaluator.shortenedByContext(policy: policy, tokenizer: tokenizer, problems: problems, cap: 35)
+        XCTAssertEqual(shortened.count, problems.count)
+        for (problem, length) in zip(problems, lengths) { XCTAssertEqual(shortened[problem.id], 40 - length, problem.id) }
+        XCTAssertTrue(Evaluator.shortenedByContext(policy: policy, tokenizer: tokenizer, problems: problems, cap: 5).isEmpty,
+                      "every prompt leaves the cap")
         var tooLong = problems[0]
         tooLong.prompt = String(repeating: "1", count: 60) + "+1=?"
-        XCTAssertEqual(Evaluator.fittingMaxNewTokens(policy: policy, tokenizer: tokenizer, problems: [tooLong]).tokens, 128,
-                       "no room at all: the cap, so that evaluate names the problem")
+        tooLong.id = "too-long"
+        XCTAssertEqual(Evaluator.shortenedByContext(policy: policy, tokenizer: tokenizer, problems: [tooLong], cap: 35).count, 0,
+                       "no room at all is not a shortened problem: evaluate names it")
+        XCTAssertThrowsError(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: problems + [tooLong], options: fitted)) { error in
+            guard case .promptTooLong(let id, _, _, 40) = error as? EvalError else { return XCTFail("\(error)") }
+            XCTAssertEqual(id, tooLong.id)
+        }
     }
 }
