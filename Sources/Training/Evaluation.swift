@@ -274,7 +274,8 @@ public enum Evaluator {
     /// Samples `options.samples` completions for each problem (batches of `promptsPerBatch` problems
     /// with the same limit on new tokens through `Sampler.sample`; problem i draws from its own RNG,
     /// stream "eval" of `options.seed` keyed by i), grades and aggregates them. Deterministic for given
-    /// inputs, whatever the batch size or number of ranks. `progress` is called with (problems done, total) after each batch.
+    /// inputs, whatever the batch size or number of ranks. `progress` is called with (problems done,
+    /// total) after each batch.
     ///
     /// With a `communicator` of several ranks, each rank samples and grades its share of the problems,
     /// and every rank returns the whole report.
