@@ -22,7 +22,7 @@ public final class Storage {
     init(count: Int, exact: Bool = false) {
         self.count = count
         self.exact = exact
-        data = exact ? .allocate(capacity: count) : BufferPool.take(count)
+        data = Self.allocate(count, exact: exact)
     }
 
     deinit {
@@ -30,7 +30,7 @@ public final class Storage {
         if let g = gradBuffer { release(g) }
     }
 
-    private func allocate() -> UnsafeMutablePointer<Float> {
+    private static func allocate(_ count: Int, exact: Bool) -> UnsafeMutablePointer<Float> {
         exact ? .allocate(capacity: count) : BufferPool.take(count)
     }
 
@@ -41,7 +41,7 @@ public final class Storage {
     /// The gradient buffer, allocated and zeroed on first use.
     var grad: UnsafeMutablePointer<Float> {
         if let g = gradBuffer { return g }
-        let g = allocate()
+        let g = Self.allocate(count, exact: exact)
         g.initialize(repeating: 0, count: count)
         gradBuffer = g
         return g
@@ -58,7 +58,7 @@ public final class Storage {
     /// pays for zeroing it first.
     func gradForOverwrite() -> (pointer: UnsafeMutablePointer<Float>, fresh: Bool) {
         if let g = gradBuffer { return (g, false) }
-        let g = allocate()
+        let g = Self.allocate(count, exact: exact)
         gradBuffer = g
         return (g, true)
     }

@@ -129,10 +129,14 @@ public struct EvalProblemResult: Codable, Equatable, Sendable {
     public var truncated: Int
     /// The first sample's text, for inspection.
     public var firstCompletion: String
+    /// The most new tokens each sample could have (less than the options' under `fitToContext` when
+    /// the prompt left less of the context); nil for completions graded without sampling.
+    public var maxNewTokens: Int?
 
     enum CodingKeys: String, CodingKey {
         case id, family, level, samples, correct, formatted, majorityAnswer = "majority_answer"
         case majorityCorrect = "majority_correct", tokens, truncated, firstCompletion = "first_completion"
+        case maxNewTokens = "max_new_tokens"
     }
 }
 
@@ -257,20 +261,6 @@ public struct EvalReport: Codable, Equatable, Sendable {
 
 /// Runs held-out evaluations and holds the pure metric functions they use.
 public enum Evaluator {
-    /// The problems whose prompt leaves fewer than `cap` new tokens in the policy's context, which
-    /// `fitToContext` (`ponder eval` without --max-new) gives only what fits: that number, by problem
-    /// id. A prompt that cannot be encoded or leaves no room is not in it: `evaluate` names it.
-    public static func shortenedByContext(policy: Policy, tokenizer: any Tokenizer, problems: [Problem],
-                                          cap: Int) -> [String: Int] {
-        var out: [String: Int] = [:]
-        for problem in problems {
-            guard let length = try? tokenizer.encodePrompt(problem.prompt).count else { continue }
-            let room = policy.config.maxContext - length
-            if room >= 1 && room < cap { out[problem.id] = room }
-        }
-        return out
-    }
-
     /// Samples `options.samples` completions for each problem (batches of `promptsPerBatch` problems
     /// with the same limit on new tokens through `Sampler.sample`; problem i draws from its own RNG,
     /// stream "eval" of `options.seed` keyed by i), grades and aggregates them. Deterministic for given
@@ -327,7 +317,7 @@ public enum Evaluator {
                         EvalSample(text: tokenizer.decode(c.tokens.map(Int.init), skipSpecial: true),
                                    tokens: c.tokens.count, truncated: c.truncated)
                     }
-                    graded[i] = grade(problems[i], samples)
+                    graded[i] = grade(problems[i], samples, maxNewTokens: limit)
                 }
                 done += batch.count
                 progress?(done, mine.count)
@@ -351,7 +341,7 @@ public enum Evaluator {
     }
 
     /// Grades the samples of one problem: correctness and strict format per sample, and the majority vote.
-    public static func grade(_ problem: Problem, _ samples: [EvalSample]) -> EvalProblemResult {
+    public static func grade(_ problem: Problem, _ samples: [EvalSample], maxNewTokens: Int? = nil) -> EvalProblemResult {
         precondition(!samples.isEmpty, "no samples for \(problem.id)")
         let answers = samples.map { AnswerExtraction.lastAnswer(in: $0.text) }
         let vote = majorityVote(answers)
@@ -362,7 +352,7 @@ public enum Evaluator {
             majorityAnswer: vote.map { normalizedAnswer(answers[$0]!) },
             majorityCorrect: vote.map { problem.check(answers[$0]!).isCorrect } ?? false,
             tokens: samples.reduce(0) { $0 + $1.tokens }, truncated: samples.filter(\.truncated).count,
-            firstCompletion: samples[0].text)
+            firstCompletion: samples[0].text, maxNewTokens: maxNewTokens)
     }
 
     /// The unbiased pass@k estimator 1 − C(n−c, k) / C(n, k) for n samples of which c are correct,

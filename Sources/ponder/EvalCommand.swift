@@ -94,17 +94,15 @@ struct EvalCommand: ParsableCommand {
                 policy: policy, tokenizer: tokenizer, problems: problems, options: options, communicator: comm,
                 progress: { done, total in if comm.isWriter { Self.progress("\(path): \(done)/\(total) problems") } })
             if comm.isWriter { Self.progress(nil) }
-            if maxNew == nil, comm.isWriter {  // say where the context, not the model, ended completions
-                let room = Evaluator.shortenedByContext(policy: policy, tokenizer: tokenizer, problems: problems, cap: options.maxNewTokens)
-                let cut = report.problems.filter { $0.truncated > 0 && room[$0.id] != nil }
-                if let fewest = cut.min(by: { room[$0.id]! < room[$1.id]! }) {
-                    FileHandle.standardError.write(Data("""
-                        warning: \(path): \(cut.reduce(0) { $0 + $1.truncated }) completions of \(cut.count) problems were cut \
-                        where its \(policy.config.maxContext)-token context ends, after as few as \(room[fewest.id]!) new tokens \
-                        (\(fewest.id)), not where the model stopped; --family and --level choose what is evaluated.
+            // Say where the context, not the model, ended completions: problems given less than max_new.
+            let cut = report.problems.filter { $0.truncated > 0 && ($0.maxNewTokens ?? options.maxNewTokens) < options.maxNewTokens }
+            if let fewest = cut.min(by: { $0.maxNewTokens! < $1.maxNewTokens! }), comm.isWriter {
+                FileHandle.standardError.write(Data("""
+                    warning: \(path): \(cut.reduce(0) { $0 + $1.truncated }) completions of \(cut.count) problems were cut \
+                    where its \(policy.config.maxContext)-token context ends, after as few as \(fewest.maxNewTokens!) new tokens \
+                    (\(fewest.id)), not where the model stopped; --family and --level choose what is evaluated.
 
-                        """.utf8))
-                }
+                    """.utf8))
             }
             report.checkpoint = path
             reports.append(report)

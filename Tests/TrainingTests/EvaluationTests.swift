@@ -234,24 +234,19 @@ final class EvaluationTests: XCTestCase {
         let fitted = EvalOptions(samples: 3, maxNewTokens: 35, promptsPerBatch: 4, seed: 1, fitToContext: true)
         let fit = try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: problems, options: fitted)
         for (length, result) in zip(lengths, fit.problems) {
+            XCTAssertEqual(result.maxNewTokens, min(35, 40 - length), result.id)
             XCTAssertLessThanOrEqual(result.tokens, 3 * min(35, 40 - length), result.id)
         }
+        XCTAssertEqual(Set(report.problems.map(\.maxNewTokens)), [12], "without fitToContext every problem gets max_new")
         XCTAssertTrue(zip(lengths, fit.problems).contains { $0.0 < longest && $0.1.tokens > 3 * (40 - longest) },
                       "a shorter prompt got more new tokens than the longest prompt leaves")
         var oneByOne = fitted
         oneByOne.promptsPerBatch = 1
         XCTAssertEqual(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: problems, options: oneByOne).problems,
                        fit.problems)
-        let shortened = Evaluator.shortenedByContext(policy: policy, tokenizer: tokenizer, problems: problems, cap: 35)
-        XCTAssertEqual(shortened.count, problems.count)
-        for (problem, length) in zip(problems, lengths) { XCTAssertEqual(shortened[problem.id], 40 - length, problem.id) }
-        XCTAssertTrue(Evaluator.shortenedByContext(policy: policy, tokenizer: tokenizer, problems: problems, cap: 5).isEmpty,
-                      "every prompt leaves the cap")
         var tooLong = problems[0]
         tooLong.prompt = String(repeating: "1", count: 60) + "+1=?"
-        tooLong.id = "too-long"
-        XCTAssertEqual(Evaluator.shortenedByContext(policy: policy, tokenizer: tokenizer, problems: [tooLong], cap: 35).count, 0,
-                       "no room at all is not a shortened problem: evaluate names it")
+        tooLong.id = "too-long"  // no room at all: an error naming it, not a problem with 0 new tokens
         XCTAssertThrowsError(try Evaluator.evaluate(policy: policy, tokenizer: tokenizer, problems: problems + [tooLong], options: fitted)) { error in
             guard case .promptTooLong(let id, _, _, 40) = error as? EvalError else { return XCTFail("\(error)") }
             XCTAssertEqual(id, tooLong.id)
