@@ -57,14 +57,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Test support: the Python interpreter of the cross-checks against the peers' libraries.
-        .target(name: "PeerPython", path: "Tests/PeerPython"),
+        // Test support: the repository's root and release binary, and the Python interpreter of the
+        // cross-checks against the peers' libraries.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "PeerPython"]),
-        .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
-        .testTarget(name: "RunsTests", dependencies: ["Runs", "PeerPython"], exclude: ["Golden"]),
-        .testTarget(name: "FuzzTests", dependencies: ["Training"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "TestSupport"]),
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "RunsTests", dependencies: ["Runs", "TestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "FuzzTests", dependencies: ["Training", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -9,6 +9,7 @@ import Model
 import Runs
 import Tasks
 import Training
+import TestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -16,7 +17,7 @@ import Glibc
 #endif
 
 final class FuzzTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
 
     /// Values a user (or a corrupted file) might write, as YAML/JSON text.
     static let hostileValues = [
@@ -263,8 +264,7 @@ final class FuzzTests: XCTestCase {
     /// there is none, e.g. under `swift test` without a release build): each must exit with a
     /// message, never a signal.
     func testCLIFlags() throws {
-        let binary = Self.root.appendingPathComponent(".build/release/ponder")
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary.path), "no release binary at \(binary.path)")
+        guard let binary = Repository.ponderBinary else { throw XCTSkip(Repository.noBinary) }
         let values = ["0", "-1", "2147483648", "9223372036854775807", "nan", "abc"]
         let commands: [[String]] = [
             ["bench", "train", "--batch"], ["bench", "train", "--seq"], ["bench", "train", "--d"], ["bench", "train", "--heads"],

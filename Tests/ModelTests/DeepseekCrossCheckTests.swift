@@ -9,10 +9,11 @@
 import Autograd
 import Foundation
 import Model
+import TestSupport
 import XCTest
 
 final class DeepseekCrossCheckTests: XCTestCase {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repo = Repository.root
     static let script = repo.appendingPathComponent("scripts/hf_check_deepseek.py").path
 
     func transformersLogits(_ python: Python, _ dir: URL, _ ids: [Int]) throws -> [[Float]] {

@@ -6,10 +6,11 @@
 import Autograd
 import Foundation
 import Model
+import TestSupport
 import XCTest
 
 final class HFImportTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
 
     // MARK: Sharded weights (pure Swift)
 

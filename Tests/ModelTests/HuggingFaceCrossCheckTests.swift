@@ -10,7 +10,7 @@ import XCTest
 
 import Autograd
 import Model
-import PeerPython
+import TestSupport
 
 final class HuggingFaceCrossCheckTests: XCTestCase {
     func testTokenizersLibraryEncodesAndDecodesTheSame() throws {
@@ -199,7 +199,7 @@ final class HuggingFaceCrossCheckTests: XCTestCase {
     }
 }
 
-/// The interpreter the cross-checks run in (Tests/PeerPython).
+/// The interpreter the cross-checks run in (Tests/TestSupport).
 typealias Python = PeerPython
 
 extension PeerPython {

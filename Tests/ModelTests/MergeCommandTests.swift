@@ -1,6 +1,7 @@
 import Autograd
 import Foundation
 import Model
+import TestSupport
 import XCTest
 
 /// `ponder merge CHECKPOINT OUT`, the binary itself: the folder it writes is an ordinary model (no
@@ -9,11 +10,7 @@ import XCTest
 /// adapters, saying which, and writes nothing then.
 final class MergeCommandTests: XCTestCase {
     private func binary() throws -> URL {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let binary = root.appendingPathComponent(".build/release/ponder")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw XCTSkip("no release ponder binary at \(binary.path) (swift build -c release)")
-        }
+        guard let binary = Repository.ponderBinary else { throw XCTSkip(Repository.noBinary) }
         return binary
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import PeerPython
+import TestSupport
 import XCTest
 
 /// A fresh empty folder under the temporary directory, removed when the test ends.
@@ -39,7 +39,7 @@ func assertGolden(_ actual: String, _ name: String, file: StaticString = #filePa
 }
 
 /// Runs `script` with arguments under the first peer interpreter that imports `module`
-/// (Tests/PeerPython); nil when none does.
+/// (Tests/TestSupport); nil when none does.
 func python(_ script: String, arguments: [String] = [], requiring module: String) throws -> String? {
     try PeerPython.find(importing: [module])?.run(script: script, arguments: arguments)
 }

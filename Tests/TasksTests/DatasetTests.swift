@@ -1,14 +1,13 @@
 import Foundation
 import Tasks
+import TestSupport
 import XCTest
 
 /// The committed datasets: reproducible byte for byte, described by the manifest, disjoint from
 /// training, and loaded with typed errors for malformed lines.
 final class DatasetTests: XCTestCase {
     /// The repository's `datasets/` folder.
-    static let committed = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("datasets")
+    static let committed = Repository.root.appendingPathComponent("datasets")
 
     func testGenerateReproducesTheCommittedFilesByteForByte() throws {
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-datasets-\(UUID().uuidString)")

@@ -8,6 +8,7 @@ import Model
 import Runs
 import Tasks
 import Training
+import TestSupport
 import XCTest
 
 final class DataParallelTests: XCTestCase {
@@ -77,14 +78,11 @@ final class DataParallelTests: XCTestCase {
 
     // MARK: - mpirun
 
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
 
     /// The release binary and mpirun, or a skip naming what is missing.
     func tools() throws -> (ponder: URL, mpirun: URL) {
-        let binary = Self.root.appendingPathComponent(".build/release/ponder")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw XCTSkip("no release ponder binary at \(binary.path) (swift build -c release)")
-        }
+        guard let binary = Repository.ponderBinary else { throw XCTSkip(Repository.noBinary) }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         guard let mpirun = path.split(separator: ":").map({ URL(fileURLWithPath: String($0)).appendingPathComponent("mpirun") })
             .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {

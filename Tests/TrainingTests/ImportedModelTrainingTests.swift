@@ -7,10 +7,11 @@ import Foundation
 import Model
 import Runs
 import Training
+import TestSupport
 import XCTest
 
 final class ImportedModelTrainingTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
 
     func testSFTAndGRPOFromAQwen2FolderWithChatPrompts() throws {
         let fm = FileManager.default

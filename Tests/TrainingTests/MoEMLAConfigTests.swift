@@ -3,12 +3,13 @@ import Foundation
 import Model
 import Runs
 import Training
+import TestSupport
 import XCTest
 
 /// model.attention, model.mla and model.moe: the example config, the policy they make, and errors
 /// that name the key.
 final class MoEMLAConfigTests: XCTestCase {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repo = Repository.root
 
     func testExampleConfigMakesAnMoEMLAPolicy() throws {
         let c = try ConfigLoader.load(Self.repo.appendingPathComponent("configs/moe-mla-tiny.yaml"))

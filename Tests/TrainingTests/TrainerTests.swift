@@ -6,6 +6,7 @@ import Foundation
 import Model
 import Runs
 import Training
+import TestSupport
 import XCTest
 
 final class TrainerTests: XCTestCase {
@@ -141,11 +142,7 @@ final class TrainerTests: XCTestCase {
     /// step, then `ponder train --resume` finishes the run. Metrics and weights must equal an
     /// uninterrupted run's.
     func testKillNineThenResumeMatchesAnUninterruptedRun() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let binary = root.appendingPathComponent(".build/release/ponder")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw XCTSkip("no release ponder binary at \(binary.path) (swift build -c release)")
-        }
+        guard let binary = Repository.ponderBinary else { throw XCTSkip(Repository.noBinary) }
         var cfg = try Self.tinyConfig()
         cfg.checkpoint.every = 1
         let dir = temporaryRun()
