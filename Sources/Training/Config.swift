@@ -159,6 +159,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         public var learningRate: Float = 5e-5
         /// GRPO's own learning-rate schedule, cosine or constant ("": optimizer.schedule).
         public var schedule = StageSchedule.inherit
+        /// Weight γ of a next-token loss on a batch of the cold start's teacher traces, added to every
+        /// update (InstructGPT's PPO-ptx, Ouyang et al. 2022): it holds what SFT taught while GRPO moves
+        /// the policy (0: off).
+        public var sftCoef: Double = 0
+        /// Traces in that batch, drawn afresh each step.
+        public var sftBatchSize = 8
     }
 
     public struct OptimizerSection: Codable, Equatable, Sendable {
@@ -315,6 +321,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(grpo.oversample >= 0 && grpo.oversample <= 8, "grpo.oversample", "must be in [0, 8] (a fraction of prompts_per_step)")
         try range(grpo.maxResampleRounds, 0...16, "grpo.max_resample_rounds")
         try range(grpo.numIterations, 1...64, "grpo.num_iterations")
+        try need(grpo.sftCoef >= 0 && grpo.sftCoef <= 100, "grpo.sft_coef", "must be in 0...100 (0: off)")
+        try range(grpo.sftBatchSize, 1...Limits.batch, "grpo.sft_batch_size")
         do { try grpo.rewards.validate() } catch { throw ConfigError(file: nil, key: "grpo.rewards", message: "\(error)") }
         try positive(grpo.learningRate, max: 1, "grpo.learning_rate")
         try need(optimizer.beta1 >= 0 && optimizer.beta1 < 1, "optimizer.beta1", "is \(optimizer.beta1); it must be in [0, 1) (AdamW divides by 1 - beta1^t)")

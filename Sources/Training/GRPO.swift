@@ -170,8 +170,11 @@ public struct GRPOStep {
     /// `communicator.share` of the groups, normalised by the whole batch's sequence and token
     /// counts, so the ranks' losses sum to the one-process loss; gradients are summed across ranks
     /// before clipping, so every rank takes the same AdamW step.
+    ///
+    /// `traces` (grpo.sft_coef > 0): teacher traces whose next-token loss, weighted by sft_coef, joins
+    /// every pass's gradient, each rank taking its share as SFT does.
     public func update(policy: Policy, reference: Policy?, optimizer: AdamW, samples: [ScoredCompletion],
-                       communicator: Communicator = .single) throws -> [String: Double] {
+                       traces: [SFTExample] = [], communicator: Communicator = .single) throws -> [String: Double] {
         // Sampling's buffers (KV caches, packed weights, decode activations) are not the update's: for
         // a large policy, give them back to malloc before it and the update's before the next
         // sampling, so that peak memory is about the larger phase's, not their sum (malloc serves one
@@ -198,7 +201,7 @@ public struct GRPOStep {
             return Autograd.noGrad { reference.withoutAdapters { logprobs(reference, b).0.array } }
         }
         var m: [String: Double] = [:]
-        var lossSum = 0.0, normSum = 0.0
+        var lossSum = 0.0, normSum = 0.0, sftLossSum = 0.0
         let tokens = max(1, Double(totalTokens))
         for it in 0..<config.grpo.numIterations {
             var sums = LossSums()  // this rank's sums
@@ -218,11 +221,20 @@ public struct GRPOStep {
                 sums.clipHighTokens += stats.clipHigh * partTokens
                 sums.clipRegionTokens += stats.clipRegion * partTokens
             }
+            if !traces.isEmpty && config.grpo.sftCoef > 0 {
+                let mine = communicator.share(traces.count)
+                if !mine.isEmpty {
+                    sums.sftLoss = SFT.accumulateGradients(policy: policy, batch: Array(traces[mine]), pad: Int32(tokenizer.pad),
+                                                           normalizer: traces.reduce(0) { $0 + SFT.targetCount($1) },
+                                                           weight: Float(config.grpo.sftCoef))
+                }
+            }
             communicator.sumGradients(policy.parameters)
             let all = LossSums(communicator.sum(sums.array))
-            normSum += try applyUpdate(policy: policy, optimizer: optimizer, loss: all.loss, maxGradNorm: config.optimizer.maxGradNorm)
+            normSum += try applyUpdate(policy: policy, optimizer: optimizer, loss: all.loss + config.grpo.sftCoef * all.sftLoss, maxGradNorm: config.optimizer.maxGradNorm)
             lossSum += all.loss
-            if it == 0 {
+            sftLossSum += all.sftLoss
+            if it == 0 && !samples.isEmpty {
                 m["entropy"] = all.entropyTokens / tokens
                 m["kl"] = all.klTokens / tokens
                 m["clip_ratio/low_mean"] = all.clipLowTokens / tokens
@@ -231,8 +243,9 @@ public struct GRPOStep {
             }
         }
         let mu = Double(config.grpo.numIterations)
-        m["loss"] = lossSum / mu
+        if !samples.isEmpty { m["loss"] = lossSum / mu }
         m["grad_norm"] = normSum / mu
+        if !traces.isEmpty && config.grpo.sftCoef > 0 { m["sft/loss"] = sftLossSum / mu }
         return m
     }
 
@@ -290,12 +303,14 @@ public struct GRPOStep {
 /// KL and clip fractions times their token counts (divided by the global token count afterwards).
 struct LossSums {
     var loss = 0.0, entropyTokens = 0.0, klTokens = 0.0, clipLowTokens = 0.0, clipHighTokens = 0.0, clipRegionTokens = 0.0
+    /// The next-token loss on the sft_coef traces (unweighted; each rank's share over the batch's tokens).
+    var sftLoss = 0.0
 
     init() {}
 
     init(_ a: [Double]) {
-        (loss, entropyTokens, klTokens, clipLowTokens, clipHighTokens, clipRegionTokens) = (a[0], a[1], a[2], a[3], a[4], a[5])
+        (loss, entropyTokens, klTokens, clipLowTokens, clipHighTokens, clipRegionTokens, sftLoss) = (a[0], a[1], a[2], a[3], a[4], a[5], a[6])
     }
 
-    var array: [Double] { [loss, entropyTokens, klTokens, clipLowTokens, clipHighTokens, clipRegionTokens] }
+    var array: [Double] { [loss, entropyTokens, klTokens, clipLowTokens, clipHighTokens, clipRegionTokens, sftLoss] }
 }

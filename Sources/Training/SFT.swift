@@ -109,12 +109,14 @@ public enum SFT {
     /// Accumulates the gradient of the masked loss of `batch` (normalised by `normalizer`
     /// completion tokens) over length micro-batches; returns the loss. A policy with MoE layers
     /// takes the batch whole, as its balance loss and routing metrics are per forward.
-    public static func accumulateGradients(policy: Policy, batch: [SFTExample], pad: Int32, normalizer: Int, overhead: Int = 256) -> Double {
+    /// `weight` scales the loss and its gradient (GRPO's sft_coef); the returned loss is unscaled.
+    public static func accumulateGradients(policy: Policy, batch: [SFTExample], pad: Int32, normalizer: Int, overhead: Int = 256,
+                                           weight: Float = 1) -> Double {
         let groups = policy.moeLayers.isEmpty ? lengthGroups(batch.map(\.ids.count), overhead: overhead) : [Array(batch.indices)]
         var total = 0.0
         for g in groups {
             let (loss, _) = loss(policy: policy, batch: g.map { batch[$0] }, pad: pad, normalizer: normalizer)
-            loss.backward()
+            (weight == 1 ? loss : loss * weight).backward()
             total += Double(loss.item)
         }
         return total

@@ -17,9 +17,11 @@ extension Trainer {
         let step = GRPOStep(config: config, tokenizer: tokenizer, rewards: rewards)
         let groups = try collectGroups(step, k: k)
         var metrics = groups.metrics(step, curriculum: curriculumMetrics())
-        if groups.batch.contains(where: { $0.advantage != 0 }) {  // without signal every advantage is 0: no update
-            metrics.merge(try step.update(policy: policy, reference: reference, optimizer: optimizer, samples: groups.batch,
-                                          communicator: communicator)) { a, _ in a }
+        // Without signal every advantage is 0: no update, unless sft_coef's traces still have a loss to take.
+        let signal = groups.batch.contains(where: { $0.advantage != 0 }), traces = sftTraces(step: k)
+        if signal || !traces.isEmpty {
+            metrics.merge(try step.update(policy: policy, reference: reference, optimizer: optimizer, samples: signal ? groups.batch : [],
+                                          traces: traces, communicator: communicator)) { a, _ in a }
         }
         state.step += 1
         try logStep(metrics, groups, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
@@ -30,6 +32,14 @@ extension Trainer {
         if config.checkpoint.every > 0 && k1 % config.checkpoint.every == 0 && k1 < config.grpo.steps {
             try saveCheckpoint()
         }
+    }
+
+    /// The teacher traces whose next-token loss joins GRPO step `k`'s update (grpo.sft_coef > 0),
+    /// drawn from a stream of the seed and the step alone, so a resumed run draws the same ones.
+    func sftTraces(step k: Int) -> [SFTExample] {
+        guard config.grpo.sftCoef > 0, !traces.isEmpty else { return [] }
+        var rng = SplitMix64(seed: config.seed, stream: "grpo-sft-\(k)")
+        return (0..<config.grpo.sftBatchSize).map { _ in traces[rng.int(below: traces.count)] }
     }
 
     /// What one step sampled, and the groups it trains on.

@@ -146,7 +146,10 @@ public final class Trainer {
         }
         // Release builds skip preconditions, so an over-long sequence would read past the RoPE
         // table instead of stopping: check the SFT set against the context here.
-        if config.sft.steps > 0, let longest = (traces + validationExamples).max(by: { $0.ids.count < $1.ids.count }),
+        if config.grpo.sftCoef > 0 && traces.isEmpty {
+            throw ConfigError(file: nil, key: "grpo.sft_coef", message: "is \(config.grpo.sftCoef), but there are no teacher traces to take its loss on: raise sft.num_traces or set grpo.sft_coef to 0")
+        }
+        if config.sft.steps > 0 || config.grpo.sftCoef > 0, let longest = (traces + validationExamples).max(by: { $0.ids.count < $1.ids.count }),
            longest.ids.count > policy.config.maxContext {
             throw ConfigError(file: nil, key: "model.max_context", message: "is \(policy.config.maxContext) tokens, but an SFT trace is \(longest.ids.count) tokens long: raise model.max_context or choose shorter sft.levels (`ponder tasks show FAMILY --level N`)")
         }

@@ -249,6 +249,43 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(Double(loss), tracker.bestLoss!, accuracy: 1e-4)
     }
 
+    /// grpo.sft_coef: each GRPO update also takes the loss of a batch of the cold start's traces (logged
+    /// as sft/loss), the traces depend on the seed and step alone, so a run stopped inside GRPO resumes
+    /// to the uninterrupted run's metrics and weights; and the term moves the weights.
+    func testSFTCoefJoinsTheUpdateAndResumesExactly() throws {
+        var cfg = try Self.tinyConfig()
+        cfg.grpo.sftCoef = 0.5
+        cfg.grpo.sftBatchSize = 4
+        let whole = temporaryRun(), broken = temporaryRun(), plain = temporaryRun()
+        try Trainer(config: cfg, runDirectory: whole, resume: false).run()
+        let first = try Trainer(config: cfg, runDirectory: broken, resume: false)
+        first.stopAfterStep = 33
+        try first.run()
+        try Trainer(config: cfg, runDirectory: broken, resume: true).run()
+        XCTAssertEqual(try deterministicMetrics(broken), try deterministicMetrics(whole))
+        // Every step takes the traces' loss, with or without groups that disagree.
+        let rows = try RunReader(runDirectory: whole).metrics().rows.filter { $0.stage == "grpo" }
+        XCTAssertEqual(rows.count, 4)
+        for row in rows { XCTAssertGreaterThan(try XCTUnwrap(row.values["sft/loss"]), 0) }
+        var off = cfg
+        off.grpo.sftCoef = 0
+        try Trainer(config: off, runDirectory: plain, resume: false).run()
+        let a = try Checkpoint.load(from: Checkpoints.latest(in: whole)!.url).policy
+        let b = try Checkpoint.load(from: Checkpoints.latest(in: broken)!.url).policy
+        let c = try Checkpoint.load(from: Checkpoints.latest(in: plain)!.url).policy
+        for ((name, x), (_, y)) in zip(a.namedParameters, b.namedParameters) {
+            XCTAssertEqual(x.array.map(\.bitPattern), y.array.map(\.bitPattern), name)
+        }
+        XCTAssertTrue(a.namedParameters.map { $0.1.array } != c.namedParameters.map { $0.1.array }, "sft_coef changed nothing")
+        XCTAssertNil(try RunReader(runDirectory: plain).metrics().rows.first { $0.values["sft/loss"] != nil })
+
+        cfg.sft.numTraces = 0
+        cfg.sft.steps = 0
+        XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: temporaryRun(), resume: false)) { error in
+            XCTAssertTrue("\(error)".contains("grpo.sft_coef"), "\(error)")
+        }
+    }
+
     /// When no group's rewards differ, dynamic sampling keeps none, and the step still runs and logs.
     func testAStepWithoutSignalStillRuns() throws {
         var cfg = try Self.tinyConfig()
