@@ -19,7 +19,8 @@ public enum NativeKernels {
         return supported
     }()
 
-    /// Whether the float32 products of training (`BLAS.gemm`) run Ponder's AVX-512 GEMM (sgemm.c) rather
+    /// Whether the float32 products of training (`BLAS.gemm`, and `BLAS.sgemm`'s single-threaded ones such
+    /// as attention's per head) run Ponder's AVX-512 GEMM (sgemm.c) rather
     /// than OpenBLAS: where the AVX-512 kernels run and OpenBLAS runs a kernel without AVX-512 (say
     /// `OPENBLAS_CORETYPE=Haswell` on an AVX-512 CPU), where Ponder's is about twice as fast; OpenBLAS's
     /// own AVX-512 kernels are as fast or faster (`ponder bench matmul` shows both).
