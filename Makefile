@@ -10,7 +10,7 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-# The main job: SFT then GRPO on 2-3 digit addition (about 5 minutes on 2 cores), ending in the
+# The main job: SFT then GRPO on 2-3 digit addition (a few minutes on 2 cores), ending in the
 # start-vs-end held-out table and the reward curve. Each run starts afresh in runs/quickstart.
 quickstart: build
 	rm -rf runs/quickstart

@@ -249,8 +249,7 @@ public enum BLAS {
 
     /// C = alpha * op(A) * op(B) + beta * C, all row-major, on one thread, in `precision` (nil: `BLAS.precision`).
     /// op(A) is (M, K), op(B) is (K, N), C is (M, N); lda/ldb/ldc are row strides. Float32 products run
-    /// Ponder's GEMM where training's do (`NativeKernels.trainingGEMM`): attention's per-head products ran
-    /// 2-3% of the d256 GRPO step faster there than in OpenBLAS's Haswell kernel.
+    /// Ponder's GEMM wherever training's do (`NativeKernels.trainingGEMM`), attention's per-head ones included.
     @inline(__always)
     public static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
