@@ -160,8 +160,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         /// GRPO's own learning-rate schedule, cosine or constant ("": optimizer.schedule).
         public var schedule = StageSchedule.inherit
         /// Weight γ of a next-token loss on a batch of the cold start's teacher traces, added to every
-        /// update (InstructGPT's PPO-ptx, Ouyang et al. 2022): it holds what SFT taught while GRPO moves
-        /// the policy (0: off).
+        /// update (InstructGPT's PPO-ptx, Ouyang et al. 2022), to hold the policy near what SFT taught
+        /// while GRPO moves it (0: off).
         public var sftCoef: Double = 0
         /// Traces in that batch, drawn afresh each step.
         public var sftBatchSize = 8

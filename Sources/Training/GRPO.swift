@@ -200,6 +200,10 @@ public struct GRPOStep {
             guard config.grpo.beta > 0, let reference else { return nil }
             return Autograd.noGrad { reference.withoutAdapters { logprobs(reference, b).0.array } }
         }
+        // sft_coef's traces: each rank's share, over the whole batch's target tokens, as in SFT.
+        let sftCoef = traces.isEmpty ? 0 : config.grpo.sftCoef
+        let myTraces = sftCoef > 0 ? Array(traces[communicator.share(traces.count)]) : []
+        let traceTokens = traces.reduce(0) { $0 + SFT.targetCount($1) }
         var m: [String: Double] = [:]
         var lossSum = 0.0, normSum = 0.0, sftLossSum = 0.0
         let tokens = max(1, Double(totalTokens))
@@ -221,17 +225,13 @@ public struct GRPOStep {
                 sums.clipHighTokens += stats.clipHigh * partTokens
                 sums.clipRegionTokens += stats.clipRegion * partTokens
             }
-            if !traces.isEmpty && config.grpo.sftCoef > 0 {
-                let mine = communicator.share(traces.count)
-                if !mine.isEmpty {
-                    sums.sftLoss = SFT.accumulateGradients(policy: policy, batch: Array(traces[mine]), pad: Int32(tokenizer.pad),
-                                                           normalizer: traces.reduce(0) { $0 + SFT.targetCount($1) },
-                                                           weight: Float(config.grpo.sftCoef))
-                }
+            if !myTraces.isEmpty {
+                sums.sftLoss = SFT.accumulateGradients(policy: policy, batch: myTraces, pad: Int32(tokenizer.pad),
+                                                       normalizer: traceTokens, weight: Float(sftCoef))
             }
             communicator.sumGradients(policy.parameters)
             let all = LossSums(communicator.sum(sums.array))
-            normSum += try applyUpdate(policy: policy, optimizer: optimizer, loss: all.loss + config.grpo.sftCoef * all.sftLoss, maxGradNorm: config.optimizer.maxGradNorm)
+            normSum += try applyUpdate(policy: policy, optimizer: optimizer, loss: all.loss + sftCoef * all.sftLoss, maxGradNorm: config.optimizer.maxGradNorm)
             lossSum += all.loss
             sftLossSum += all.sftLoss
             if it == 0 && !samples.isEmpty {
@@ -245,7 +245,7 @@ public struct GRPOStep {
         let mu = Double(config.grpo.numIterations)
         if !samples.isEmpty { m["loss"] = lossSum / mu }
         m["grad_norm"] = normSum / mu
-        if !traces.isEmpty && config.grpo.sftCoef > 0 { m["sft/loss"] = sftLossSum / mu }
+        if sftCoef > 0 { m["sft/loss"] = sftLossSum / mu }
         return m
     }
 
