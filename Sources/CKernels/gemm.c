@@ -112,13 +112,24 @@ __attribute__((target("avx512f"))) void ponder_attend_row(const float *q, const 
         sum += p[j];
     }
     const float inv = 1 / sum;
-    for (long c = 0; c < d; c += 16) _mm512_storeu_ps(out + c, _mm512_setzero_ps());
-    for (long j = start; j <= end; j++) {
-        const float *vj = values + j * d;
-        for (long c = 0; c < d; c += 16) _mm_prefetch((const char *)(vj + ahead + c), _MM_HINT_T0);
-        __m512 w = _mm512_set1_ps(p[j] * inv);
-        for (long c = 0; c < d; c += 16)
-            _mm512_storeu_ps(out + c, _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + c), _mm512_loadu_ps(out + c)));
+    // out = Σ_j p[j]·inv·v_j in key order, 64 columns at a time held in registers across the keys (a
+    // sum kept in `out` would wait on a store and a reload at every key).
+    for (long c0 = 0; c0 < d; c0 += 64) {
+        const long nv = d - c0 >= 64 ? 4 : (d - c0) / 16;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (long j = start; j <= end; j++) {
+            const float *vj = values + j * d + c0;
+            _mm_prefetch((const char *)(vj + ahead), _MM_HINT_T0);
+            const __m512 w = _mm512_set1_ps(p[j] * inv);
+            a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj), a0);
+            if (nv > 1) a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 16), a1);
+            if (nv > 2) a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 32), a2);
+            if (nv > 3) a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 48), a3);
+        }
+        _mm512_storeu_ps(out + c0, a0);
+        if (nv > 1) _mm512_storeu_ps(out + c0 + 16, a1);
+        if (nv > 2) _mm512_storeu_ps(out + c0 + 32, a2);
+        if (nv > 3) _mm512_storeu_ps(out + c0 + 48, a3);
     }
 }
 

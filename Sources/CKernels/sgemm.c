@@ -148,7 +148,9 @@ static void packB(const SJob *j, long k0, long kc, long lo, long hi, void *dst) 
         long cols = j->n - p * 32 < 32 ? j->n - p * 32 : 32;
         if (!j->bf16) {
             float *out = (float *)dst + (p - lo) * kc * 32;
-            if (!j->transB) {
+            if (!j->transB && cols == 32) {  // a constant size, so the copy is inlined rather than a call per row
+                for (long kk = 0; kk < kc; kk++) memcpy(out + kk * 32, j->b + (k0 + kk) * j->ldb + p * 32, 32 * sizeof(float));
+            } else if (!j->transB) {
                 for (long kk = 0; kk < kc; kk++) {
                     memcpy(out + kk * 32, j->b + (k0 + kk) * j->ldb + p * 32, (size_t)cols * sizeof(float));
                     for (long col = cols; col < 32; col++) out[kk * 32 + col] = 0;
@@ -294,14 +296,16 @@ static void runPart(void *arg, long part) {
                     ab = scratchA;
                     rs = pairs;
                 } else if (j->transA) {  // groups of 8 rows, interleaved: [group][kk][8], read straight from A's rows
+                    // Row by row of A (each read once, contiguously), its 8-float pieces to their groups.
                     float *dst = scratchA;
-                    for (long g = 0; g < rows; g += 8) {
-                        long n8 = rows - g < 8 ? rows - g : 8;
-                        float *out = dst + g * kc;
-                        for (long kk = 0; kk < kc; kk++) {
-                            const float *src = j->a + (k0 + kk) * j->lda + i0 + g;
-                            for (long r = 0; r < 8; r++) out[kk * 8 + r] = r < n8 ? src[r] : 0;
+                    long full = rows / 8 * 8;
+                    for (long kk = 0; kk < kc; kk++) {
+                        const float *src = j->a + (k0 + kk) * j->lda + i0;
+                        if (kk + 8 < kc) {  // A's rows lie lda apart: fetch ahead what the prefetcher cannot guess
+                            for (long g = 0; g < rows; g += 16) __builtin_prefetch(src + 8 * j->lda + g);
                         }
+                        for (long g = 0; g < full; g += 8) memcpy(dst + g * kc + kk * 8, src + g, 8 * sizeof(float));
+                        for (long r = 0; r < 8 && full < rows; r++) dst[full * kc + kk * 8 + r] = full + r < rows ? src[full + r] : 0;
                     }
                     af = scratchA;
                 } else {
