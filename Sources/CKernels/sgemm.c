@@ -2,9 +2,10 @@
 // FMA, or bfloat16 operands with float32 sums through avx512_bf16's VDPBF16PS where the CPU has it
 // (Zen 4/5, Cooper Lake, Sapphire Rapids) and no AMX is used. The structure is GotoBLAS's: op(B) is
 // packed into 32-column panels per chunk of K, and each part takes its rows of C in blocks of 64 rows
-// (packing every panel itself) or, when C is wider than tall, its own panels; register kernels hold
-// MR × 32 sums across the chunk. Each element's sum runs over K in the same order
-// whatever the thread split, so results are reproducible.
+// (in float32, when op(B) fits the packing limit, the parts first pack it once between them; otherwise
+// each packs what it reads) or, when C is wider than tall, its own panels; register kernels hold
+// MR × 32 sums across the chunk. Each element's sum runs over K in the same order whatever the thread
+// split, so results are reproducible.
 
 #include "ckernels.h"
 #include "bf16pack.h"
@@ -38,6 +39,7 @@ typedef struct {
     const float *a, *b;
     float *c;
     const uint16_t *prepacked;  // op(B) packed once for every chunk (bf16 decoding), else NULL
+    float *shared;              // float32 op(B) packed once by all parts between them (see run), else NULL
 } SJob;
 
 // Grow-only scratch of each part's thread: its panels of op(B) and its block of A.
@@ -237,6 +239,7 @@ SK_BF16(1)
 static const void *panelAt(const SJob *j, const void *own, long chunk, long p, long pLo, long pHi, long kc) {
     long pairsMax = (j->kcMax + 1) / 2, pairs = (kc + 1) / 2;
     if (j->prepacked) return j->prepacked + (chunk * j->panels * pairsMax + p * pairs) * 64;
+    if (j->shared) return j->shared + (chunk * j->panels * j->kcMax + p * kc) * 32;
     if (j->bf16) return (const uint16_t *)own + (chunk * (pHi - pLo) * pairsMax + (p - pLo) * pairs) * 64;
     return (const float *)own + (chunk * (pHi - pLo) * j->kcMax + (p - pLo) * kc) * 32;
 }
@@ -270,12 +273,12 @@ static void runPart(void *arg, long part) {
     if (rLo >= rHi || pLo >= pHi) return;
     long pairsMax = (j->kcMax + 1) / 2, chunks = (j->k + j->kcMax - 1) / j->kcMax;
     size_t panelChunk = j->bf16 ? (size_t)pairsMax * 64 * 2 : (size_t)j->kcMax * 32 * 4;  // bytes per panel per chunk
-    long width = j->prepacked ? pHi - pLo : packLimit / (long)(panelChunk * chunks);
+    long width = j->prepacked || j->shared ? pHi - pLo : packLimit / (long)(panelChunk * chunks);
     if (width < 1) width = 1;
     scratchA = ponder_scratch_grow(scratchA, &capA, (size_t)SMC * (j->kcMax + 1) * 4);
     for (long bLo = pLo; bLo < pHi; bLo += width) {
         long bHi = bLo + width < pHi ? bLo + width : pHi;
-        if (!j->prepacked) {
+        if (!j->prepacked && !j->shared) {
             size_t perChunk = (size_t)(bHi - bLo) * panelChunk;
             scratchB = ponder_scratch_grow(scratchB, &capB, perChunk * chunks);
             for (long c = 0; c < chunks; c++) {
@@ -345,6 +348,20 @@ static void runSerially(long parts, ponder_body_fn body, void *arg) {
     for (long p = 0; p < parts; p++) body(arg, p);
 }
 
+// Part `part` of packing all of float32 op(B) into j->shared: its share of the panels, every chunk.
+static void packPart(void *arg, long part) {
+    SJob *j = arg;
+    long lo = j->panels * part / j->parts, hi = j->panels * (part + 1) / j->parts;
+    for (long c = 0; c * j->kcMax < j->k; c++) {
+        long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax;
+        packB(j, k0, kc, lo, hi, j->shared + (c * j->panels * j->kcMax + lo * kc) * 32);
+    }
+}
+
+// The calling thread's buffer for a float32 op(B) that its parts pack between them.
+static __thread void *scratchShared;
+static __thread size_t capShared;
+
 static void run(SJob *j, long parts, ponder_parallel_fn runParts) {
     long blocks = (j->m + SMC - 1) / SMC;
     j->parts = parts < 1 ? 1 : parts;
@@ -357,6 +374,18 @@ static void run(SJob *j, long parts, ponder_parallel_fn runParts) {
     long units = j->splitRows ? blocks : j->panels;
     if (j->parts > units) j->parts = units;
     if (j->parts == 1 || !runParts) runParts = runSerially;
+    // Split by rows, each part would pack all of op(B) for itself: in float32, when it fits the packing
+    // limit, the parts pack it once between them first (each a share of the panels), then all read it.
+    // The panels hold the same values either way, so no sum changes.
+    size_t sharedBytes = (size_t)((j->k + j->kcMax - 1) / j->kcMax) * j->panels * j->kcMax * 32 * sizeof(float);
+    if (!j->bf16 && !j->prepacked && j->splitRows && runParts != runSerially && (long)sharedBytes <= packLimit) {
+        scratchShared = ponder_scratch_grow(scratchShared, &capShared, sharedBytes);
+        j->shared = scratchShared;
+        long parts = j->parts;
+        if (j->parts > j->panels) j->parts = j->panels;  // packPart splits panels
+        runParts(j->parts, packPart, j);
+        j->parts = parts;
+    }
     runParts(j->parts, runPart, j);
 }
 
