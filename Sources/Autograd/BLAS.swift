@@ -201,7 +201,7 @@ public enum BLAS {
         let lib = library
         let bf16 = (precision ?? self.precision) == .bf16
         if bf16 || NativeKernels.trainingGEMM {
-            // The parts take blocks of C's rows (or its panels, when C is wide); splitting rows in float32,
+            // The parts take blocks of C's rows (or its panels, when C is wide); splitting rows,
             // they pack op(B) once between them first.
             ownGEMM(bf16: bf16, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                     beta: beta, c: c, ldc: ldc, parts: split && m * n * k >= 1 << 18 ? parts : 1)

@@ -2,8 +2,8 @@
 // FMA, or bfloat16 operands with float32 sums through avx512_bf16's VDPBF16PS where the CPU has it
 // (Zen 4/5, Cooper Lake, Sapphire Rapids) and no AMX is used. The structure is GotoBLAS's: op(B) is
 // packed into 32-column panels per chunk of K, and each part takes its rows of C in blocks of 64 rows
-// (in float32, when op(B) fits the packing limit, the parts first pack it once between them; otherwise
-// each packs what it reads) or, when C is wider than tall, its own panels; register kernels hold
+// (when op(B) fits the packing limit, the parts first pack it once between them; otherwise each packs
+// what it reads) or, when C is wider than tall, its own panels; register kernels hold
 // MR × 32 sums across the chunk. Each element's sum runs over K in the same order whatever the thread
 // split, so results are reproducible.
 
@@ -40,6 +40,7 @@ typedef struct {
     float *c;
     const uint16_t *prepacked;  // op(B) packed once for every chunk (bf16 decoding), else NULL
     float *shared;              // float32 op(B) packed once by all parts between them (see run), else NULL
+    uint16_t *packing;          // where packPart writes bfloat16 op(B) (then read as `prepacked`)
 } SJob;
 
 // Grow-only scratch of each part's thread: its panels of op(B) and its block of A.
@@ -102,10 +103,11 @@ __attribute__((target(PONDER_BF16_TARGET))) static void packABF16(const SJob *j,
     }
     // A's rows hold op(A)'s columns: rows 2q and 2q+1 pair up for 16 rows of op(A) at a time, then a
     // 16 × 16 transpose puts each row's pairs together.
+    // Pairs outermost: the 32 rows of A that 16 pairs read are used up, across every row of op(A), before the next.
     uint32_t *d32 = (uint32_t *)dst;
-    for (long r0 = 0; r0 < rows; r0 += 16) {
-        long nr = rows - r0 < 16 ? rows - r0 : 16;
-        for (long q0 = 0; q0 < pairs; q0 += 16) {
+    for (long q0 = 0; q0 < pairs; q0 += 16) {
+        for (long r0 = 0; r0 < rows; r0 += 16) {
+            long nr = rows - r0 < 16 ? rows - r0 : 16;
             __m512i v[16];
             for (int qi = 0; qi < 16; qi++) {
                 long q = q0 + qi;
@@ -348,17 +350,20 @@ static void runSerially(long parts, ponder_body_fn body, void *arg) {
     for (long p = 0; p < parts; p++) body(arg, p);
 }
 
-// Part `part` of packing all of float32 op(B) into j->shared: its share of the panels, every chunk.
+// Part `part` of packing all of op(B) once, in the layout panelAt reads (float32 into j->shared,
+// bfloat16 into j->packing as `prepacked`): its share of the panels, every chunk.
 static void packPart(void *arg, long part) {
     SJob *j = arg;
-    long lo = j->panels * part / j->parts, hi = j->panels * (part + 1) / j->parts;
+    long lo = j->panels * part / j->parts, hi = j->panels * (part + 1) / j->parts, pairsMax = (j->kcMax + 1) / 2;
     for (long c = 0; c * j->kcMax < j->k; c++) {
         long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax;
-        packB(j, k0, kc, lo, hi, j->shared + (c * j->panels * j->kcMax + lo * kc) * 32);
+        void *dst = j->bf16 ? (void *)(j->packing + (c * j->panels * pairsMax + lo * ((kc + 1) / 2)) * 64)
+                            : (void *)(j->shared + (c * j->panels * j->kcMax + lo * kc) * 32);
+        packB(j, k0, kc, lo, hi, dst);
     }
 }
 
-// The calling thread's buffer for a float32 op(B) that its parts pack between them.
+// The calling thread's buffer for an op(B) that its parts pack between them.
 static __thread void *scratchShared;
 static __thread size_t capShared;
 
@@ -374,17 +379,20 @@ static void run(SJob *j, long parts, ponder_parallel_fn runParts) {
     long units = j->splitRows ? blocks : j->panels;
     if (j->parts > units) j->parts = units;
     if (j->parts == 1 || !runParts) runParts = runSerially;
-    // Split by rows, each part would pack all of op(B) for itself: in float32, when it fits the packing
-    // limit, the parts pack it once between them first (each a share of the panels), then all read it.
-    // The panels hold the same values either way, so no sum changes.
-    size_t sharedBytes = (size_t)((j->k + j->kcMax - 1) / j->kcMax) * j->panels * j->kcMax * 32 * sizeof(float);
-    if (!j->bf16 && !j->prepacked && j->splitRows && runParts != runSerially && (long)sharedBytes <= packLimit) {
+    // Split by rows, each part would pack all of op(B) for itself: when it fits the packing limit, the
+    // parts pack it once between them first (each a share of the panels), then all read it. The panels
+    // hold the same values either way, so no sum changes.
+    long chunks = (j->k + j->kcMax - 1) / j->kcMax;
+    size_t sharedBytes = j->bf16 ? (size_t)chunks * j->panels * ((j->kcMax + 1) / 2) * 64 * sizeof(uint16_t)
+                                 : (size_t)chunks * j->panels * j->kcMax * 32 * sizeof(float);
+    if (!j->prepacked && j->splitRows && runParts != runSerially && (long)sharedBytes <= packLimit) {
         scratchShared = ponder_scratch_grow(scratchShared, &capShared, sharedBytes);
-        j->shared = scratchShared;
+        if (j->bf16) j->packing = scratchShared; else j->shared = scratchShared;
         long parts = j->parts;
         if (j->parts > j->panels) j->parts = j->panels;  // packPart splits panels
         runParts(j->parts, packPart, j);
         j->parts = parts;
+        if (j->bf16) j->prepacked = j->packing;
     }
     runParts(j->parts, runPart, j);
 }
