@@ -90,18 +90,41 @@ extension Tensor {
     /// Causal softmax attention softmax(q·kᵀ·scale + mask)·v for q, k (B, H, T, Dk) and v
     /// (B, H, T, Dv) → (B, H, T, Dv). `keyStart[b]` masks the first keys of row b (left padding);
     /// query rows before it give 0. MLA's values are narrower than its keys (DeepSeek-V3: Dk = 192,
-    /// Dv = 128), and its scale is 1/√Dk. Fused so that the (T, T) scores are made once per head and only the probabilities are saved;
-    /// heads are independent, so each thread takes whole (b, h) pairs with single-threaded sgemms.
-    /// Long on purpose: the fused forward and its backward sit side by side (STYLE.md), sharing the saved
-    /// probabilities.
+    /// Dv = 128), and its scale is 1/√Dk.
     public static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, keyStart: [Int]? = nil) -> Tensor {
         precondition(q.rank == 4 && q.shape == k.shape && v.rank == 4 && Array(v.shape.prefix(3)) == Array(q.shape.prefix(3)),
                      "attention needs q, k (B, H, T, Dk) and v (B, H, T, Dv), got \(q.shape) \(k.shape) \(v.shape)")
-        let (b, h, t, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), dv = v.shape[3]
+        return causalAttention(q, k, v, dims: (q.shape[0], q.shape[1], q.shape[2], q.shape[3], v.shape[3]), tokenMajor: false,
+                               scale: scale, keyStart: keyStart)
+    }
+
+    /// `causalAttention` on the projections' own layout: q, k (B, T, H, Dk) and v (B, T, H, Dv) →
+    /// (B, T, H, Dv), each head read and written in place by its row stride, so no permute copies
+    /// them to (B, H, T, D) and back. The same products on the same values: the same bits.
+    public static func causalAttention(tokenMajor q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, keyStart: [Int]? = nil) -> Tensor {
+        precondition(q.rank == 4 && q.shape == k.shape && v.rank == 4 && Array(v.shape.prefix(3)) == Array(q.shape.prefix(3)),
+                     "attention needs q, k (B, T, H, Dk) and v (B, T, H, Dv), got \(q.shape) \(k.shape) \(v.shape)")
+        return causalAttention(q, k, v, dims: (q.shape[0], q.shape[2], q.shape[1], q.shape[3], v.shape[3]), tokenMajor: true,
+                               scale: scale, keyStart: keyStart)
+    }
+
+    /// The fused causal attention over (b, h, t, dk, dv), with q, k, v and the output either head-major
+    /// (B, H, T, D) or token-major (B, T, H, D). Fused so that the (T, T) scores are made once per
+    /// head and only the probabilities are saved; heads are independent, so each thread takes whole
+    /// (b, h) pairs with single-threaded sgemms. Long on purpose: the fused forward and its backward
+    /// sit side by side (STYLE.md), sharing the saved probabilities.
+    static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, dims: (Int, Int, Int, Int, Int), tokenMajor: Bool,
+                                scale: Float, keyStart: [Int]?) -> Tensor {
+        let (b, h, t, dk, dv) = dims
         if let keyStart { precondition(keyStart.count == b, "keyStart needs \(b) entries") }
-        let out = Tensor(uninitialized: [b, h, t, dv])
+        let out = Tensor(uninitialized: v.shape)
         let probs = BufferPool.take(b * h * t * t)  // (B, H, T, T), saved
-        let tt = t * t, tdk = t * dk, tdv = t * dv
+        let tt = t * t
+        // Where head (b, h)'s first row starts, and the stride between its rows, for keys (and
+        // queries) and for values (and outputs).
+        let ldk = tokenMajor ? h * dk : dk, ldv = tokenMajor ? h * dv : dv
+        func kOffset(_ bh: Int) -> Int { tokenMajor ? (bh / h) * t * h * dk + (bh % h) * dk : bh * t * dk }
+        func vOffset(_ bh: Int) -> Int { tokenMajor ? (bh / h) * t * h * dv + (bh % h) * dv : bh * t * dv }
         // Causal blocks: query rows i0..<i1 only meet keys 0..<i1, so each block's products stop
         // there (at T = 256, 5/8 of the full T×T work). Entries past a block's last key are never
         // read, and the terms a shorter sum leaves out are exact zeros; values differ from the full
@@ -111,9 +134,10 @@ extension Tensor {
             for bh in range {
                 let p = probs + bh * tt
                 let start = keyStart?[bh / h] ?? 0
+                let qd = q.data + kOffset(bh), kd = k.data + kOffset(bh), vd = v.data + vOffset(bh), od = out.data + vOffset(bh)
                 for (i0, i1) in blocks {
                     BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dk, alpha: scale,
-                               a: q.data + bh * tdk + i0 * dk, lda: dk, b: k.data + bh * tdk, ldb: dk, beta: 0, c: p + i0 * t, ldc: t, precision: .f32)
+                               a: qd + i0 * ldk, lda: ldk, b: kd, ldb: ldk, beta: 0, c: p + i0 * t, ldc: t, precision: .f32)
                     for i in i0..<i1 {
                         let row = p + i * t
                         if start > i {
@@ -128,7 +152,7 @@ extension Tensor {
                         for j in (i + 1)..<i1 { row[j] = 0 }
                     }
                     BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dv, k: i1,
-                               a: p + i0 * t, lda: t, b: v.data + bh * tdv, ldb: dv, beta: 0, c: out.data + bh * tdv + i0 * dv, ldc: dv, precision: .f32)
+                               a: p + i0 * t, lda: t, b: vd, ldb: ldv, beta: 0, c: od + i0 * ldv, ldc: ldv, precision: .f32)
                 }
             }
         }
@@ -143,20 +167,20 @@ extension Tensor {
                     let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
                     defer { dp.deallocate() }
                     for bh in range {
-                        let p = saved.pointer + bh * tt, go = g + bh * tdv
-                        let qd = q.data + bh * tdk, kd = k.data + bh * tdk, vd = v.data + bh * tdv
+                        let p = saved.pointer + bh * tt, go = g + vOffset(bh)
+                        let qd = q.data + kOffset(bh), kd = k.data + kOffset(bh), vd = v.data + vOffset(bh)
                         if let gv {  // dV += Pᵀ · dO; keys k0..<k1 meet queries k0..<T
                             for (k0, k1) in blocks {
                                 BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dv, k: t - k0,
-                                           a: p + k0 * t + k0, lda: t, b: go + k0 * dv, ldb: dv, beta: gv.fresh ? 0 : 1,
-                                           c: gv.pointer + bh * tdv + k0 * dv, ldc: dv, precision: .f32)
+                                           a: p + k0 * t + k0, lda: t, b: go + k0 * ldv, ldb: ldv, beta: gv.fresh ? 0 : 1,
+                                           c: gv.pointer + vOffset(bh) + k0 * ldv, ldc: ldv, precision: .f32)
                             }
                         }
                         guard gq != nil || gk != nil else { continue }
                         for (i0, i1) in blocks {
                             // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
                             BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dv,
-                                       a: go + i0 * dv, lda: dv, b: vd, ldb: dv, beta: 0, c: dp + i0 * t, ldc: t, precision: .f32)
+                                       a: go + i0 * ldv, lda: ldv, b: vd, ldb: ldv, beta: 0, c: dp + i0 * t, ldc: t, precision: .f32)
                             for i in i0..<i1 {
                                 let pr = p + i * t, dr = dp + i * t
                                 let dot = Kernels.dot(pr, dr, i + 1)
@@ -165,15 +189,15 @@ extension Tensor {
                             }
                             if let gq {  // dQ += dS · K
                                 BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dk, k: i1,
-                                           a: dp + i0 * t, lda: t, b: kd, ldb: dk, beta: gq.fresh ? 0 : 1,
-                                           c: gq.pointer + bh * tdk + i0 * dk, ldc: dk, precision: .f32)
+                                           a: dp + i0 * t, lda: t, b: kd, ldb: ldk, beta: gq.fresh ? 0 : 1,
+                                           c: gq.pointer + kOffset(bh) + i0 * ldk, ldc: ldk, precision: .f32)
                             }
                         }
                         if let gk {  // dK += dSᵀ · Q
                             for (k0, k1) in blocks {
                                 BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dk, k: t - k0,
-                                           a: dp + k0 * t + k0, lda: t, b: qd + k0 * dk, ldb: dk, beta: gk.fresh ? 0 : 1,
-                                           c: gk.pointer + bh * tdk + k0 * dk, ldc: dk, precision: .f32)
+                                           a: dp + k0 * t + k0, lda: t, b: qd + k0 * ldk, ldb: ldk, beta: gk.fresh ? 0 : 1,
+                                           c: gk.pointer + kOffset(bh) + k0 * ldk, ldc: ldk, precision: .f32)
                             }
                         }
                     }

@@ -78,9 +78,11 @@ public final class LlamaBlock: DecoderLayer {
         let a: Tensor
         if let cache = pass.cache {
             a = Tensor.cachedAttention(q, k, v, cache: cache.buffer(layer: layer), heads: h, scale: 1 / Float(d).squareRoot())
+        } else if kv == h {  // heads read in place, (B, T, H, D)
+            a = Tensor.causalAttention(tokenMajor: q, k, v.reshaped([b, t, h, d]), scale: 1 / Float(d).squareRoot(), keyStart: pass.keyStart)
+                .reshaped([b * t, h * d])
         } else {
             func perHead(_ p: Tensor) -> Tensor {  // (B, T, K, D) → (B, H, T, D)
-                guard kv < h else { return p.transposed(1, 2) }
                 // GQA: repeat each kv head H/K times, as HF's repeat_kv does
                 let one = p.reshaped([b, t, kv, 1, d])
                 return Tensor.concat(Array(repeating: one, count: h / kv), axis: 3).reshaped([b, t, h, d]).transposed(1, 2)

@@ -131,6 +131,33 @@ final class NNTests: XCTestCase {
         }
     }
 
+    /// Heads read in place from (B, T, H, D) give the bits of the permuted (B, H, T, D) form: output
+    /// and the three gradients, across causal blocks (T = 150), with left padding, values narrower
+    /// than keys (as MLA's), and a gradient already holding something (accumulated, not overwritten).
+    func testTokenMajorAttentionEqualsHeadMajorBitForBit() {
+        let (b, t, h, dk, dv) = (2, 150, 3, 16, 8)
+        let qv = param([b, t, h, dk], seed: 90).array, kv = param([b, t, h, dk], seed: 91).array
+        let vv = param([b, t, h, dv], seed: 92).array, w = param([b, t, h, dv], seed: 93)
+        let earlier = param([b, t, h, dk], seed: 94).array
+        for start in [nil, [70, 3]] {
+            func run(tokenMajor: Bool) -> [[Float]] {
+                let q = Tensor(shape: [b, t, h, dk], qv, requiresGrad: true), k = Tensor(shape: [b, t, h, dk], kv, requiresGrad: true)
+                let v = Tensor(shape: [b, t, h, dv], vv, requiresGrad: true)
+                (q * Tensor(shape: [b, t, h, dk], earlier)).sum().backward()  // q's gradient already holds something
+                let out = tokenMajor
+                    ? Tensor.causalAttention(tokenMajor: q, k, v, scale: 0.3, keyStart: start)
+                    : Tensor.causalAttention(q.transposed(1, 2), k.transposed(1, 2), v.transposed(1, 2), scale: 0.3, keyStart: start).transposed(1, 2)
+                (out * w).sum().backward()
+                return [out.array, q.gradArray, k.gradArray, v.gradArray]
+            }
+            let a = run(tokenMajor: true), c = run(tokenMajor: false)
+            for (i, name) in ["output", "dq", "dk", "dv"].enumerated() {
+                let differing = zip(a[i], c[i]).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(differing, 0, "\(name) differs in \(differing) of \(a[i].count), keyStart \(String(describing: start))")
+            }
+        }
+    }
+
     func testCausalAttentionWithLeftPadding() {
         let q = param([2, 1, 6, 4], seed: 63), k = param([2, 1, 6, 4], seed: 64), v = param([2, 1, 6, 4], seed: 65)
         let start = [2, 0]
