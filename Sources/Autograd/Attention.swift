@@ -245,18 +245,32 @@ extension Tensor {
         }
         let out = Tensor(uninitialized: [s * l, qw])
         let qd = q.data, od = out.data
-        Parallel.forRanges(s * h, cost: l * (t0 + l) * d * 4) { range in
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: t0 + l)
-            defer { p.deallocate() }
-            for sh in range {
-                let r = sh / h, hh = sh % h, start = cache.keyStart[r]
-                let kvIndex = r * kvh + hh / rep
-                let kb = kc + kvIndex * cap * d, vb = vc + kvIndex * cap * d
+        // Up to four heads of a sequence at a time: the same slots, independent sums that overlap.
+        let groups = (h + 3) / 4
+        Parallel.forRanges(s * groups, cost: 4 * l * (t0 + l) * d * 4) { range in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: 4 * (t0 + l))
+            let qs = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 4), ks = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 4)
+            let vs = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 4), os = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: 4)
+            defer { p.deallocate(); qs.deallocate(); ks.deallocate(); vs.deallocate(); os.deallocate() }
+            for sg in range {
+                let r = sg / groups, h0 = (sg % groups) * 4, n = Swift.min(4, h - h0), start = cache.keyStart[r]
+                for g in 0..<n {
+                    let kvIndex = r * kvh + (h0 + g) / rep
+                    ks[g] = UnsafePointer(kc + kvIndex * cap * d)
+                    vs[g] = UnsafePointer(vc + kvIndex * cap * d)
+                }
                 for i in 0..<l {
-                    let qi = qd + (r * l + i) * qw + hh * d, oi = od + (r * l + i) * qw + hh * d
+                    for g in 0..<n {
+                        qs[g] = UnsafePointer(qd + (r * l + i) * qw + (h0 + g) * d)
+                        os[g] = od + (r * l + i) * qw + (h0 + g) * d
+                    }
                     let end = t0 + i  // causal: keys start...end
-                    if start > end { oi.update(repeating: 0, count: d); continue }
-                    Kernels.attendRow(q: qi, keys: kb, values: vb, start: start, end: end, d: d, scale: scale, p: p, out: oi)
+                    if start > end {
+                        for g in 0..<n { os[g]!.update(repeating: 0, count: d) }
+                        continue
+                    }
+                    Kernels.attendRows(n, q: qs, keys: ks, values: vs, start: start, end: end, d: d, scale: scale,
+                                       p: p, pStride: t0 + l, out: os)
                 }
             }
         }

@@ -160,6 +160,24 @@ extension Kernels {
         softmaxOver(start, end, p, score: { dot(q, keys + $0 * d, d) * scale }, accumulate: { axpy($1, values + $0 * d, out, d) })
     }
 
+    /// `attendRow` for n ≤ 4 query rows (heads of one sequence) over the same slots start...end, row h
+    /// reading q[h], keys[h], values[h] and writing out[h], with scratch p + h·pStride: each row's result
+    /// is `attendRow`'s, bit for bit; the native kernel overlaps the rows' chains of multiply-adds.
+    @inline(__always)
+    public static func attendRows(_ n: Int, q: UnsafePointer<UnsafePointer<Float>?>, keys: UnsafePointer<UnsafePointer<Float>?>,
+                                  values: UnsafePointer<UnsafePointer<Float>?>, start: Int, end: Int, d: Int, scale: Float,
+                                  p: UnsafeMutablePointer<Float>, pStride: Int, out: UnsafePointer<UnsafeMutablePointer<Float>?>) {
+        precondition(n >= 1 && n <= 4, "attendRows: 1 to 4 rows, got \(n)")
+        if NativeKernels.enabled && d % 16 == 0 {
+            ponder_attend_rows(n, q, keys, values, start, end, d, scale, p, pStride, out)
+            return
+        }
+        for h in 0..<n {
+            attendRow(q: q[h]!, keys: keys[h]!, values: values[h]!, start: start, end: end, d: d, scale: scale,
+                      p: p + h * pStride, out: out[h]!)
+        }
+    }
+
     /// One cached-decoding attention row in portable Swift: p[j] = softmax over keys start...end of
     /// `score(j)`, then `accumulate(j, p[j])` for each key (`attendRow`'s fallback and MLA's cached
     /// steps share it). Inlinable, so that the callers' closures inline across modules.

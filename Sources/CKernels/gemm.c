@@ -92,45 +92,80 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
     }
 }
 
-__attribute__((target("avx512f"))) void ponder_attend_row(const float *q, const float *keys, const float *values,
-                                                          long start, long end, long d, float scale, float *p,
-                                                          float *out) {
+// N query rows (N ≤ 4: heads of one sequence) over the same slots start...end, each with its own keys and
+// values: every row's sums are attend_row's, in its order, and the N rows' independent chains interleave
+// (one row alone waits on each multiply-add's latency at every key).
+__attribute__((target("avx512f"), always_inline)) static inline void attend_rows(
+    const int N, const float *const *q, const float *const *keys, const float *const *values, long start, long end,
+    const long d, float scale, float *p, long pStride, float *const *out) {
     const long ahead = 8 * d;  // floats: 8 rows ahead
-    float mx = -__builtin_inff();
+    float mx[4] = {-__builtin_inff(), -__builtin_inff(), -__builtin_inff(), -__builtin_inff()};
     for (long j = start; j <= end; j++) {
-        const float *kj = keys + j * d;
-        for (long c = 0; c < d; c += 16) _mm_prefetch((const char *)(kj + ahead + c), _MM_HINT_T0);
-        __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q), _mm512_loadu_ps(kj));
-        for (long c = 16; c < d; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + c), _mm512_loadu_ps(kj + c), acc);
-        float s = _mm512_reduce_add_ps(acc) * scale;
-        p[j] = s;
-        if (s > mx) mx = s;
+        for (int h = 0; h < N; h++) {
+            const float *kj = keys[h] + j * d;
+            for (long c = 0; c < d; c += 16) _mm_prefetch((const char *)(kj + ahead + c), _MM_HINT_T0);
+            __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q[h]), _mm512_loadu_ps(kj));
+            for (long c = 16; c < d; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[h] + c), _mm512_loadu_ps(kj + c), acc);
+            float s = _mm512_reduce_add_ps(acc) * scale;
+            p[h * pStride + j] = s;
+            if (s > mx[h]) mx[h] = s;
+        }
     }
-    float sum = 0;
-    for (long j = start; j <= end; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
+    float inv[4];
+    for (int h = 0; h < N; h++) {
+        float sum = 0, *ph = p + h * pStride;
+        for (long j = start; j <= end; j++) {
+            ph[j] = expf(ph[j] - mx[h]);
+            sum += ph[j];
+        }
+        inv[h] = 1 / sum;
     }
-    const float inv = 1 / sum;
     // out = Σ_j p[j]·inv·v_j in key order, 64 columns at a time held in registers across the keys (a
     // sum kept in `out` would wait on a store and a reload at every key).
     for (long c0 = 0; c0 < d; c0 += 64) {
         const long nv = d - c0 >= 64 ? 4 : (d - c0) / 16;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m512 acc[4][4];
+        for (int h = 0; h < N; h++)
+            for (int i = 0; i < 4; i++) acc[h][i] = _mm512_setzero_ps();
         for (long j = start; j <= end; j++) {
-            const float *vj = values + j * d + c0;
-            _mm_prefetch((const char *)(vj + ahead), _MM_HINT_T0);
-            const __m512 w = _mm512_set1_ps(p[j] * inv);
-            a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj), a0);
-            if (nv > 1) a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 16), a1);
-            if (nv > 2) a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 32), a2);
-            if (nv > 3) a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 48), a3);
+            for (int h = 0; h < N; h++) {
+                const float *vj = values[h] + j * d + c0;
+                _mm_prefetch((const char *)(vj + ahead), _MM_HINT_T0);
+                const __m512 w = _mm512_set1_ps(p[h * pStride + j] * inv[h]);
+                for (int i = 0; i < 4; i++)
+                    if (i < nv) acc[h][i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vj + 16 * i), acc[h][i]);
+            }
         }
-        _mm512_storeu_ps(out + c0, a0);
-        if (nv > 1) _mm512_storeu_ps(out + c0 + 16, a1);
-        if (nv > 2) _mm512_storeu_ps(out + c0 + 32, a2);
-        if (nv > 3) _mm512_storeu_ps(out + c0 + 48, a3);
+        for (int h = 0; h < N; h++)
+            for (int i = 0; i < 4; i++)
+                if (i < nv) _mm512_storeu_ps(out[h] + c0 + 16 * i, acc[h][i]);
     }
+}
+
+__attribute__((target("avx512f"))) void ponder_attend_rows(long n, const float *const *q, const float *const *keys,
+                                                           const float *const *values, long start, long end, long d,
+                                                           float scale, float *p, long pStride, float *const *out) {
+    // Common head sizes as constants, so that the loops over a row's vectors unroll without branches.
+#define PONDER_ROWS(D)                                                                                  \
+    switch (n) {                                                                                        \
+    case 1: attend_rows(1, q, keys, values, start, end, D, scale, p, pStride, out); break;              \
+    case 2: attend_rows(2, q, keys, values, start, end, D, scale, p, pStride, out); break;              \
+    case 3: attend_rows(3, q, keys, values, start, end, D, scale, p, pStride, out); break;              \
+    default: attend_rows(4, q, keys, values, start, end, D, scale, p, pStride, out); break;             \
+    }
+    switch (d) {
+    case 32: PONDER_ROWS(32) break;
+    case 64: PONDER_ROWS(64) break;
+    case 128: PONDER_ROWS(128) break;
+    default: PONDER_ROWS(d) break;
+    }
+#undef PONDER_ROWS
+}
+
+__attribute__((target("avx512f"))) void ponder_attend_row(const float *q, const float *keys, const float *values,
+                                                          long start, long end, long d, float scale, float *p,
+                                                          float *out) {
+    attend_rows(1, &q, &keys, &values, start, end, d, scale, p, 0, &out);
 }
 
 #else
@@ -140,6 +175,12 @@ int ponder_packed_gemm_available(void) { return 0; }
 void ponder_attend_row(const float *q, const float *keys, const float *values, long start, long end, long d,
                        float scale, float *p, float *out) {
     (void)q; (void)keys; (void)values; (void)start; (void)end; (void)d; (void)scale; (void)p; (void)out;
+}
+
+void ponder_attend_rows(long n, const float *const *q, const float *const *keys, const float *const *values, long start,
+                        long end, long d, float scale, float *p, long pStride, float *const *out) {
+    (void)n; (void)q; (void)keys; (void)values; (void)start; (void)end; (void)d; (void)scale; (void)p; (void)pStride;
+    (void)out;
 }
 
 void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *packed, long n,

@@ -100,6 +100,42 @@ final class NativeKernelsTests: XCTestCase {
         }
     }
 
+    /// Up to four heads' rows at once (`attendRows`, as cached decoding runs them) give each row's
+    /// `attendRow` result bit for bit, for the head sizes the kernel specialises (32, 64, 128) and
+    /// others, with two rows sharing one kv head's keys and values (grouped-query attention).
+    func testAttendRowsEqualsOneRowAtATimeBitForBit() throws {
+        try XCTSkipUnless(NativeKernels.supported, "the kernel under test needs avx512f")
+        var rng = RNG(seed: 12)
+        for (d, start, end) in [(32, 0, 40), (64, 3, 99), (128, 1, 17), (48, 5, 20), (16, 0, 0), (96, 2, 66)] {
+            let keys = (0..<3).map { _ in Tensor.randn([end + 9, d], rng: &rng) }, values = (0..<3).map { _ in Tensor.randn([end + 9, d], rng: &rng) }
+            let kv = [0, 1, 1, 2]  // rows 1 and 2 share a kv head
+            let q = (0..<4).map { _ in Tensor.randn([d], rng: &rng) }
+            let scale = 1 / Float(d).squareRoot(), stride = end + 1
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: 4 * stride)
+            defer { p.deallocate() }
+            let alone: [[Float]] = (0..<4).map { h in
+                [Float](unsafeUninitializedCapacity: d) { buf, count in
+                    Kernels.attendRow(q: q[h].data, keys: keys[kv[h]].data, values: values[kv[h]].data, start: start, end: end,
+                                      d: d, scale: scale, p: p, out: buf.baseAddress!)
+                    count = d
+                }
+            }
+            for n in 1...4 {
+                let outs = (0..<n).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: d) }
+                defer { outs.forEach { $0.deallocate() } }
+                let qs: [UnsafePointer<Float>?] = (0..<n).map { UnsafePointer(q[$0].data) }
+                let ks: [UnsafePointer<Float>?] = (0..<n).map { UnsafePointer(keys[kv[$0]].data) }
+                let vs: [UnsafePointer<Float>?] = (0..<n).map { UnsafePointer(values[kv[$0]].data) }
+                let os: [UnsafeMutablePointer<Float>?] = outs
+                Kernels.attendRows(n, q: qs, keys: ks, values: vs, start: start, end: end, d: d, scale: scale, p: p, pStride: stride, out: os)
+                for h in 0..<n {
+                    let differing = zip(UnsafeBufferPointer(start: outs[h], count: d), alone[h]).filter { $0.bitPattern != $1.bitPattern }.count
+                    XCTAssertEqual(differing, 0, "d=\(d) keys \(start)...\(end), \(n) rows: row \(h) differs in \(differing) of \(d) values")
+                }
+            }
+        }
+    }
+
     /// One decoding-attention row (AVX-512, and the Swift loop for head sizes that are not a
     /// multiple of 16 or when the kernels are off) equals softmax(scale·q·Kᵀ)·V computed in Double.
     func testAttendRowMatchesReference() {

@@ -34,6 +34,12 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
 void ponder_attend_row(const float *q, const float *keys, const float *values, long start, long end, long d,
                        float scale, float *p, float *out);
 
+/// ponder_attend_row for n ≤ 4 query rows over the same slots start...end (heads of one sequence), row h with
+/// q[h], keys[h], values[h], out[h] and scratch p + h·pStride: each row's result is exactly
+/// ponder_attend_row's, and the rows' independent chains of multiply-adds overlap.
+void ponder_attend_rows(long n, const float *const *q, const float *const *keys, const float *const *values, long start,
+                        long end, long d, float scale, float *p, long pStride, float *const *out);
+
 /// 1 when this CPU and OS run Intel AMX bfloat16 tiles (amx-tile, amx-bf16, avx512f/bw, and the
 /// kernel granted this process the tile state); asks the kernel once, then remembers.
 int ponder_amx_available(void);
