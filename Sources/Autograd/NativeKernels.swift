@@ -20,16 +20,15 @@ public enum NativeKernels {
     }()
 
     /// Whether the float32 products of training (`BLAS.gemm`, and `BLAS.sgemm`'s single-threaded ones such
-    /// as attention's per head) run Ponder's AVX-512 GEMM (sgemm.c) rather
-    /// than OpenBLAS: where the AVX-512 kernels run and OpenBLAS runs a kernel without AVX-512 (say
-    /// `OPENBLAS_CORETYPE=Haswell` on an AVX-512 CPU), where Ponder's is about twice as fast; OpenBLAS's
-    /// own AVX-512 kernels are as fast or faster (`ponder bench matmul` shows both).
-    /// PONDER_GEMM=native or PONDER_GEMM=openblas decides instead.
+    /// as attention's per head) run Ponder's AVX-512 GEMM (sgemm.c) rather than OpenBLAS: wherever the
+    /// AVX-512 kernels run, whichever kernel OpenBLAS picked. Against OpenBLAS's Haswell kernel on an
+    /// AVX-512 CPU it is about twice as fast; against OpenBLAS's own AVX-512 kernel it is about as fast per
+    /// product and faster in a GRPO step (its parts share one packing; docs/results.md), and a run's sums
+    /// do not then depend on `OPENBLAS_CORETYPE`. PONDER_GEMM=native or PONDER_GEMM=openblas decides instead.
     nonisolated(unsafe) public static var trainingGEMM: Bool = {
         switch ProcessInfo.processInfo.environment["PONDER_GEMM"] {
         case "openblas": return false
-        case "native": return enabled
-        default: return enabled && !openBLASHasAVX512
+        default: return enabled
         }
     }()
 
@@ -41,15 +40,10 @@ public enum NativeKernels {
         set { ponder_sgemm_set_pack_limit(newValue) }
     }
 
-    /// Whether OpenBLAS runs one of its AVX-512 kernels.
-    static var openBLASHasAVX512: Bool { ["skylakex", "cooperlake", "sapphirerapids"].contains(BLAS.info.kernel.lowercased()) }
-
     /// Names the training GEMM in use, for logs and benchmark output.
     public static var gemmName: String {
         if trainingGEMM { return "avx512" }
-        if !supported { return "OpenBLAS" }
-        return enabled && openBLASHasAVX512 && ProcessInfo.processInfo.environment["PONDER_GEMM"] == nil
-            ? "OpenBLAS (its AVX-512 kernel; PONDER_GEMM=native for Ponder's)" : "OpenBLAS (PONDER_GEMM=openblas or PONDER_NATIVE_KERNELS=0)"
+        return supported ? "OpenBLAS (PONDER_GEMM=openblas or PONDER_NATIVE_KERNELS=0)" : "OpenBLAS"
     }
 
     /// Whether this CPU can run them at all (asked once).

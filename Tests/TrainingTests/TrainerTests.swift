@@ -138,6 +138,42 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try deterministicMetrics(broken), try deterministicMetrics(whole))
     }
 
+    /// On an AVX-512 CPU every float32 product of a run is Ponder's own, so the kernel OpenBLAS is told
+    /// to use changes no bit: the binary run with `OPENBLAS_CORETYPE=Haswell` and with the variable
+    /// unset (OpenBLAS then picks its AVX-512 kernel) gives the same metrics and weights.
+    func testOpenBLASKernelChoiceChangesNoBitOnAVX512() throws {
+        guard let binary = Repository.ponderBinary else { throw XCTSkip(Repository.noBinary) }
+        try XCTSkipUnless(NativeKernels.trainingGEMM && ProcessInfo.processInfo.environment["PONDER_GEMM"] == nil,
+                          "needs Ponder's AVX-512 GEMM for training (an AVX-512 CPU, PONDER_GEMM unset)")
+        let cfg = try Self.tinyConfig()
+        let dir = temporaryRun()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let configURL = dir.appendingPathComponent("tiny.yaml")
+        try ConfigLoader.yaml(cfg).write(to: configURL, atomically: true, encoding: .utf8)
+        func run(_ name: String, coretype: String?) throws -> URL {
+            let out = dir.appendingPathComponent(name)
+            let p = Process()
+            p.executableURL = binary
+            p.arguments = ["train", configURL.path, "--run-dir", out.path]
+            var env = ProcessInfo.processInfo.environment
+            env["OPENBLAS_CORETYPE"] = coretype
+            p.environment = env
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0, name)
+            return out
+        }
+        let haswell = try run("haswell", coretype: "Haswell"), unset = try run("unset", coretype: nil)
+        XCTAssertEqual(try deterministicMetrics(haswell), try deterministicMetrics(unset))
+        let a = try Checkpoint.load(from: Checkpoints.latest(in: haswell)!.url).policy
+        let b = try Checkpoint.load(from: Checkpoints.latest(in: unset)!.url).policy
+        for ((name, x), (_, y)) in zip(a.namedParameters, b.namedParameters) {
+            XCTAssertEqual(x.array.map(\.bitPattern), y.array.map(\.bitPattern), name)
+        }
+    }
+
     /// The real thing: the `ponder` binary is killed with SIGKILL while it writes a checkpoint every
     /// step, then `ponder train --resume` finishes the run. Metrics and weights must equal an
     /// uninterrupted run's.
