@@ -147,7 +147,9 @@ extension Kernels {
                                  start: Int, end: Int, d: Int, scale: Float,
                                  p: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         if NativeKernels.enabled && d % 16 == 0 {
-            ponder_attend_row(q, keys, values, start, end, d, scale, p, out)
+            var (qs, ks, vs, os): (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?) =
+                (q, keys, values, out)
+            ponder_attend_rows(1, &qs, &ks, &vs, start, end, d, scale, p, end + 1, &os)
             return
         }
         out.update(repeating: 0, count: d)

@@ -92,8 +92,8 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
     }
 }
 
-// N query rows (N ≤ 4: heads of one sequence) over the same slots start...end, each with its own keys and
-// values: every row's sums are attend_row's, in its order, and the N rows' independent chains interleave
+// ponder_attend_rows for a constant N (and, from its dispatch, a constant d where common): each row's sums
+// run over its slots in order, exactly as for that row alone, and the N rows' independent chains interleave
 // (one row alone waits on each multiply-add's latency at every key).
 __attribute__((target("avx512f"), always_inline)) static inline void attend_rows(
     const int N, const float *const *q, const float *const *keys, const float *const *values, long start, long end,
@@ -162,20 +162,9 @@ __attribute__((target("avx512f"))) void ponder_attend_rows(long n, const float *
 #undef PONDER_ROWS
 }
 
-__attribute__((target("avx512f"))) void ponder_attend_row(const float *q, const float *keys, const float *values,
-                                                          long start, long end, long d, float scale, float *p,
-                                                          float *out) {
-    attend_rows(1, &q, &keys, &values, start, end, d, scale, p, 0, &out);
-}
-
 #else
 
 int ponder_packed_gemm_available(void) { return 0; }
-
-void ponder_attend_row(const float *q, const float *keys, const float *values, long start, long end, long d,
-                       float scale, float *p, float *out) {
-    (void)q; (void)keys; (void)values; (void)start; (void)end; (void)d; (void)scale; (void)p; (void)out;
-}
 
 void ponder_attend_rows(long n, const float *const *q, const float *const *keys, const float *const *values, long start,
                         long end, long d, float scale, float *p, long pStride, float *const *out) {

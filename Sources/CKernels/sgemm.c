@@ -39,8 +39,8 @@ typedef struct {
     const float *a, *b;
     float *c;
     const uint16_t *prepacked;  // op(B) packed once for every chunk (bf16 decoding), else NULL
-    float *shared;              // float32 op(B) packed once by all parts between them (see run), else NULL
-    uint16_t *packing;          // where packPart writes bfloat16 op(B) (then read as `prepacked`)
+    void *shared;               // op(B) packed once by the parts between them (see run): read from here in
+                                // float32; in bfloat16 it becomes `prepacked` once packed
 } SJob;
 
 // Grow-only scratch of each part's thread: its panels of op(B) and its block of A.
@@ -236,12 +236,17 @@ SK_BF16(4)
 SK_BF16(2)
 SK_BF16(1)
 
+// Bytes of one packed panel of one chunk of op(B) (a full chunk's, so chunks sit at fixed offsets).
+static size_t panelBytes(const SJob *j) {
+    return j->bf16 ? (size_t)((j->kcMax + 1) / 2) * 64 * sizeof(uint16_t) : (size_t)j->kcMax * 32 * sizeof(float);
+}
+
 // Panel p of chunk `chunk` of op(B): in the shared prepacked copy, or in this part's own packing of
 // its panels pLo..<pHi (chunk-major, each chunk with room for a full one).
 static const void *panelAt(const SJob *j, const void *own, long chunk, long p, long pLo, long pHi, long kc) {
     long pairsMax = (j->kcMax + 1) / 2, pairs = (kc + 1) / 2;
     if (j->prepacked) return j->prepacked + (chunk * j->panels * pairsMax + p * pairs) * 64;
-    if (j->shared) return j->shared + (chunk * j->panels * j->kcMax + p * kc) * 32;
+    if (j->shared) return (const float *)j->shared + (chunk * j->panels * j->kcMax + p * kc) * 32;
     if (j->bf16) return (const uint16_t *)own + (chunk * (pHi - pLo) * pairsMax + (p - pLo) * pairs) * 64;
     return (const float *)own + (chunk * (pHi - pLo) * j->kcMax + (p - pLo) * kc) * 32;
 }
@@ -273,8 +278,8 @@ static void runPart(void *arg, long part) {
         pHi = j->panels * (part + 1) / j->parts;
     }
     if (rLo >= rHi || pLo >= pHi) return;
-    long pairsMax = (j->kcMax + 1) / 2, chunks = (j->k + j->kcMax - 1) / j->kcMax;
-    size_t panelChunk = j->bf16 ? (size_t)pairsMax * 64 * 2 : (size_t)j->kcMax * 32 * 4;  // bytes per panel per chunk
+    long chunks = (j->k + j->kcMax - 1) / j->kcMax;
+    size_t panelChunk = panelBytes(j);
     long width = j->prepacked || j->shared ? pHi - pLo : packLimit / (long)(panelChunk * chunks);
     if (width < 1) width = 1;
     scratchA = ponder_scratch_grow(scratchA, &capA, (size_t)SMC * (j->kcMax + 1) * 4);
@@ -295,7 +300,7 @@ static void runPart(void *arg, long part) {
                 int first = c == 0;
                 const float *af = NULL;
                 const uint32_t *ab = NULL;
-                long rs = 0, ks = 1;  // element (r, kk) of this block of A at a[r·rs + kk·ks]
+                long rs = 0;  // row r of this block of A at a + r·rs (bf16 pairs, or float32 read in place)
                 if (j->bf16) {  // rows × pairs of bfloat16 pairs
                     packABF16(j, i0, rows, k0, kc, scratchA);
                     ab = scratchA;
@@ -350,15 +355,15 @@ static void runSerially(long parts, ponder_body_fn body, void *arg) {
     for (long p = 0; p < parts; p++) body(arg, p);
 }
 
-// Part `part` of packing all of op(B) once, in the layout panelAt reads (float32 into j->shared,
-// bfloat16 into j->packing as `prepacked`): its share of the panels, every chunk.
+// Part `part` of packing all of op(B) once into j->shared, in the layout panelAt reads (bfloat16 as
+// `prepacked`): its share of the panels, every chunk.
 static void packPart(void *arg, long part) {
     SJob *j = arg;
     long lo = j->panels * part / j->parts, hi = j->panels * (part + 1) / j->parts, pairsMax = (j->kcMax + 1) / 2;
     for (long c = 0; c * j->kcMax < j->k; c++) {
         long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax;
-        void *dst = j->bf16 ? (void *)(j->packing + (c * j->panels * pairsMax + lo * ((kc + 1) / 2)) * 64)
-                            : (void *)(j->shared + (c * j->panels * j->kcMax + lo * kc) * 32);
+        void *dst = j->bf16 ? (void *)((uint16_t *)j->shared + (c * j->panels * pairsMax + lo * ((kc + 1) / 2)) * 64)
+                            : (void *)((float *)j->shared + (c * j->panels * j->kcMax + lo * kc) * 32);
         packB(j, k0, kc, lo, hi, dst);
     }
 }
@@ -383,16 +388,18 @@ static void run(SJob *j, long parts, ponder_parallel_fn runParts) {
     // parts pack it once between them first (each a share of the panels), then all read it. The panels
     // hold the same values either way, so no sum changes.
     long chunks = (j->k + j->kcMax - 1) / j->kcMax;
-    size_t sharedBytes = j->bf16 ? (size_t)chunks * j->panels * ((j->kcMax + 1) / 2) * 64 * sizeof(uint16_t)
-                                 : (size_t)chunks * j->panels * j->kcMax * 32 * sizeof(float);
+    size_t sharedBytes = (size_t)chunks * j->panels * panelBytes(j);
     if (!j->prepacked && j->splitRows && runParts != runSerially && (long)sharedBytes <= packLimit) {
         scratchShared = ponder_scratch_grow(scratchShared, &capShared, sharedBytes);
-        if (j->bf16) j->packing = scratchShared; else j->shared = scratchShared;
+        j->shared = scratchShared;
         long parts = j->parts;
         if (j->parts > j->panels) j->parts = j->panels;  // packPart splits panels
         runParts(j->parts, packPart, j);
         j->parts = parts;
-        if (j->bf16) j->prepacked = j->packing;
+        if (j->bf16) {
+            j->prepacked = j->shared;
+            j->shared = NULL;
+        }
     }
     runParts(j->parts, runPart, j);
 }

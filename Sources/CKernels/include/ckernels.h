@@ -27,16 +27,12 @@ void ponder_pack_transposed(const float *w, long n, long k, long ldw, float *out
 void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *packed, long n,
                         long panelLo, long panelHi, float *c, long ldc);
 
-/// One query row of cached decoding attention, for a head size d that is a multiple of 16:
-/// p[j] = softmax over keys start...end of scale·(q·keys[j]) and out = Σ_j p[j]·values[j] (keys and
-/// values: rows of d floats; p: scratch of at least end + 1 floats). The key and value rows stream
-/// from memory, so each loop prefetches 8 rows ahead. Only call when ponder_packed_gemm_available().
-void ponder_attend_row(const float *q, const float *keys, const float *values, long start, long end, long d,
-                       float scale, float *p, float *out);
-
-/// ponder_attend_row for n ≤ 4 query rows over the same slots start...end (heads of one sequence), row h with
-/// q[h], keys[h], values[h], out[h] and scratch p + h·pStride: each row's result is exactly
-/// ponder_attend_row's, and the rows' independent chains of multiply-adds overlap.
+/// Cached decoding attention for n ≤ 4 query rows over the same slots start...end (heads of one
+/// sequence), for a head size d that is a multiple of 16: row h's p[j] = softmax over the slots of
+/// scale·(q[h]·keys[h][j]) and out[h] = Σ_j p[j]·values[h][j] (keys and values: rows of d floats; p: scratch
+/// of n·pStride floats, pStride ≥ end + 1). Each row's sums run in slot order whatever n is, and the rows'
+/// independent chains of multiply-adds overlap. The key and value rows stream from memory, so each loop
+/// prefetches 8 rows ahead. Only call when ponder_packed_gemm_available().
 void ponder_attend_rows(long n, const float *const *q, const float *const *keys, const float *const *values, long start,
                         long end, long d, float scale, float *p, long pStride, float *const *out);
 
