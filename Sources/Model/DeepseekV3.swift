@@ -127,10 +127,9 @@ public final class MLAAttention {
         let kv = Tensor.matmul(c, kvB, transposeB: true).reshaped([n, h, dn + dv])  // (N, H, Dn + Dv)
         let qAll = Tensor.concat([q.slice(axis: 2, 0..<dn), qRope.reshaped([n, h, r])], axis: 2)
         let kAll = Tensor.concat([kv.slice(axis: 2, 0..<dn), Tensor.concat(Array(repeating: kRope.reshaped([n, 1, r]), count: h), axis: 1)], axis: 2)
-        func perHead(_ x: Tensor, _ d: Int) -> Tensor { x.reshaped([b, t, h, d]).transposed(1, 2) }  // (B, H, T, d)
-        let a = Tensor.causalAttention(perHead(qAll, dk), perHead(kAll, dk), perHead(kv.slice(axis: 2, dn..<(dn + dv)), dv),
-                                       scale: scale, keyStart: pass.keyStart)
-        return pass.linear(a.transposed(1, 2).reshaped([n, h * dv]), o)
+        let a = Tensor.causalAttention(tokenMajor: qAll.reshaped([b, t, h, dk]), kAll.reshaped([b, t, h, dk]),
+                                       kv.slice(axis: 2, dn..<(dn + dv)).reshaped([b, t, h, dv]), scale: scale, keyStart: pass.keyStart)
+        return pass.linear(a.reshaped([n, h * dv]), o)
     }
 }
 
