@@ -249,9 +249,10 @@ extension Tensor {
         let groups = (h + 3) / 4
         Parallel.forRanges(s * groups, cost: 4 * l * (t0 + l) * d * 4) { range in
             let p = UnsafeMutablePointer<Float>.allocate(capacity: 4 * (t0 + l))
-            let qs = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 4), ks = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 4)
-            let vs = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 4), os = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: 4)
-            defer { p.deallocate(); qs.deallocate(); ks.deallocate(); vs.deallocate(); os.deallocate() }
+            // Each group's rows: queries, keys, values and outputs (the kernel's pointer arrays).
+            let qs = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 12), ks = qs + 4, vs = qs + 8
+            let os = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: 4)
+            defer { p.deallocate(); qs.deallocate(); os.deallocate() }
             for sg in range {
                 let r = sg / groups, h0 = (sg % groups) * 4, n = Swift.min(4, h - h0), start = cache.keyStart[r]
                 for g in 0..<n {
