@@ -4,6 +4,7 @@
 // B batch, H heads, T time, D head size. Scores and weighted values are float32 products whatever
 // BLAS.precision says (see MatmulPrecision).
 
+import CKernels
 import Foundation
 
 /// Precomputed RoPE angles (Su et al. 2021) in Hugging Face Llama's "rotate_half" layout: dimension
@@ -56,6 +57,10 @@ extension Tensor {
                             let p = Int(positions[t])
                             precondition(p >= 0 && p < table.maxPositions, "position \(p) outside the RoPE table (\(table.maxPositions))")
                             let c = cs.baseAddress! + p * h, s = sn.baseAddress! + p * h
+                            if NativeKernels.enabled {
+                                ponder_rope(src + t * hd, dst + t * hd, c, s, heads, d, sign, accumulate ? 1 : 0)
+                                continue
+                            }
                             for hh in 0..<heads {
                                 let xi = src + t * hd + hh * d, yi = dst + t * hd + hh * d
                                 for i in 0..<h {

@@ -1,5 +1,10 @@
-// Vector kernels for the inference paths that do not go through sgemm (attention over a KV cache).
+// Vector kernels for the paths that do not go through sgemm (attention's softmax, SwiGLU, a KV cache).
 // Float sums are not reassociated by the compiler, so these use SIMD with several accumulators.
+// Swift compiles SIMD16 for baseline x86-64 (128-bit SSE); where the AVX-512 kernels run
+// (NativeKernels.enabled), the whole 16-lane steps of dot, exp, max and SwiGLU run in CKernels/vector.c
+// instead, lane for lane the same operations, so the results are the same bits either way.
+
+import CKernels
 
 public enum Kernels {
     /// Σ a[i]·b[i] for i < n.
@@ -7,6 +12,7 @@ public enum Kernels {
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
         var i = 0
+        if NativeKernels.enabled { i = withUnsafeMutableBytes(of: &acc0) { ponder_dot_lanes(a, b, n, $0.baseAddress!.assumingMemoryBound(to: Float.self)) } }
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
         while i + 32 <= n {
             acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
@@ -86,6 +92,12 @@ extension Kernels {
     public static func expShifted(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
         var i = 0
         var acc = SIMD16<Float>()
+        if NativeKernels.enabled {  // y's tail written too: the sum adds it in order
+            i = withUnsafeMutableBytes(of: &acc) { ponder_exp_shifted(x, y, n, shift, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+            var s = acc.sum()
+            for j in i..<n { s += y[j] }
+            return s
+        }
         let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
         while i + 16 <= n {
             let e = exp(rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - shift)
@@ -111,6 +123,7 @@ extension Kernels {
     public static func max(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var i = 0
         var m = SIMD16<Float>(repeating: -.infinity)
+        if NativeKernels.enabled { i = withUnsafeMutableBytes(of: &m) { ponder_max_lanes(x, n, $0.baseAddress!.assumingMemoryBound(to: Float.self)) } }
         let rx = UnsafeRawPointer(x)
         // A compare and blend, not `pointwiseMax`: Swift's generic SIMD max compiles to a
         // per-lane loop through the stack (perf: 6% of a training step at d=256).
@@ -131,6 +144,7 @@ extension Kernels {
     @inline(__always)
     public static func swiglu(_ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
         var i = range.lowerBound
+        if NativeKernels.enabled { i += ponder_swiglu(g + i, u + i, y + i, range.count) }
         let rg = UnsafeRawPointer(g), ru = UnsafeRawPointer(u), ry = UnsafeMutableRawPointer(y)
         while i + 16 <= range.upperBound {
             let x = rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
@@ -153,6 +167,11 @@ extension Kernels {
         overwriteGate: Bool = false, overwriteUp: Bool = false
     ) {
         var i = range.lowerBound
+        if NativeKernels.enabled {
+            let lo = range.lowerBound
+            i += ponder_swiglu_backward(g + lo, u + lo, dy + lo, dg.map { $0 + lo }, du.map { $0 + lo }, range.count,
+                                        overwriteGate ? 1 : 0, overwriteUp ? 1 : 0)
+        }
         let rg = UnsafeRawPointer(g), ru = UnsafeRawPointer(u), rdy = UnsafeRawPointer(dy)
         while i + 16 <= range.upperBound {
             let x = rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)

@@ -3,6 +3,7 @@
 //
 // Dimensions: N rows (tokens), C channels, V vocabulary, B batch, H heads, T time, D head size.
 
+import CKernels
 import Foundation
 
 extension Tensor {
@@ -48,7 +49,11 @@ extension Tensor {
                     let xi = px + i * c, yi = py + i * c
                     let s = 1 / (Kernels.dot(xi, xi, c) / Float(c) + eps).squareRoot()
                     rs[i] = s
-                    for j in 0..<c { yi[j] = xi[j] * s * pw[j] }
+                    if NativeKernels.enabled {
+                        ponder_scale_mul(xi, s, pw, yi, c)
+                    } else {
+                        for j in 0..<c { yi[j] = xi[j] * s * pw[j] }
+                    }
                 }
             }
         }

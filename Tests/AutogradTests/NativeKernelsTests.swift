@@ -166,4 +166,67 @@ final class NativeKernelsTests: XCTestCase {
             }
         }
     }
+
+    /// The AVX-512 bodies of dot, exp, max, SwiGLU, RoPE and RMSNorm (vector.c) give the Swift loops' bits: values across
+    /// exp's clamps and its range (−100 … 100, ±0, a NaN), lengths with and without a tail, and the
+    /// backward's four overwrite/accumulate cases. A lane computed another way (a fused multiply-add, another
+    /// sign flip or clamp) would differ in some of these.
+    func testVectorKernelsEqualSwiftLoopsBitForBit() throws {
+        try XCTSkipUnless(NativeKernels.enabled, "no avx512f here: the Swift loops run anyway")
+        var rng = RNG(seed: 11)
+        func values(_ n: Int) -> [Float] {
+            var v = Tensor.randn([n], std: 30, rng: &rng).array
+            let special: [Float] = [0, -0, -100, 100, -87.3, 88.7, -87.4, 88.8, 1e-8, -1e-8, .nan, 0.5]
+            for (j, x) in special.enumerated() where j < n { v[j] = x }
+            return v
+        }
+        func bits(_ p: UnsafePointer<Float>, _ n: Int) -> [UInt32] { (0..<n).map { p[$0].bitPattern } }
+        func run(_ native: Bool, _ body: () -> [UInt32]) -> [UInt32] {
+            NativeKernels.enabled = native
+            return body()
+        }
+        for n in [1, 15, 16, 17, 48, 77, 130] {
+            let g = values(n), u = values(n), dy = values(n), old = values(n)
+            let y = UnsafeMutablePointer<Float>.allocate(capacity: 2 * n)
+            defer { y.deallocate() }
+            let forward = { (native: Bool) in run(native) {
+                Kernels.swiglu(g, u, y, 0..<n)
+                return bits(y, n)
+            } }
+            XCTAssertEqual(forward(true), forward(false), "swiglu n=\(n)")
+            for (overwriteGate, overwriteUp) in [(false, false), (true, true), (true, false), (false, true)] {
+                let backward = { (native: Bool) in run(native) {
+                    y.update(from: old, count: n)
+                    (y + n).update(from: old.reversed(), count: n)
+                    Kernels.swigluBackward(g, u, dy, y, y + n, 0..<n, overwriteGate: overwriteGate, overwriteUp: overwriteUp)
+                    return bits(y, 2 * n)
+                } }
+                XCTAssertEqual(backward(true), backward(false), "swigluBackward n=\(n) \(overwriteGate) \(overwriteUp)")
+            }
+            let finite = g.map { $0.isNaN ? 1 : $0 }
+            let expShifted = { (native: Bool) in run(native) {
+                let sum = Kernels.expShifted(finite, y, n, shift: 3.5)
+                return bits(y, n) + [sum.bitPattern, Kernels.max(finite, n).bitPattern]
+            } }
+            XCTAssertEqual(expShifted(true), expShifted(false), "expShifted and max n=\(n)")
+            let dot = { (native: Bool) in run(native) { [Kernels.dot(finite, u.map { $0.isNaN ? 2 : $0 }, n).bitPattern] } }
+            XCTAssertEqual(dot(true), dot(false), "dot n=\(n)")
+        }
+        // RoPE (half sizes 4, 16, 24, 32: masked and whole vectors) and RMSNorm, forward and backward.
+        for d in [8, 32, 48, 64] {
+            let table = RoPETable(headDim: d, maxPositions: 40)
+            let x = Tensor.randn([2, 5, 3, d], std: 3, rng: &rng, requiresGrad: true)
+            let w = Tensor.randn([d], rng: &rng, requiresGrad: true)
+            let positions = (0..<10).map { Int32($0 * 3 + 1) }
+            let both = { (native: Bool) in run(native) {
+                x.zeroGrad()
+                w.zeroGrad()
+                let r = Tensor.rope(x, positions: positions, table: table)
+                let y = Tensor.rmsNorm(r.reshaped([30, d]), weight: w, eps: 1e-5)
+                ((y * y).sum() + (r * r).sum()).backward()
+                return (y.array + x.gradArray + w.gradArray).map(\.bitPattern)
+            } }
+            XCTAssertEqual(both(true), both(false), "rope and rmsNorm d=\(d)")
+        }
+    }
 }

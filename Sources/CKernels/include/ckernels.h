@@ -116,4 +116,27 @@ void ponder_pool_run(long parts, long threads, ponder_body_fn body, void *arg);
 /// to the system (no mmap'd blocks, no trimming); nothing elsewhere. See BufferPool.keepFreedMemory.
 void ponder_keep_freed_memory(void);
 
+/// The AVX-512 bodies of Autograd's elementwise kernels (vector.c), for a CPU where
+/// ponder_packed_gemm_available() is 1 (avx512f). Those returning a count process whole 16-float steps from
+/// the start and return how many floats they did; the caller does the rest, and the reductions across
+/// the 16 lanes (`acc`, `lanes`: 16 floats out). Every element gets the operations the Swift loop it
+/// replaces would give it, in the same order, so the results are the same bits.
+/// y = x·σ(x)·u with x = g (Kernels.swiglu).
+long ponder_swiglu(const float *g, const float *u, float *y, long n);
+/// dg (+)= dy·u·σ(g)(1 + g(1 − σ(g))), du (+)= dy·g·σ(g); either may be NULL; overwrite flags assign.
+long ponder_swiglu_backward(const float *g, const float *u, const float *dy, float *dg, float *du, long n,
+                            int overwriteGate, int overwriteUp);
+/// y = e^(x − shift), the tail included, with the per-lane sums of y's whole 16-float steps in acc
+/// (Kernels.expShifted; x and y may be the same).
+long ponder_exp_shifted(const float *x, float *y, long n, float shift, float *acc);
+/// Per-lane maxima of x (from −∞) in lanes (Kernels.max).
+long ponder_max_lanes(const float *x, long n, float *lanes);
+/// Kernels.dot's two 16-lane accumulators over a·b, added lane by lane into lanes.
+long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes);
+/// One token's RoPE over `heads` heads of size d (Tensor.rope): y (+)= the rotation of x by cos, sign·sin.
+void ponder_rope(const float *x, float *y, const float *cs, const float *sn, long heads, long d, float sign,
+                 int accumulate);
+/// y[j] = x[j]·s·w[j] for j < n (RMSNorm's forward).
+void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n);
+
 #endif

@@ -1,0 +1,209 @@
+// AVX-512 bodies of the elementwise kernels in Autograd/Kernels.swift (see include/ckernels.h).
+// Swift compiles its SIMD16 code for baseline x86-64, four 128-bit operations per vector (perf
+// annotate of SwiGLU: SSE `mulps`/`addps` on xmm registers); these run each 16-lane step as one
+// 512-bit operation. Every lane does the same operations in the same order as the Swift code, with
+// no fused multiply-adds, so the results are the same bits; Swift keeps the reductions across lanes
+// and the tails.
+
+#include "ckernels.h"
+
+#pragma clang fp contract(off)
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// Kernels.exp: clamp, n = round(x·log₂e) through the 1.5·2²³ trick, r = x − n·ln2 (ln 2 in two
+// parts), a degree-6 polynomial, and 2ⁿ put into the exponent bits.
+__attribute__((target("avx512f"))) static inline __m512 vexp(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.3f), hi = _mm512_set1_ps(88.7f);
+    x = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), x, lo);
+    x = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), x, hi);
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), magic);
+    __m512 n = _mm512_sub_ps(t, magic);
+    __m512 r = _mm512_sub_ps(_mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.69314575f))),
+                             _mm512_mul_ps(n, _mm512_set1_ps(1.4286068e-6f)));
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+    __m512i bits = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
+    __m512i scale = _mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(scale));
+}
+
+// σ(x) = 1 / (1 + e^(−x)), as Kernels.swiglu computes it.
+__attribute__((target("avx512f"))) static inline __m512 vsigmoid(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 negated = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
+    return _mm512_div_ps(one, _mm512_add_ps(one, vexp(negated)));
+}
+
+__attribute__((target("avx512f"))) static long swiglu512(const float *g, const float *u, float *y, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(g + i);
+        __m512 s = vsigmoid(x);
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_mul_ps(x, s), _mm512_loadu_ps(u + i)));
+    }
+    return i;
+}
+
+__attribute__((target("avx512f"))) static long swigluBackward512(const float *g, const float *u, const float *dy,
+                                                                 float *dg, float *du, long n, int overwriteGate,
+                                                                 int overwriteUp) {
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(g + i), d = _mm512_loadu_ps(dy + i);
+        __m512 s = vsigmoid(x);
+        if (dg) {
+            __m512 uu = _mm512_loadu_ps(u + i);
+            __m512 old = overwriteGate ? zero : _mm512_loadu_ps(dg + i);
+            __m512 slope = _mm512_add_ps(one, _mm512_mul_ps(x, _mm512_sub_ps(one, s)));
+            __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, uu), s), slope);
+            _mm512_storeu_ps(dg + i, _mm512_add_ps(old, v));
+        }
+        if (du) {
+            __m512 old = overwriteUp ? zero : _mm512_loadu_ps(du + i);
+            _mm512_storeu_ps(du + i, _mm512_add_ps(old, _mm512_mul_ps(_mm512_mul_ps(d, x), s)));
+        }
+    }
+    return i;
+}
+
+__attribute__((target("avx512f"))) static long expShifted512(const float *x, float *y, long n, float shift, float *acc) {
+    const __m512 sh = _mm512_set1_ps(shift);
+    __m512 a = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = vexp(_mm512_sub_ps(_mm512_loadu_ps(x + i), sh));
+        _mm512_storeu_ps(y + i, e);
+        a = _mm512_add_ps(a, e);
+    }
+    _mm512_storeu_ps(acc, a);
+    if (i < n) {  // the tail, through one vector padded with −100 (e^(−100 − shift) goes unused)
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mask_blend_ps(m, _mm512_set1_ps(-100.0f), _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh));
+        _mm512_mask_storeu_ps(y + i, m, vexp(v));
+    }
+    return i;
+}
+
+__attribute__((target("avx512f"))) static long max512(const float *x, long n, float *lanes) {
+    __m512 m = _mm512_set1_ps(-__builtin_inff());
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        m = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ), m, v);
+    }
+    _mm512_storeu_ps(lanes, m);
+    return i;
+}
+
+// One token's rotation (Tensor.rope): for each head and i < h = d/2, a = x[i], b = x[i + h], si = sign·sin[i],
+// y[i] (+)= a·cos[i] − b·si, y[i + h] (+)= b·cos[i] + a·si; a partial last vector is masked.
+__attribute__((target("avx512f"))) static void rope512(const float *x, float *y, const float *cs, const float *sn,
+                                                      long heads, long d, float sign, int accumulate) {
+    long h = d / 2;
+    const __m512 sg = _mm512_set1_ps(sign);
+    for (long hh = 0; hh < heads; hh++) {
+        const float *xi = x + hh * d;
+        float *yi = y + hh * d;
+        for (long i = 0; i < h; i += 16) {
+            __mmask16 m = h - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (h - i)) - 1);
+            __m512 a = _mm512_maskz_loadu_ps(m, xi + i), b = _mm512_maskz_loadu_ps(m, xi + i + h);
+            __m512 c = _mm512_maskz_loadu_ps(m, cs + i), si = _mm512_mul_ps(sg, _mm512_maskz_loadu_ps(m, sn + i));
+            __m512 ya = _mm512_sub_ps(_mm512_mul_ps(a, c), _mm512_mul_ps(b, si));
+            __m512 yb = _mm512_add_ps(_mm512_mul_ps(b, c), _mm512_mul_ps(a, si));
+            if (accumulate) {
+                ya = _mm512_add_ps(_mm512_maskz_loadu_ps(m, yi + i), ya);
+                yb = _mm512_add_ps(_mm512_maskz_loadu_ps(m, yi + i + h), yb);
+            }
+            _mm512_mask_storeu_ps(yi + i, m, ya);
+            _mm512_mask_storeu_ps(yi + i + h, m, yb);
+        }
+    }
+}
+
+// Kernels.dot's two accumulators over 32-float steps, then one 16-float step into the first.
+__attribute__((target("avx512f"))) static long dot512(const float *a, const float *b, long n, float *lanes) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_add_ps(acc0, _mm512_mul_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i)));
+        acc1 = _mm512_add_ps(acc1, _mm512_mul_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16)));
+    }
+    for (; i + 16 <= n; i += 16) acc0 = _mm512_add_ps(acc0, _mm512_mul_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i)));
+    _mm512_storeu_ps(lanes, _mm512_add_ps(acc0, acc1));
+    return i;
+}
+
+// y[j] = x[j]·s·w[j] (RMSNorm's forward after the row's scale).
+__attribute__((target("avx512f"))) static void scaleMul512(const float *x, float s, const float *w, float *y, long n) {
+    const __m512 vs = _mm512_set1_ps(s);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs), _mm512_maskz_loadu_ps(m, w + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
+long ponder_swiglu(const float *g, const float *u, float *y, long n) { return swiglu512(g, u, y, n); }
+
+long ponder_swiglu_backward(const float *g, const float *u, const float *dy, float *dg, float *du, long n,
+                            int overwriteGate, int overwriteUp) {
+    return swigluBackward512(g, u, dy, dg, du, n, overwriteGate, overwriteUp);
+}
+
+long ponder_exp_shifted(const float *x, float *y, long n, float shift, float *acc) {
+    return expShifted512(x, y, n, shift, acc);
+}
+
+long ponder_max_lanes(const float *x, long n, float *lanes) { return max512(x, n, lanes); }
+
+void ponder_rope(const float *x, float *y, const float *cs, const float *sn, long heads, long d, float sign,
+                 int accumulate) {
+    rope512(x, y, cs, sn, heads, d, sign, accumulate);
+}
+
+long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes) { return dot512(a, b, n, lanes); }
+
+void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n) { scaleMul512(x, s, w, y, n); }
+
+#else
+
+long ponder_swiglu(const float *g, const float *u, float *y, long n) {
+    (void)g; (void)u; (void)y; (void)n;
+    return 0;
+}
+long ponder_swiglu_backward(const float *g, const float *u, const float *dy, float *dg, float *du, long n,
+                            int overwriteGate, int overwriteUp) {
+    (void)g; (void)u; (void)dy; (void)dg; (void)du; (void)n; (void)overwriteGate; (void)overwriteUp;
+    return 0;
+}
+long ponder_exp_shifted(const float *x, float *y, long n, float shift, float *acc) {
+    (void)x; (void)y; (void)n; (void)shift; (void)acc;
+    return 0;
+}
+long ponder_max_lanes(const float *x, long n, float *lanes) {
+    (void)x; (void)n; (void)lanes;
+    return 0;
+}
+
+void ponder_rope(const float *x, float *y, const float *cs, const float *sn, long heads, long d, float sign,
+                 int accumulate) {
+    (void)x; (void)y; (void)cs; (void)sn; (void)heads; (void)d; (void)sign; (void)accumulate;
+}
+long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes) {
+    (void)a; (void)b; (void)n; (void)lanes;
+    return 0;
+}
+void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n) {
+    (void)x; (void)s; (void)w; (void)y; (void)n;
+}
+
+#endif
