@@ -1,7 +1,7 @@
 // Vector kernels for the paths that do not go through sgemm (attention's softmax, SwiGLU, a KV cache).
 // Float sums are not reassociated by the compiler, so these use SIMD with several accumulators.
 // Swift compiles SIMD16 for baseline x86-64 (128-bit SSE); where the AVX-512 kernels run
-// (NativeKernels.enabled), the whole 16-lane steps of dot, exp, max and SwiGLU run in CKernels/vector.c
+// (NativeKernels.enabled), the whole 16-lane steps of dot, axpy, exp, max and SwiGLU run in CKernels/vector.c
 // instead, lane for lane the same operations, so the results are the same bits either way.
 
 import CKernels
@@ -44,6 +44,7 @@ public enum Kernels {
     @inline(__always)
     public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
                             into out: UnsafeMutablePointer<Float>, _ n: Int) {
+        if NativeKernels.enabled { return ponder_axpy(alpha, x, y, out, n) }
         var i = 0
         let rx = UnsafeRawPointer(x), ry = UnsafeRawPointer(y), ro = UnsafeMutableRawPointer(out)
         let a = SIMD16<Float>(repeating: alpha)

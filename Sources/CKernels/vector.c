@@ -152,6 +152,16 @@ __attribute__((target("avx512f"))) static void scaleMul512(const float *x, float
     }
 }
 
+// out[i] = y[i] + alpha·x[i] (Kernels.axpy), a partial last vector masked.
+__attribute__((target("avx512f"))) static void axpy512(float alpha, const float *x, const float *y, float *out, long n) {
+    const __m512 a = _mm512_set1_ps(alpha);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, x + i)));
+        _mm512_mask_storeu_ps(out + i, m, v);
+    }
+}
+
 long ponder_swiglu(const float *g, const float *u, float *y, long n) { return swiglu512(g, u, y, n); }
 
 long ponder_swiglu_backward(const float *g, const float *u, const float *dy, float *dg, float *du, long n,
@@ -171,6 +181,8 @@ void ponder_rope(const float *x, float *y, const float *cs, const float *sn, lon
 }
 
 long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes) { return dot512(a, b, n, lanes); }
+
+void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n) { axpy512(alpha, x, y, out, n); }
 
 void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n) { scaleMul512(x, s, w, y, n); }
 
@@ -204,6 +216,9 @@ long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes) {
 }
 void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n) {
     (void)x; (void)s; (void)w; (void)y; (void)n;
+}
+void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n) {
+    (void)alpha; (void)x; (void)y; (void)out; (void)n;
 }
 
 #endif

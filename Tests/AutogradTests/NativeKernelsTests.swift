@@ -167,7 +167,7 @@ final class NativeKernelsTests: XCTestCase {
         }
     }
 
-    /// The AVX-512 bodies of dot, exp, max, SwiGLU, RoPE and RMSNorm (vector.c) give the Swift loops' bits: values across
+    /// The AVX-512 bodies of dot, axpy, exp, max, SwiGLU, RoPE and RMSNorm (vector.c) give the Swift loops' bits: values across
     /// exp's clamps and its range (−100 … 100, ±0, a NaN), lengths with and without a tail, and the
     /// backward's four overwrite/accumulate cases. A lane computed another way (a fused multiply-add, another
     /// sign flip or clamp) would differ in some of these.
@@ -211,6 +211,11 @@ final class NativeKernelsTests: XCTestCase {
             XCTAssertEqual(expShifted(true), expShifted(false), "expShifted and max n=\(n)")
             let dot = { (native: Bool) in run(native) { [Kernels.dot(finite, u.map { $0.isNaN ? 2 : $0 }, n).bitPattern] } }
             XCTAssertEqual(dot(true), dot(false), "dot n=\(n)")
+            let axpy = { (native: Bool) in run(native) {
+                Kernels.axpy(-0.37, g, u, into: y, n)
+                return bits(y, n)
+            } }
+            XCTAssertEqual(axpy(true), axpy(false), "axpy n=\(n)")
         }
         // RoPE (half sizes 4, 16, 24, 32: masked and whole vectors) and RMSNorm, forward and backward.
         for d in [8, 32, 48, 64] {

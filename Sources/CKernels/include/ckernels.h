@@ -138,5 +138,7 @@ void ponder_rope(const float *x, float *y, const float *cs, const float *sn, lon
                  int accumulate);
 /// y[j] = x[j]·s·w[j] for j < n (RMSNorm's forward).
 void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n);
+/// out[i] = y[i] + alpha·x[i] for i < n (Kernels.axpy; out may be x or y).
+void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n);
 
 #endif
