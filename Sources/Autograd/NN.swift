@@ -68,6 +68,14 @@ extension Tensor {
                             var gw = [Float](repeating: 0, count: c)  // g·w for the row
                             for i in r {
                                 let xi = px + i * c, gi = g + i * c, dxi = gx + i * c
+                                if NativeKernels.enabled {
+                                    gw.withUnsafeMutableBufferPointer { b in
+                                        ponder_mul(gi, pw, b.baseAddress!, c)
+                                        let s = rs[i], k = s * s * s * Kernels.dot(b.baseAddress!, xi, c) / Float(c)
+                                        ponder_rmsnorm_dx(s, b.baseAddress!, k, xi, dxi, c, fresh ? 1 : 0)
+                                    }
+                                    continue
+                                }
                                 for j in 0..<c { gw[j] = gi[j] * pw[j] }
                                 let dot = gw.withUnsafeBufferPointer { Kernels.dot($0.baseAddress!, xi, c) }
                                 let s = rs[i], k = s * s * s * dot / Float(c)
@@ -88,7 +96,11 @@ extension Tensor {
                                 let acc = part.baseAddress! + ch * c
                                 for i in r {
                                     let xi = px + i * c, gi = g + i * c, s = rs[i]
-                                    for j in 0..<c { acc[j] += gi[j] * xi[j] * s }
+                                    if NativeKernels.enabled {
+                                        ponder_rmsnorm_dw(acc, gi, xi, s, c)
+                                    } else {
+                                        for j in 0..<c { acc[j] += gi[j] * xi[j] * s }
+                                    }
                                 }
                             }
                         }

@@ -162,6 +162,36 @@ __attribute__((target("avx512f"))) static void axpy512(float alpha, const float 
     }
 }
 
+// RMSNorm's backward for one row: gw = g·w; then dx (+)= s·gw − k·x once the caller has k (its dot).
+__attribute__((target("avx512f"))) static void mul512(const float *a, const float *b, float *out, long n) {
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i)));
+    }
+}
+
+__attribute__((target("avx512f"))) static void rmsDx512(float s, const float *gw, float k, const float *x, float *dx,
+                                                       long n, int overwrite) {
+    const __m512 vs = _mm512_set1_ps(s), vk = _mm512_set1_ps(k);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_sub_ps(_mm512_mul_ps(vs, _mm512_maskz_loadu_ps(m, gw + i)),
+                                 _mm512_mul_ps(vk, _mm512_maskz_loadu_ps(m, x + i)));
+        if (!overwrite) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), v);
+        _mm512_mask_storeu_ps(dx + i, m, v);
+    }
+}
+
+// acc[j] += g[j]·x[j]·s (RMSNorm's weight gradient, one row).
+__attribute__((target("avx512f"))) static void rmsDw512(float *acc, const float *g, const float *x, float s, long n) {
+    const __m512 vs = _mm512_set1_ps(s);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + i), _mm512_maskz_loadu_ps(m, x + i)), vs);
+        _mm512_mask_storeu_ps(acc + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, acc + i), v));
+    }
+}
+
 long ponder_swiglu(const float *g, const float *u, float *y, long n) { return swiglu512(g, u, y, n); }
 
 long ponder_swiglu_backward(const float *g, const float *u, const float *dy, float *dg, float *du, long n,
@@ -183,6 +213,14 @@ void ponder_rope(const float *x, float *y, const float *cs, const float *sn, lon
 long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes) { return dot512(a, b, n, lanes); }
 
 void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n) { axpy512(alpha, x, y, out, n); }
+
+void ponder_mul(const float *a, const float *b, float *out, long n) { mul512(a, b, out, n); }
+
+void ponder_rmsnorm_dx(float s, const float *gw, float k, const float *x, float *dx, long n, int overwrite) {
+    rmsDx512(s, gw, k, x, dx, n, overwrite);
+}
+
+void ponder_rmsnorm_dw(float *acc, const float *g, const float *x, float s, long n) { rmsDw512(acc, g, x, s, n); }
 
 void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n) { scaleMul512(x, s, w, y, n); }
 
@@ -219,6 +257,15 @@ void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n)
 }
 void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n) {
     (void)alpha; (void)x; (void)y; (void)out; (void)n;
+}
+void ponder_mul(const float *a, const float *b, float *out, long n) {
+    (void)a; (void)b; (void)out; (void)n;
+}
+void ponder_rmsnorm_dx(float s, const float *gw, float k, const float *x, float *dx, long n, int overwrite) {
+    (void)s; (void)gw; (void)k; (void)x; (void)dx; (void)n; (void)overwrite;
+}
+void ponder_rmsnorm_dw(float *acc, const float *g, const float *x, float s, long n) {
+    (void)acc; (void)g; (void)x; (void)s; (void)n;
 }
 
 #endif

@@ -140,5 +140,11 @@ void ponder_rope(const float *x, float *y, const float *cs, const float *sn, lon
 void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n);
 /// out[i] = y[i] + alpha·x[i] for i < n (Kernels.axpy; out may be x or y).
 void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n);
+/// out[i] = a[i]·b[i] for i < n.
+void ponder_mul(const float *a, const float *b, float *out, long n);
+/// RMSNorm's input gradient for one row: dx (+)= s·gw − k·x.
+void ponder_rmsnorm_dx(float s, const float *gw, float k, const float *x, float *dx, long n, int overwrite);
+/// RMSNorm's weight gradient for one row: acc += g·x·s.
+void ponder_rmsnorm_dw(float *acc, const float *g, const float *x, float s, long n);
 
 #endif
