@@ -202,4 +202,25 @@ extension Kernels {
     }
 }
 
+
+extension Kernels {
+    /// AdamW's update of parameters j in `range` (Training's AdamW.update): m = b1·m + (1 − b1)·g,
+    /// v = b2·v + (1 − b2)·g·g, w = w·decay − stepSize·m / (√v / c2s + eps), each in that order.
+    @inline(__always)
+    public static func adamW(_ w: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                             _ v: UnsafeMutablePointer<Float>, _ range: Range<Int>, b1: Float, b2: Float, decay: Float,
+                             stepSize: Float, c2s: Float, eps: Float) {
+        if NativeKernels.enabled {
+            let lo = range.lowerBound
+            return ponder_adamw(w + lo, g + lo, m + lo, v + lo, range.count, b1, 1 - b1, b2, 1 - b2, decay, stepSize, c2s, eps)
+        }
+        for j in range {
+            let gj = g[j]
+            m[j] = b1 * m[j] + (1 - b1) * gj
+            v[j] = b2 * v[j] + (1 - b2) * gj * gj
+            w[j] = w[j] * decay - stepSize * m[j] / (v[j].squareRoot() / c2s + eps)
+        }
+    }
+}
+
 import Foundation

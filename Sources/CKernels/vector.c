@@ -192,6 +192,26 @@ __attribute__((target("avx512f"))) static void rmsDw512(float *acc, const float 
     }
 }
 
+// AdamW on n parameters (Training's AdamW.update): m = b1·m + (1 − b1)·g, v = b2·v + (1 − b2)·g·g,
+// w = w·decay − stepSize·m / (√v / c2s + eps), with omb1 = 1 − b1 and omb2 = 1 − b2 as the caller rounds them.
+__attribute__((target("avx512f"))) static void adamw512(float *w, const float *g, float *m, float *v, long n, float b1,
+                                                       float omb1, float b2, float omb2, float decay, float stepSize,
+                                                       float c2s, float eps) {
+    const __m512 vb1 = _mm512_set1_ps(b1), vo1 = _mm512_set1_ps(omb1), vb2 = _mm512_set1_ps(b2), vo2 = _mm512_set1_ps(omb2);
+    const __m512 vd = _mm512_set1_ps(decay), vst = _mm512_set1_ps(stepSize), vc = _mm512_set1_ps(c2s), ve = _mm512_set1_ps(eps);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 gj = _mm512_maskz_loadu_ps(k, g + i);
+        __m512 mj = _mm512_add_ps(_mm512_mul_ps(vb1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(vo1, gj));
+        __m512 vj = _mm512_add_ps(_mm512_mul_ps(vb2, _mm512_maskz_loadu_ps(k, v + i)), _mm512_mul_ps(_mm512_mul_ps(vo2, gj), gj));
+        __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vj), vc), ve);
+        __m512 wj = _mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, w + i), vd), _mm512_div_ps(_mm512_mul_ps(vst, mj), den));
+        _mm512_mask_storeu_ps(m + i, k, mj);
+        _mm512_mask_storeu_ps(v + i, k, vj);
+        _mm512_mask_storeu_ps(w + i, k, wj);
+    }
+}
+
 long ponder_swiglu(const float *g, const float *u, float *y, long n) { return swiglu512(g, u, y, n); }
 
 long ponder_swiglu_backward(const float *g, const float *u, const float *dy, float *dg, float *du, long n,
@@ -215,6 +235,11 @@ long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes) { re
 void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n) { axpy512(alpha, x, y, out, n); }
 
 void ponder_mul(const float *a, const float *b, float *out, long n) { mul512(a, b, out, n); }
+
+void ponder_adamw(float *w, const float *g, float *m, float *v, long n, float b1, float omb1, float b2, float omb2,
+                  float decay, float stepSize, float c2s, float eps) {
+    adamw512(w, g, m, v, n, b1, omb1, b2, omb2, decay, stepSize, c2s, eps);
+}
 
 void ponder_rmsnorm_dx(float s, const float *gw, float k, const float *x, float *dx, long n, int overwrite) {
     rmsDx512(s, gw, k, x, dx, n, overwrite);
@@ -260,6 +285,11 @@ void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n
 }
 void ponder_mul(const float *a, const float *b, float *out, long n) {
     (void)a; (void)b; (void)out; (void)n;
+}
+void ponder_adamw(float *w, const float *g, float *m, float *v, long n, float b1, float omb1, float b2, float omb2,
+                  float decay, float stepSize, float c2s, float eps) {
+    (void)w; (void)g; (void)m; (void)v; (void)n; (void)b1; (void)omb1; (void)b2; (void)omb2; (void)decay;
+    (void)stepSize; (void)c2s; (void)eps;
 }
 void ponder_rmsnorm_dx(float s, const float *gw, float k, const float *x, float *dx, long n, int overwrite) {
     (void)s; (void)gw; (void)k; (void)x; (void)dx; (void)n; (void)overwrite;

@@ -44,12 +44,7 @@ public final class AdamW {
         for (i, p) in params.enumerated() where p.hasGrad {
             let w = p.data, g = p.grad, mi = m[i], vi = v[i]
             Parallel.forRanges(p.count, cost: 8) { r in
-                for j in r {
-                    let gj = g[j]
-                    mi[j] = b1 * mi[j] + (1 - b1) * gj
-                    vi[j] = b2 * vi[j] + (1 - b2) * gj * gj
-                    w[j] = w[j] * decay - stepSize * mi[j] / (vi[j].squareRoot() / c2s + eps)
-                }
+                Kernels.adamW(w, g, mi, vi, r, b1: b1, b2: b2, decay: decay, stepSize: stepSize, c2s: c2s, eps: eps)
             }
         }
     }

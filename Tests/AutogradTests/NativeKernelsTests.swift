@@ -167,7 +167,7 @@ final class NativeKernelsTests: XCTestCase {
         }
     }
 
-    /// The AVX-512 bodies of dot, axpy, exp, max, SwiGLU, RoPE and RMSNorm (vector.c) give the Swift loops' bits: values across
+    /// The AVX-512 bodies of dot, axpy, exp, max, SwiGLU, RoPE, RMSNorm and AdamW (vector.c) give the Swift loops' bits: values across
     /// exp's clamps and its range (−100 … 100, ±0, a NaN), lengths with and without a tail, and the
     /// backward's four overwrite/accumulate cases. A lane computed another way (a fused multiply-add, another
     /// sign flip or clamp) would differ in some of these.
@@ -216,6 +216,17 @@ final class NativeKernelsTests: XCTestCase {
                 return bits(y, n)
             } }
             XCTAssertEqual(axpy(true), axpy(false), "axpy n=\(n)")
+            let adamW = { (native: Bool) in run(native) {
+                let w = UnsafeMutablePointer<Float>.allocate(capacity: 3 * n)
+                defer { w.deallocate() }
+                w.update(from: finite, count: n)
+                (w + n).update(from: u.map { $0.isNaN ? 0.1 : $0 / 30 }, count: n)
+                (w + 2 * n).update(from: old.map { $0.isNaN ? 0.2 : abs($0) / 30 }, count: n)
+                Kernels.adamW(w, dy.map { $0.isNaN ? -1 : $0 / 30 }, w + n, w + 2 * n, 0..<n, b1: 0.9, b2: 0.999,
+                              decay: 0.99985, stepSize: 1.7e-3, c2s: 0.0447, eps: 1e-8)
+                return bits(w, 3 * n)
+            } }
+            XCTAssertEqual(adamW(true), adamW(false), "adamW n=\(n)")
         }
         // RoPE (half sizes 4, 16, 24, 32: masked and whole vectors) and RMSNorm, forward and backward.
         for d in [8, 32, 48, 64] {

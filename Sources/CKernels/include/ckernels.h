@@ -146,5 +146,8 @@ void ponder_mul(const float *a, const float *b, float *out, long n);
 void ponder_rmsnorm_dx(float s, const float *gw, float k, const float *x, float *dx, long n, int overwrite);
 /// RMSNorm's weight gradient for one row: acc += g·x·s.
 void ponder_rmsnorm_dw(float *acc, const float *g, const float *x, float s, long n);
+/// AdamW over n parameters: m = b1·m + omb1·g, v = b2·v + omb2·g·g, w = w·decay − stepSize·m / (√v / c2s + eps).
+void ponder_adamw(float *w, const float *g, float *m, float *v, long n, float b1, float omb1, float b2, float omb2,
+                  float decay, float stepSize, float c2s, float eps);
 
 #endif
