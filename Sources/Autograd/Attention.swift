@@ -153,7 +153,11 @@ extension Tensor {
                         let mx = Kernels.max(row + start, len)
                         let inv = 1 / Kernels.expShifted(row + start, row + start, len, shift: mx)
                         for j in 0..<start { row[j] = 0 }
-                        for j in start...i { row[j] *= inv }
+                        if NativeKernels.enabled {
+                            ponder_scale(row + start, inv, len)
+                        } else {
+                            for j in start...i { row[j] *= inv }
+                        }
                         for j in (i + 1)..<i1 { row[j] = 0 }
                     }
                     BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dv, k: i1,
@@ -189,7 +193,11 @@ extension Tensor {
                             for i in i0..<i1 {
                                 let pr = p + i * t, dr = dp + i * t
                                 let dot = Kernels.dot(pr, dr, i + 1)
-                                for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                                if NativeKernels.enabled {
+                                    ponder_softmax_grad(pr, dr, i + 1, dot, scale)
+                                } else {
+                                    for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                                }
                                 for j in (i + 1)..<i1 { dr[j] = 0 }
                             }
                             if let gq {  // dQ += dS · K

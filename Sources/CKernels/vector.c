@@ -212,6 +212,25 @@ __attribute__((target("avx512f"))) static void adamw512(float *w, const float *g
     }
 }
 
+// x[j] *= s (a softmax row's normalisation).
+__attribute__((target("avx512f"))) static void scale512(float *x, float s, long n) {
+    const __m512 vs = _mm512_set1_ps(s);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+    }
+}
+
+// d[j] = p[j]·(d[j] − dot)·scale (a softmax row's backward, dot = Σ p·d).
+__attribute__((target("avx512f"))) static void softmaxGrad512(const float *p, float *d, long n, float dot, float scale) {
+    const __m512 vd = _mm512_set1_ps(dot), vs = _mm512_set1_ps(scale);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i), _mm512_sub_ps(_mm512_maskz_loadu_ps(m, d + i), vd)), vs);
+        _mm512_mask_storeu_ps(d + i, m, v);
+    }
+}
+
 long ponder_swiglu(const float *g, const float *u, float *y, long n) { return swiglu512(g, u, y, n); }
 
 long ponder_swiglu_backward(const float *g, const float *u, const float *dy, float *dg, float *du, long n,
@@ -235,6 +254,10 @@ long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes) { re
 void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n) { axpy512(alpha, x, y, out, n); }
 
 void ponder_mul(const float *a, const float *b, float *out, long n) { mul512(a, b, out, n); }
+
+void ponder_scale(float *x, float s, long n) { scale512(x, s, n); }
+
+void ponder_softmax_grad(const float *p, float *d, long n, float dot, float scale) { softmaxGrad512(p, d, n, dot, scale); }
 
 void ponder_adamw(float *w, const float *g, float *m, float *v, long n, float b1, float omb1, float b2, float omb2,
                   float decay, float stepSize, float c2s, float eps) {
@@ -285,6 +308,12 @@ void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n
 }
 void ponder_mul(const float *a, const float *b, float *out, long n) {
     (void)a; (void)b; (void)out; (void)n;
+}
+void ponder_scale(float *x, float s, long n) {
+    (void)x; (void)s; (void)n;
+}
+void ponder_softmax_grad(const float *p, float *d, long n, float dot, float scale) {
+    (void)p; (void)d; (void)n; (void)dot; (void)scale;
 }
 void ponder_adamw(float *w, const float *g, float *m, float *v, long n, float b1, float omb1, float b2, float omb2,
                   float decay, float stepSize, float c2s, float eps) {

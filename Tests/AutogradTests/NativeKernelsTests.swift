@@ -167,7 +167,7 @@ final class NativeKernelsTests: XCTestCase {
         }
     }
 
-    /// The AVX-512 bodies of dot, axpy, exp, max, SwiGLU, RoPE, RMSNorm and AdamW (vector.c) give the Swift loops' bits: values across
+    /// The AVX-512 bodies of dot, axpy, exp, max, SwiGLU, RoPE, RMSNorm, AdamW and attention's softmax rows (vector.c) give the Swift loops' bits: values across
     /// exp's clamps and its range (−100 … 100, ±0, a NaN), lengths with and without a tail, and the
     /// backward's four overwrite/accumulate cases. A lane computed another way (a fused multiply-add, another
     /// sign flip or clamp) would differ in some of these.
@@ -243,6 +243,17 @@ final class NativeKernelsTests: XCTestCase {
                 return (y.array + x.gradArray + w.gradArray).map(\.bitPattern)
             } }
             XCTAssertEqual(both(true), both(false), "rope and rmsNorm d=\(d)")
+            // Causal attention's softmax rows (max, exp, normalisation) and their backward, with left padding.
+            let q = Tensor.randn([2, 2, 37, d], rng: &rng, requiresGrad: true)
+            let k = Tensor.randn([2, 2, 37, d], rng: &rng, requiresGrad: true)
+            let v = Tensor.randn([2, 2, 37, d], rng: &rng, requiresGrad: true)
+            let attention = { (native: Bool) in run(native) {
+                for t in [q, k, v] { t.zeroGrad() }
+                let o = Tensor.causalAttention(q, k, v, keyStart: [0, 5])
+                (o * o).sum().backward()
+                return (o.array + q.gradArray + k.gradArray + v.gradArray).map(\.bitPattern)
+            } }
+            XCTAssertEqual(attention(true), attention(false), "causal attention d=\(d)")
         }
     }
 }

@@ -142,6 +142,10 @@ void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n)
 void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n);
 /// out[i] = a[i]·b[i] for i < n.
 void ponder_mul(const float *a, const float *b, float *out, long n);
+/// x[i] *= s for i < n.
+void ponder_scale(float *x, float s, long n);
+/// d[i] = p[i]·(d[i] − dot)·scale for i < n (a softmax row's backward).
+void ponder_softmax_grad(const float *p, float *d, long n, float dot, float scale);
 /// RMSNorm's input gradient for one row: dx (+)= s·gw − k·x.
 void ponder_rmsnorm_dx(float s, const float *gw, float k, const float *x, float *dx, long n, int overwrite);
 /// RMSNorm's weight gradient for one row: acc += g·x·s.
