@@ -1,8 +1,8 @@
 // Vector kernels for the paths that do not go through sgemm (attention's softmax, SwiGLU, a KV cache).
 // Float sums are not reassociated by the compiler, so these use SIMD with several accumulators.
 // Swift compiles SIMD16 for baseline x86-64 (128-bit SSE); where the AVX-512 kernels run
-// (NativeKernels.enabled), the whole 16-lane steps of dot, axpy, exp, max and SwiGLU run in CKernels/vector.c
-// instead, lane for lane the same operations, so the results are the same bits either way.
+// (NativeKernels.enabled), the whole 16-lane steps of dot, axpy, exp, max, SwiGLU and AdamW run in
+// CKernels/vector.c instead, lane for lane the same operations, so the results are the same bits either way.
 
 import CKernels
 
@@ -201,7 +201,6 @@ extension Kernels {
         }
     }
 }
-
 
 extension Kernels {
     /// AdamW's update of parameters j in `range` (Training's AdamW.update): m = b1·m + (1 − b1)·g,
