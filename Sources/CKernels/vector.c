@@ -13,6 +13,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+// The lanes of a 16-float step with `left` floats left: all 16, or the first `left`.
+static inline __mmask16 tailMask(long left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
+
 // Kernels.exp: clamp, n = round(x·log₂e) through the 1.5·2²³ trick, r = x − n·ln2 (ln 2 in two
 // parts), a degree-6 polynomial, and 2ⁿ put into the exponent bits.
 __attribute__((target("avx512f"))) static inline __m512 vexp(__m512 x) {
@@ -43,7 +46,7 @@ __attribute__((target("avx512f"))) static inline __m512 vsigmoid(__m512 x) {
     return _mm512_div_ps(one, _mm512_add_ps(one, vexp(negated)));
 }
 
-__attribute__((target("avx512f"))) static long swiglu512(const float *g, const float *u, float *y, long n) {
+__attribute__((target("avx512f"))) long ponder_swiglu(const float *g, const float *u, float *y, long n) {
     long i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 x = _mm512_loadu_ps(g + i);
@@ -53,7 +56,7 @@ __attribute__((target("avx512f"))) static long swiglu512(const float *g, const f
     return i;
 }
 
-__attribute__((target("avx512f"))) static long swigluBackward512(const float *g, const float *u, const float *dy,
+__attribute__((target("avx512f"))) long ponder_swiglu_backward(const float *g, const float *u, const float *dy,
                                                                  float *dg, float *du, long n, int overwriteGate,
                                                                  int overwriteUp) {
     const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
@@ -76,7 +79,7 @@ __attribute__((target("avx512f"))) static long swigluBackward512(const float *g,
     return i;
 }
 
-__attribute__((target("avx512f"))) static long expShifted512(const float *x, float *y, long n, float shift, float *acc) {
+__attribute__((target("avx512f"))) long ponder_exp_shifted(const float *x, float *y, long n, float shift, float *acc) {
     const __m512 sh = _mm512_set1_ps(shift);
     __m512 a = _mm512_setzero_ps();
     long i = 0;
@@ -87,14 +90,14 @@ __attribute__((target("avx512f"))) static long expShifted512(const float *x, flo
     }
     _mm512_storeu_ps(acc, a);
     if (i < n) {  // the tail, through one vector padded with −100 (e^(−100 − shift) goes unused)
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tailMask(n - i);
         __m512 v = _mm512_mask_blend_ps(m, _mm512_set1_ps(-100.0f), _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh));
         _mm512_mask_storeu_ps(y + i, m, vexp(v));
     }
     return i;
 }
 
-__attribute__((target("avx512f"))) static long max512(const float *x, long n, float *lanes) {
+__attribute__((target("avx512f"))) long ponder_max_lanes(const float *x, long n, float *lanes) {
     __m512 m = _mm512_set1_ps(-__builtin_inff());
     long i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -107,7 +110,7 @@ __attribute__((target("avx512f"))) static long max512(const float *x, long n, fl
 
 // One token's rotation (Tensor.rope): for each head and i < h = d/2, a = x[i], b = x[i + h], si = sign·sin[i],
 // y[i] (+)= a·cos[i] − b·si, y[i + h] (+)= b·cos[i] + a·si; a partial last vector is masked.
-__attribute__((target("avx512f"))) static void rope512(const float *x, float *y, const float *cs, const float *sn,
+__attribute__((target("avx512f"))) void ponder_rope(const float *x, float *y, const float *cs, const float *sn,
                                                       long heads, long d, float sign, int accumulate) {
     long h = d / 2;
     const __m512 sg = _mm512_set1_ps(sign);
@@ -115,7 +118,7 @@ __attribute__((target("avx512f"))) static void rope512(const float *x, float *y,
         const float *xi = x + hh * d;
         float *yi = y + hh * d;
         for (long i = 0; i < h; i += 16) {
-            __mmask16 m = h - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (h - i)) - 1);
+            __mmask16 m = tailMask(h - i);
             __m512 a = _mm512_maskz_loadu_ps(m, xi + i), b = _mm512_maskz_loadu_ps(m, xi + i + h);
             __m512 c = _mm512_maskz_loadu_ps(m, cs + i), si = _mm512_mul_ps(sg, _mm512_maskz_loadu_ps(m, sn + i));
             __m512 ya = _mm512_sub_ps(_mm512_mul_ps(a, c), _mm512_mul_ps(b, si));
@@ -131,7 +134,7 @@ __attribute__((target("avx512f"))) static void rope512(const float *x, float *y,
 }
 
 // Kernels.dot's two accumulators over 32-float steps, then one 16-float step into the first.
-__attribute__((target("avx512f"))) static long dot512(const float *a, const float *b, long n, float *lanes) {
+__attribute__((target("avx512f"))) long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes) {
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     long i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -144,38 +147,38 @@ __attribute__((target("avx512f"))) static long dot512(const float *a, const floa
 }
 
 // y[j] = x[j]·s·w[j] (RMSNorm's forward after the row's scale).
-__attribute__((target("avx512f"))) static void scaleMul512(const float *x, float s, const float *w, float *y, long n) {
+__attribute__((target("avx512f"))) void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n) {
     const __m512 vs = _mm512_set1_ps(s);
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tailMask(n - i);
         __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs), _mm512_maskz_loadu_ps(m, w + i));
         _mm512_mask_storeu_ps(y + i, m, v);
     }
 }
 
 // out[i] = y[i] + alpha·x[i] (Kernels.axpy), a partial last vector masked.
-__attribute__((target("avx512f"))) static void axpy512(float alpha, const float *x, const float *y, float *out, long n) {
+__attribute__((target("avx512f"))) void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n) {
     const __m512 a = _mm512_set1_ps(alpha);
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tailMask(n - i);
         __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, x + i)));
         _mm512_mask_storeu_ps(out + i, m, v);
     }
 }
 
 // RMSNorm's backward for one row: gw = g·w; then dx (+)= s·gw − k·x once the caller has k (its dot).
-__attribute__((target("avx512f"))) static void mul512(const float *a, const float *b, float *out, long n) {
+__attribute__((target("avx512f"))) void ponder_mul(const float *a, const float *b, float *out, long n) {
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tailMask(n - i);
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i)));
     }
 }
 
-__attribute__((target("avx512f"))) static void rmsDx512(float s, const float *gw, float k, const float *x, float *dx,
+__attribute__((target("avx512f"))) void ponder_rmsnorm_dx(float s, const float *gw, float k, const float *x, float *dx,
                                                        long n, int overwrite) {
     const __m512 vs = _mm512_set1_ps(s), vk = _mm512_set1_ps(k);
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tailMask(n - i);
         __m512 v = _mm512_sub_ps(_mm512_mul_ps(vs, _mm512_maskz_loadu_ps(m, gw + i)),
                                  _mm512_mul_ps(vk, _mm512_maskz_loadu_ps(m, x + i)));
         if (!overwrite) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), v);
@@ -184,10 +187,10 @@ __attribute__((target("avx512f"))) static void rmsDx512(float s, const float *gw
 }
 
 // acc[j] += g[j]·x[j]·s (RMSNorm's weight gradient, one row).
-__attribute__((target("avx512f"))) static void rmsDw512(float *acc, const float *g, const float *x, float s, long n) {
+__attribute__((target("avx512f"))) void ponder_rmsnorm_dw(float *acc, const float *g, const float *x, float s, long n) {
     const __m512 vs = _mm512_set1_ps(s);
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tailMask(n - i);
         __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + i), _mm512_maskz_loadu_ps(m, x + i)), vs);
         _mm512_mask_storeu_ps(acc + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, acc + i), v));
     }
@@ -195,13 +198,13 @@ __attribute__((target("avx512f"))) static void rmsDw512(float *acc, const float 
 
 // AdamW on n parameters (Training's AdamW.update): m = b1·m + (1 − b1)·g, v = b2·v + (1 − b2)·g·g,
 // w = w·decay − stepSize·m / (√v / c2s + eps), with omb1 = 1 − b1 and omb2 = 1 − b2 as the caller rounds them.
-__attribute__((target("avx512f"))) static void adamw512(float *w, const float *g, float *m, float *v, long n, float b1,
+__attribute__((target("avx512f"))) void ponder_adamw(float *w, const float *g, float *m, float *v, long n, float b1,
                                                        float omb1, float b2, float omb2, float decay, float stepSize,
                                                        float c2s, float eps) {
     const __m512 vb1 = _mm512_set1_ps(b1), vo1 = _mm512_set1_ps(omb1), vb2 = _mm512_set1_ps(b2), vo2 = _mm512_set1_ps(omb2);
     const __m512 vd = _mm512_set1_ps(decay), vst = _mm512_set1_ps(stepSize), vc = _mm512_set1_ps(c2s), ve = _mm512_set1_ps(eps);
     for (long i = 0; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 k = tailMask(n - i);
         __m512 gj = _mm512_maskz_loadu_ps(k, g + i);
         __m512 mj = _mm512_add_ps(_mm512_mul_ps(vb1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(vo1, gj));
         __m512 vj = _mm512_add_ps(_mm512_mul_ps(vb2, _mm512_maskz_loadu_ps(k, v + i)), _mm512_mul_ps(_mm512_mul_ps(vo2, gj), gj));
@@ -214,64 +217,23 @@ __attribute__((target("avx512f"))) static void adamw512(float *w, const float *g
 }
 
 // x[j] *= s (a softmax row's normalisation).
-__attribute__((target("avx512f"))) static void scale512(float *x, float s, long n) {
+__attribute__((target("avx512f"))) void ponder_scale(float *x, float s, long n) {
     const __m512 vs = _mm512_set1_ps(s);
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tailMask(n - i);
         _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
     }
 }
 
 // d[j] = p[j]·(d[j] − dot)·scale (a softmax row's backward, dot = Σ p·d).
-__attribute__((target("avx512f"))) static void softmaxGrad512(const float *p, float *d, long n, float dot, float scale) {
+__attribute__((target("avx512f"))) void ponder_softmax_grad(const float *p, float *d, long n, float dot, float scale) {
     const __m512 vd = _mm512_set1_ps(dot), vs = _mm512_set1_ps(scale);
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tailMask(n - i);
         __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i), _mm512_sub_ps(_mm512_maskz_loadu_ps(m, d + i), vd)), vs);
         _mm512_mask_storeu_ps(d + i, m, v);
     }
 }
-
-long ponder_swiglu(const float *g, const float *u, float *y, long n) { return swiglu512(g, u, y, n); }
-
-long ponder_swiglu_backward(const float *g, const float *u, const float *dy, float *dg, float *du, long n,
-                            int overwriteGate, int overwriteUp) {
-    return swigluBackward512(g, u, dy, dg, du, n, overwriteGate, overwriteUp);
-}
-
-long ponder_exp_shifted(const float *x, float *y, long n, float shift, float *acc) {
-    return expShifted512(x, y, n, shift, acc);
-}
-
-long ponder_max_lanes(const float *x, long n, float *lanes) { return max512(x, n, lanes); }
-
-void ponder_rope(const float *x, float *y, const float *cs, const float *sn, long heads, long d, float sign,
-                 int accumulate) {
-    rope512(x, y, cs, sn, heads, d, sign, accumulate);
-}
-
-long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes) { return dot512(a, b, n, lanes); }
-
-void ponder_axpy(float alpha, const float *x, const float *y, float *out, long n) { axpy512(alpha, x, y, out, n); }
-
-void ponder_mul(const float *a, const float *b, float *out, long n) { mul512(a, b, out, n); }
-
-void ponder_scale(float *x, float s, long n) { scale512(x, s, n); }
-
-void ponder_softmax_grad(const float *p, float *d, long n, float dot, float scale) { softmaxGrad512(p, d, n, dot, scale); }
-
-void ponder_adamw(float *w, const float *g, float *m, float *v, long n, float b1, float omb1, float b2, float omb2,
-                  float decay, float stepSize, float c2s, float eps) {
-    adamw512(w, g, m, v, n, b1, omb1, b2, omb2, decay, stepSize, c2s, eps);
-}
-
-void ponder_rmsnorm_dx(float s, const float *gw, float k, const float *x, float *dx, long n, int overwrite) {
-    rmsDx512(s, gw, k, x, dx, n, overwrite);
-}
-
-void ponder_rmsnorm_dw(float *acc, const float *g, const float *x, float s, long n) { rmsDw512(acc, g, x, s, n); }
-
-void ponder_scale_mul(const float *x, float s, const float *w, float *y, long n) { scaleMul512(x, s, w, y, n); }
 
 #else
 
