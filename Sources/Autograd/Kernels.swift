@@ -153,9 +153,14 @@ extension Kernels {
             ry.storeBytes(of: x * s * ru.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self), toByteOffset: i * 4, as: SIMD16<Float>.self)
             i += 16
         }
-        while i < range.upperBound {
-            y[i] = g[i] / (1 + Foundation.exp(-g[i])) * u[i]
-            i += 1
+        if i < range.upperBound {  // the tail through one padded vector: each element as the body computes it,
+            // wherever a parallel range puts it (libm's exp and a true division differ in the last bits)
+            let n = range.upperBound - i
+            var x = SIMD16<Float>(), uu = SIMD16<Float>()
+            for j in 0..<n { (x[j], uu[j]) = (g[i + j], u[i + j]) }
+            let s = 1 / (1 + exp(-x))
+            let v = x * s * uu
+            for j in 0..<n { y[i + j] = v[j] }
         }
     }
 
@@ -193,11 +198,19 @@ extension Kernels {
             }
             i += 16
         }
-        while i < range.upperBound {
-            let x = g[i], s = 1 / (1 + Foundation.exp(-x))
-            if let dg { dg[i] = (overwriteGate ? 0 : dg[i]) + dy[i] * u[i] * s * (1 + x * (1 - s)) }
-            if let du { du[i] = (overwriteUp ? 0 : du[i]) + dy[i] * x * s }
-            i += 1
+        if i < range.upperBound {  // the tail through one padded vector, as in `swiglu`
+            let n = range.upperBound - i
+            var x = SIMD16<Float>(), d = SIMD16<Float>(), uu = SIMD16<Float>()
+            for j in 0..<n { (x[j], d[j], uu[j]) = (g[i + j], dy[i + j], u[i + j]) }
+            let s = 1 / (1 + exp(-x))
+            if let dg {
+                let v = d * uu * s * (1 + x * (1 - s))
+                for j in 0..<n { dg[i + j] = (overwriteGate ? 0 : dg[i + j]) + v[j] }
+            }
+            if let du {
+                let v = d * x * s
+                for j in 0..<n { du[i + j] = (overwriteUp ? 0 : du[i + j]) + v[j] }
+            }
         }
     }
 }

@@ -167,6 +167,37 @@ final class NativeKernelsTests: XCTestCase {
         }
     }
 
+    /// SwiGLU's value and gradients for an element do not depend on where a parallel range starts or
+    /// ends (the elements past the last whole vector take the body's formula, not libm's): otherwise
+    /// results would change with the thread count, and a row's values with the rows beside it.
+    func testSwiGLUElementsDoNotDependOnTheirRange() {
+        var rng = RNG(seed: 12)
+        let n = 53
+        let g = Tensor.randn([n], std: 3, rng: &rng).array, u = Tensor.randn([n], rng: &rng).array
+        let dy = Tensor.randn([n], rng: &rng).array, old = Tensor.randn([n], rng: &rng).array
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: 3 * n)
+        defer { y.deallocate() }
+        let dg = y + n, du = y + 2 * n
+        func run(_ cuts: [Int], overwrite: Bool) -> [UInt32] {
+            dg.update(from: old, count: n)
+            du.update(from: old, count: n)
+            for (lo, hi) in zip([0] + cuts, cuts + [n]) {
+                Kernels.swiglu(g, u, y, lo..<hi)
+                Kernels.swigluBackward(g, u, dy, dg, du, lo..<hi, overwriteGate: overwrite, overwriteUp: overwrite)
+            }
+            return (0..<(3 * n)).map { y[$0].bitPattern }
+        }
+        for native in [true, false] {
+            NativeKernels.enabled = native && enabled
+            for overwrite in [false, true] {
+                let whole = run([], overwrite: overwrite)
+                for cuts in [[1], [7], [17, 30], [26, 27, 40]] {
+                    XCTAssertEqual(run(cuts, overwrite: overwrite), whole, "native \(native), overwrite \(overwrite), cuts \(cuts)")
+                }
+            }
+        }
+    }
+
     /// The AVX-512 bodies of dot, axpy, exp, max, SwiGLU, RoPE, RMSNorm, AdamW and attention's softmax rows (vector.c) give the Swift loops' bits: values across
     /// exp's clamps and its range (−100 … 100, ±0, a NaN), lengths with and without a tail, and the
     /// backward's four overwrite/accumulate cases. A lane computed another way (a fused multiply-add, another
