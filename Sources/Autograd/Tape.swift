@@ -2,21 +2,24 @@
 // closure; `backward()` runs them newest first. Closures hold exactly what their backward reads
 // (STYLE.md §3), so the tape is also what keeps activations alive until backward.
 
+import CKernels
+
 public enum Autograd {
     final class Tape {
         var entries: [() -> Void] = []
     }
 
     nonisolated(unsafe) static var tape = Tape()
-    nonisolated(unsafe) static var depthNoGrad = 0
+    /// How deep in `noGrad` the program is: one atomic count for every thread (see `ponder_nograd_add`).
+    static var depthNoGrad: Int { ponder_nograd_depth() }
 
     /// Whether ops currently record onto the tape.
     public static var isRecording: Bool { depthNoGrad == 0 }
 
     /// Runs `body` without recording: for sampling and reference-model passes.
     public static func noGrad<T>(_ body: () throws -> T) rethrows -> T {
-        depthNoGrad += 1
-        defer { depthNoGrad -= 1 }
+        _ = ponder_nograd_add(1)
+        defer { _ = ponder_nograd_add(-1) }
         return try body()
     }
 

@@ -134,3 +134,11 @@ void ponder_pool_run(long parts, long threads, ponder_body_fn body, void *arg) {
     }
     atomic_store_explicit(&pool.busy, 0, memory_order_release);
 }
+
+// Autograd's depth of `noGrad` (while above 0 no op records), one count for every thread: the sampler
+// decodes slices of a batch on several threads at once, each entering and leaving `noGrad`.
+static _Atomic long nograd_depth;
+
+long ponder_nograd_add(long delta) { return atomic_fetch_add_explicit(&nograd_depth, delta, memory_order_relaxed) + delta; }
+
+long ponder_nograd_depth(void) { return atomic_load_explicit(&nograd_depth, memory_order_relaxed); }

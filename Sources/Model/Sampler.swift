@@ -88,22 +88,83 @@ public enum Sampler {
     /// Like `sample(…, rng:)`, but prompt p's group draws only from `rngs[p]`: a prompt's samples
     /// then depend only on the policy, the prompt and its own generator, not on which other prompts
     /// share the batch (so data-parallel ranks and batch sizes do not change them).
+    ///
+    /// A small policy's batch is split into contiguous slices of prompts decoded at once on the threads
+    /// (`sliceCount`), each with its own cache and its ops on its own thread: such a policy's decoding
+    /// products are too small to split well (on 2 cores, half the sampling time of a quickstart-shaped
+    /// GRPO step went to the serial parts between them and the waits). With the native kernels a
+    /// row's values depend on that row alone and each group draws from its own generator, so the
+    /// completions are the same bits as one batch's, whatever the split.
     public static func sample(
         policy: Policy, prompts: [[Int32]], group: Int, options: SamplingOptions,
         stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG]
     ) -> [Completion] {
         precondition(rngs.count == prompts.count, "one generator per prompt")
-        return sample(policy: policy, prompts: prompts, group: group, options: options, stopTokens: stopTokens,
-                      padToken: padToken, rngs: &rngs, rngOfRow: { $0 / group })
+        let slices = sliceCount(policy: policy, prompts: prompts.count)
+        if slices <= 1 {
+            return sample(policy: policy, prompts: prompts, group: group, options: options, stopTokens: stopTokens,
+                          padToken: padToken, rngs: &rngs, rngOfRow: { $0 / group })
+        }
+        let bounds = (0...slices).map { prompts.count * $0 / slices }
+        // Every slice pads its prompts to the whole batch's longest, as one batch would: the prompt
+        // pass's sums over a row's keys follow its padding.
+        let width = prompts.map(\.count).max()!
+        var parts = [[Completion]](repeating: [], count: slices)
+        var sliceRNGs = (0..<slices).map { Array(rngs[bounds[$0]..<bounds[$0 + 1]]) }
+        var timings = [Timing](repeating: Timing(), count: slices)
+        parts.withUnsafeMutableBufferPointer { parts in
+            sliceRNGs.withUnsafeMutableBufferPointer { sliceRNGs in
+                timings.withUnsafeMutableBufferPointer { timings in
+                    Parallel.run(slices) { i in
+                        parts[i] = sample(policy: policy, prompts: Array(prompts[bounds[i]..<bounds[i + 1]]), group: group,
+                                          options: options, stopTokens: stopTokens, padToken: padToken, rngs: &sliceRNGs[i],
+                                          rngOfRow: { $0 / group }, width: width, timing: &timings[i])
+                    }
+                }
+            }
+        }
+        rngs = sliceRNGs.flatMap { $0 }
+        // The slowest slice's prompt pass and decoding, each slice's steps at most.
+        lastTiming = Timing(promptSeconds: timings.map(\.promptSeconds).max()!, decodeSeconds: timings.map(\.decodeSeconds).max()!,
+                            decodeSteps: timings.map(\.decodeSteps).max()!)
+        return (0..<slices).flatMap { i in
+            parts[i].map { Completion(prompt: $0.prompt + bounds[i], tokens: $0.tokens, logprobs: $0.logprobs, truncated: $0.truncated) }
+        }
     }
 
     static func sample(
         policy: Policy, prompts: [[Int32]], group: Int, options: SamplingOptions,
         stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG], rngOfRow: (Int) -> Int
     ) -> [Completion] {
+        var timing = Timing()
+        defer { lastTiming = timing }
+        return sample(policy: policy, prompts: prompts, group: group, options: options, stopTokens: stopTokens,
+                      padToken: padToken, rngs: &rngs, rngOfRow: rngOfRow, width: nil, timing: &timing)
+    }
+
+    /// Float32 weights at most this large are decoded in slices (see `sample(…, rngs:)`): every slice
+    /// reads all of them at every step, which costs nothing while they stay in the last-level cache
+    /// (the quickstart's 3 MB, r1-tiny's 8 MB); a larger model's decoding is bound by reading its
+    /// weights from memory, and there the threads split each product's columns instead.
+    static let sliceWeightBytes = 16 << 20
+
+    /// Slices of a batch of `prompts` decoded at once: two per thread, so that a slice whose
+    /// completions stop early leaves its thread another to take; one where the rows' values could
+    /// depend on the batch (without the native kernels) or the weights are too large.
+    public static func sliceCount(policy: Policy, prompts: Int) -> Int {
+        guard NativeKernels.enabled, Parallel.threads > 1, policy.config.parameterCount * 4 <= sliceWeightBytes else { return 1 }
+        return Swift.min(2 * Parallel.threads, prompts)
+    }
+
+    /// One batch: the prompts' pass (left-padded to `width`, or to the longest), then decoding every
+    /// row together; where its time went in `timing`.
+    static func sample(
+        policy: Policy, prompts: [[Int32]], group: Int, options: SamplingOptions,
+        stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG], rngOfRow: (Int) -> Int, width: Int?, timing: inout Timing
+    ) -> [Completion] {
         precondition(!prompts.isEmpty && group >= 1 && prompts.allSatisfy { !$0.isEmpty })
         let s = prompts.count * group
-        let tp = prompts.map(\.count).max()!
+        let tp = width ?? prompts.map(\.count).max()!
         let capacity = tp + options.maxNewTokens
         precondition(capacity <= policy.config.maxContext,
                      "prompt (\(tp)) + max_new_tokens (\(options.maxNewTokens)) exceeds max_context \(policy.config.maxContext)")
@@ -123,8 +184,8 @@ public enum Sampler {
         var rounds = 0
         defer {
             let end = DispatchTime.now().uptimeNanoseconds
-            Self.lastTiming = Timing(promptSeconds: Double(decodeStart - start) / 1e9,
-                                     decodeSeconds: Double(end - decodeStart) / 1e9, decodeSteps: rounds)
+            timing = Timing(promptSeconds: Double(decodeStart - start) / 1e9,
+                            decodeSeconds: Double(end - decodeStart) / 1e9, decodeSteps: rounds)
         }
         cache.repeatRows(group)
         var logits = Tensor(uninitialized: [s, policy.config.vocabSize])

@@ -131,6 +131,33 @@ final class PolicyTests: XCTestCase {
         }
     }
 
+    /// With more than one thread a small policy's batch is decoded in slices at once (`Sampler.sliceCount`);
+    /// the completions, their logprobs and the generators afterwards are one batch's on one thread, bit for bit.
+    func testSlicedDecodingOnTwoThreadsEqualsOneBatchOnOneBitForBit() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        let policy = makePolicy()
+        let prompts = (0..<7).map { tokens(1 + $0 % 4 * 2, seed: UInt64(20 + $0)) }
+        let opts = SamplingOptions(temperature: 1, topP: 0.95, maxNewTokens: 12)
+        func sample(threads: Int) -> (completions: [Completion], after: [UInt64]) {
+            Parallel.threads = threads
+            var rngs = prompts.indices.map { RNG(seed: 4 + UInt64($0), stream: "sampling") }
+            let out = Sampler.sample(policy: policy, prompts: prompts, group: 3, options: opts, stopTokens: [2], padToken: 0, rngs: &rngs)
+            return (out, rngs.indices.map { rngs[$0].next() })
+        }
+        Parallel.threads = 2
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: prompts.count), NativeKernels.enabled ? 4 : 1)
+        let one = sample(threads: 1), sliced = sample(threads: 2)
+        XCTAssertEqual(sliced.completions.map(\.prompt), (0..<21).map { $0 / 3 })
+        XCTAssertEqual(sliced.completions.map(\.tokens), one.completions.map(\.tokens))
+        XCTAssertEqual(sliced.completions.map { $0.logprobs.map(\.bitPattern) }, one.completions.map { $0.logprobs.map(\.bitPattern) })
+        XCTAssertEqual(sliced.completions.map(\.truncated), one.completions.map(\.truncated))
+        XCTAssertEqual(sliced.after, one.after, "each prompt's generator must end where one batch leaves it")
+        // Rows of different lengths, some stopped early: otherwise the slices would show nothing.
+        XCTAssertTrue(one.completions.contains { $0.truncated } && one.completions.contains { !$0.truncated })
+        XCTAssertGreaterThan(Set(one.completions.map(\.tokens)).count, 12)
+    }
+
     /// Rows that stop leave the sampling batch; the rows still decoding keep their own cache and padding.
     func testRowsThatStopLeaveTheBatchAndTheRestDecodeAsAlone() {
         checkSampledLogprobsMatchFullForward(makePolicy(), stopTokens: [2, 5, 11])

@@ -51,7 +51,9 @@ final class DataParallelTests: XCTestCase {
             var rngs = split.map(stream)
             let part = Sampler.sample(policy: policy, prompts: Array(prompts[split]), group: 3, options: opts,
                                       stopTokens: [0], padToken: 19, rngs: &rngs)
-            XCTAssertEqual(part.map(\.tokens), together[(split.lowerBound * 3)..<(split.upperBound * 3)].map(\.tokens), "\(split)")
+            let same = together[(split.lowerBound * 3)..<(split.upperBound * 3)]
+            XCTAssertEqual(part.map(\.tokens), same.map(\.tokens), "\(split)")
+            XCTAssertEqual(part.map { $0.logprobs.map(\.bitPattern) }, same.map { $0.logprobs.map(\.bitPattern) }, "\(split)")
         }
         XCTAssertGreaterThan(Set(together.map(\.tokens)).count, 6, "samples must vary, or the test shows nothing")
     }

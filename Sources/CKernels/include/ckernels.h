@@ -112,6 +112,12 @@ void ponder_sgemm_bf16_packed(const float *a, long m, long k, long lda, const ui
 /// or while another thread's job is running.
 void ponder_pool_run(long parts, long threads, ponder_body_fn body, void *arg);
 
+/// Autograd's `noGrad` depth, shared by all threads and safe to change from several at once: adds
+/// `delta` and returns the new depth.
+long ponder_nograd_add(long delta);
+/// The current `noGrad` depth (0: ops record).
+long ponder_nograd_depth(void);
+
 /// Makes glibc's malloc keep what is freed for later requests of any size instead of returning it
 /// to the system (no mmap'd blocks, no trimming); nothing elsewhere. See BufferPool.keepFreedMemory.
 void ponder_keep_freed_memory(void);
