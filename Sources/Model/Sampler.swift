@@ -106,9 +106,6 @@ public enum Sampler {
                           padToken: padToken, rngs: &rngs, rngOfRow: { $0 / group })
         }
         let bounds = (0...slices).map { prompts.count * $0 / slices }
-        // Every slice pads its prompts to the whole batch's longest, as one batch would: the prompt
-        // pass's sums over a row's keys follow its padding.
-        let width = prompts.map(\.count).max()!
         var parts = [[Completion]](repeating: [], count: slices)
         var sliceRNGs = (0..<slices).map { Array(rngs[bounds[$0]..<bounds[$0 + 1]]) }
         var timings = [Timing](repeating: Timing(), count: slices)
@@ -118,7 +115,7 @@ public enum Sampler {
                     Parallel.run(slices) { i in
                         parts[i] = sample(policy: policy, prompts: Array(prompts[bounds[i]..<bounds[i + 1]]), group: group,
                                           options: options, stopTokens: stopTokens, padToken: padToken, rngs: &sliceRNGs[i],
-                                          rngOfRow: { $0 / group }, width: width, timing: &timings[i])
+                                          rngOfRow: { $0 / group }, timing: &timings[i])
                     }
                 }
             }
@@ -139,7 +136,7 @@ public enum Sampler {
         var timing = Timing()
         defer { lastTiming = timing }
         return sample(policy: policy, prompts: prompts, group: group, options: options, stopTokens: stopTokens,
-                      padToken: padToken, rngs: &rngs, rngOfRow: rngOfRow, width: nil, timing: &timing)
+                      padToken: padToken, rngs: &rngs, rngOfRow: rngOfRow, timing: &timing)
     }
 
     /// Float32 weights at most this large are decoded in slices (see `sample(…, rngs:)`): every slice
@@ -156,15 +153,14 @@ public enum Sampler {
         return Swift.min(2 * Parallel.threads, prompts)
     }
 
-    /// One batch: the prompts' pass (left-padded to `width`, or to the longest), then decoding every
-    /// row together; where its time went in `timing`.
+    /// One batch: the prompts' pass, then decoding every row together; where its time went in `timing`.
     static func sample(
         policy: Policy, prompts: [[Int32]], group: Int, options: SamplingOptions,
-        stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG], rngOfRow: (Int) -> Int, width: Int?, timing: inout Timing
+        stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG], rngOfRow: (Int) -> Int, timing: inout Timing
     ) -> [Completion] {
         precondition(!prompts.isEmpty && group >= 1 && prompts.allSatisfy { !$0.isEmpty })
         let s = prompts.count * group
-        let tp = width ?? prompts.map(\.count).max()!
+        let tp = prompts.map(\.count).max()!
         let capacity = tp + options.maxNewTokens
         precondition(capacity <= policy.config.maxContext,
                      "prompt (\(tp)) + max_new_tokens (\(options.maxNewTokens)) exceeds max_context \(policy.config.maxContext)")
