@@ -136,7 +136,7 @@ final class DataParallelTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment
         env["PONDER_NUM_THREADS"] = "1"
         p.environment = env
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log.path, contents: nil), "cannot create \(log.path)")
         let handle = try FileHandle(forWritingTo: log)
         p.standardOutput = handle
         p.standardError = handle
