@@ -147,9 +147,11 @@ public enum Sampler {
 
     /// Slices of a batch of `prompts` decoded at once: two per thread, so that a slice whose
     /// completions stop early leaves its thread another to take; one where the rows' values could
-    /// depend on the batch (without the native kernels) or the weights are too large.
+    /// depend on the batch (without the native kernels), where the weights are too large, or for a
+    /// mixture of experts, whose layers keep each forward's routing and load in their own state.
     public static func sliceCount(policy: Policy, prompts: Int) -> Int {
-        guard NativeKernels.enabled, Parallel.threads > 1, policy.config.parameterCount * 4 <= sliceWeightBytes else { return 1 }
+        guard NativeKernels.enabled, Parallel.threads > 1, policy.config.moe == nil,
+              policy.config.parameterCount * 4 <= sliceWeightBytes else { return 1 }
         return Swift.min(2 * Parallel.threads, prompts)
     }
 

@@ -204,6 +204,16 @@ final class MoEMLATests: XCTestCase {
         checkSampledLogprobsMatchFullForward(makePolicy(Self.config(moe: true, qLora: 6, interleave: true)), stopTokens: [2, 5, 11])
     }
 
+    /// A mixture of experts records each forward's routing and load in its layers, so its batch is never
+    /// decoded in slices on several threads at once; MLA alone may be.
+    func testMoEBatchesAreNotDecodedInSlices() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 2
+        XCTAssertEqual(Sampler.sliceCount(policy: makePolicy(Self.config(moe: true)), prompts: 8), 1)
+        XCTAssertEqual(Sampler.sliceCount(policy: makePolicy(Self.config(moe: false)), prompts: 8), NativeKernels.enabled ? 4 : 1)
+    }
+
     /// The absorbed path (attention in latent space) equals the naive one (re-expanded cache).
     func testAbsorbedDecodingEqualsNaiveDecoding() {
         let policy = makePolicy(Self.config(qLora: 6))
