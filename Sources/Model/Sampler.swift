@@ -91,8 +91,8 @@ public enum Sampler {
     ///
     /// A small policy's batch is split into contiguous slices of prompts decoded at once on the threads
     /// (`sliceCount`), each with its own cache and its ops on its own thread: such a policy's decoding
-    /// products are too small to split well (on 2 cores, half the sampling time of a quickstart-shaped
-    /// GRPO step went to the serial parts between them and the waits). With the native kernels a
+    /// products are too small to split well (on 2 cores, half the sampling time of `bench grpo --task
+    /// add`'s d=128 step went to the serial parts between them and the waits). With the native kernels a
     /// row's values depend on that row alone and each group draws from its own generator, so the
     /// completions are the same bits as one batch's, whatever the split.
     public static func sample(
