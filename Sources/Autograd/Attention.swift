@@ -4,7 +4,6 @@
 // B batch, H heads, T time, D head size. Scores and weighted values are float32 products whatever
 // BLAS.precision says (see MatmulPrecision).
 
-import CKernels
 import Foundation
 
 /// Precomputed RoPE angles (Su et al. 2021) in Hugging Face Llama's "rotate_half" layout: dimension
@@ -57,18 +56,8 @@ extension Tensor {
                             let p = Int(positions[t])
                             precondition(p >= 0 && p < table.maxPositions, "position \(p) outside the RoPE table (\(table.maxPositions))")
                             let c = cs.baseAddress! + p * h, s = sn.baseAddress! + p * h
-                            if NativeKernels.enabled {
-                                ponder_rope(src + t * hd, dst + t * hd, c, s, heads, d, sign, accumulate ? 1 : 0)
-                                continue
-                            }
-                            for hh in 0..<heads {
-                                let xi = src + t * hd + hh * d, yi = dst + t * hd + hh * d
-                                for i in 0..<h {
-                                    let a = xi[i], b = xi[i + h], si = sign * s[i]
-                                    let ya = a * c[i] - b * si, yb = b * c[i] + a * si
-                                    if accumulate { yi[i] += ya; yi[i + h] += yb } else { yi[i] = ya; yi[i + h] = yb }
-                                }
-                            }
+                            Kernels.rope(src + t * hd, into: dst + t * hd, cos: c, sin: s, heads: heads, d: d, sign: sign,
+                                         accumulate: accumulate)
                         }
                     }
                 }
@@ -153,11 +142,7 @@ extension Tensor {
                         let mx = Kernels.max(row + start, len)
                         let inv = 1 / Kernels.expShifted(row + start, row + start, len, shift: mx)
                         for j in 0..<start { row[j] = 0 }
-                        if NativeKernels.enabled {
-                            ponder_scale(row + start, inv, len)
-                        } else {
-                            for j in start...i { row[j] *= inv }
-                        }
+                        Kernels.scale(row + start, inv, len)
                         for j in (i + 1)..<i1 { row[j] = 0 }
                     }
                     BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dv, k: i1,
@@ -193,11 +178,7 @@ extension Tensor {
                             for i in i0..<i1 {
                                 let pr = p + i * t, dr = dp + i * t
                                 let dot = Kernels.dot(pr, dr, i + 1)
-                                if NativeKernels.enabled {
-                                    ponder_softmax_grad(pr, dr, i + 1, dot, scale)
-                                } else {
-                                    for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                                }
+                                Kernels.softmaxGrad(pr, dr, i + 1, dot: dot, scale: scale)
                                 for j in (i + 1)..<i1 { dr[j] = 0 }
                             }
                             if let gq {  // dQ += dS · K

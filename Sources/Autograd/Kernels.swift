@@ -1,8 +1,9 @@
-// Vector kernels for the paths that do not go through sgemm (attention's softmax, SwiGLU, a KV cache).
-// Float sums are not reassociated by the compiler, so these use SIMD with several accumulators.
-// Swift compiles SIMD16 for baseline x86-64 (128-bit SSE); where the AVX-512 kernels run
-// (NativeKernels.enabled), the whole 16-lane steps of dot, axpy, exp, max, SwiGLU and AdamW run in
-// CKernels/vector.c instead, lane for lane the same operations, so the results are the same bits either way.
+// Vector kernels for the paths that do not go through sgemm (attention's softmax, RoPE, RMSNorm, SwiGLU,
+// AdamW, a KV cache). Float sums are not reassociated by the compiler, so these use SIMD with several
+// accumulators. Swift compiles SIMD16 for baseline x86-64 (128-bit SSE); where the AVX-512 kernels run
+// (NativeKernels.enabled), each kernel here hands its 16-lane steps to CKernels/vector.c instead, lane for
+// lane the same operations, so the results are the same bits either way. Callers go through these
+// functions, never vector.c directly, so that choice is made in one place.
 
 import CKernels
 
@@ -236,3 +237,69 @@ extension Kernels {
 }
 
 import Foundation
+
+extension Kernels {
+    /// y[j] = x[j]·s·w[j] for j < n (RMSNorm's forward after the row's scale).
+    @inline(__always)
+    public static func scaleMul(_ x: UnsafePointer<Float>, _ s: Float, _ w: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ n: Int) {
+        if NativeKernels.enabled { return ponder_scale_mul(x, s, w, y, n) }
+        for j in 0..<n { y[j] = x[j] * s * w[j] }
+    }
+
+    /// out[j] = a[j]·b[j] for j < n.
+    @inline(__always)
+    public static func mul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {
+        if NativeKernels.enabled { return ponder_mul(a, b, out, n) }
+        for j in 0..<n { out[j] = a[j] * b[j] }
+    }
+
+    /// dx[j] (+)= s·gw[j] − k·x[j] for j < n (RMSNorm's input gradient for one row; `overwrite` assigns).
+    @inline(__always)
+    public static func rmsNormDx(_ s: Float, _ gw: UnsafePointer<Float>, _ k: Float, _ x: UnsafePointer<Float>,
+                                 into dx: UnsafeMutablePointer<Float>, _ n: Int, overwrite: Bool) {
+        if NativeKernels.enabled { return ponder_rmsnorm_dx(s, gw, k, x, dx, n, overwrite ? 1 : 0) }
+        if overwrite {
+            for j in 0..<n { dx[j] = s * gw[j] - k * x[j] }
+        } else {
+            for j in 0..<n { dx[j] += s * gw[j] - k * x[j] }
+        }
+    }
+
+    /// acc[j] += g[j]·x[j]·s for j < n (RMSNorm's weight gradient, one row).
+    @inline(__always)
+    public static func rmsNormDw(_ acc: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ s: Float, _ n: Int) {
+        if NativeKernels.enabled { return ponder_rmsnorm_dw(acc, g, x, s, n) }
+        for j in 0..<n { acc[j] += g[j] * x[j] * s }
+    }
+
+    /// x[j] *= s for j < n (a softmax row's normalisation).
+    @inline(__always)
+    public static func scale(_ x: UnsafeMutablePointer<Float>, _ s: Float, _ n: Int) {
+        if NativeKernels.enabled { return ponder_scale(x, s, n) }
+        for j in 0..<n { x[j] *= s }
+    }
+
+    /// d[j] = p[j]·(d[j] − dot)·scale for j < n (a softmax row's backward, dot = Σ p·d).
+    @inline(__always)
+    public static func softmaxGrad(_ p: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int, dot: Float, scale: Float) {
+        if NativeKernels.enabled { return ponder_softmax_grad(p, d, n, dot, scale) }
+        for j in 0..<n { d[j] = p[j] * (d[j] - dot) * scale }
+    }
+
+    /// One token's RoPE over `heads` heads of size d (h = d/2): a = x[i], b = x[i + h], si = sign·sin[i],
+    /// y[i] (+)= a·cos[i] − b·si, y[i + h] (+)= b·cos[i] + a·si.
+    @inline(__always)
+    public static func rope(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, cos c: UnsafePointer<Float>,
+                            sin s: UnsafePointer<Float>, heads: Int, d: Int, sign: Float, accumulate: Bool) {
+        if NativeKernels.enabled { return ponder_rope(x, y, c, s, heads, d, sign, accumulate ? 1 : 0) }
+        let h = d / 2
+        for hh in 0..<heads {
+            let xi = x + hh * d, yi = y + hh * d
+            for i in 0..<h {
+                let a = xi[i], b = xi[i + h], si = sign * s[i]
+                let ya = a * c[i] - b * si, yb = b * c[i] + a * si
+                if accumulate { yi[i] += ya; yi[i + h] += yb } else { yi[i] = ya; yi[i + h] = yb }
+            }
+        }
+    }
+}

@@ -3,7 +3,6 @@
 //
 // Dimensions: N rows (tokens), C channels, V vocabulary, B batch, H heads, T time, D head size.
 
-import CKernels
 import Foundation
 
 extension Tensor {
@@ -49,11 +48,7 @@ extension Tensor {
                     let xi = px + i * c, yi = py + i * c
                     let s = 1 / (Kernels.dot(xi, xi, c) / Float(c) + eps).squareRoot()
                     rs[i] = s
-                    if NativeKernels.enabled {
-                        ponder_scale_mul(xi, s, pw, yi, c)
-                    } else {
-                        for j in 0..<c { yi[j] = xi[j] * s * pw[j] }
-                    }
+                    Kernels.scaleMul(xi, s, pw, into: yi, c)
                 }
             }
         }
@@ -65,25 +60,13 @@ extension Tensor {
                         // dx = rstd · (g·w − x · rstd² · mean(g·w·x))
                         let (gx, fresh) = x.storage.gradForOverwrite()
                         Parallel.forRanges(rows, cost: c * 4) { r in
-                            var gw = [Float](repeating: 0, count: c)  // g·w for the row
+                            let gw = UnsafeMutablePointer<Float>.allocate(capacity: c)  // g·w for the row
+                            defer { gw.deallocate() }
                             for i in r {
-                                let xi = px + i * c, gi = g + i * c, dxi = gx + i * c
-                                if NativeKernels.enabled {
-                                    gw.withUnsafeMutableBufferPointer { b in
-                                        ponder_mul(gi, pw, b.baseAddress!, c)
-                                        let s = rs[i], k = s * s * s * Kernels.dot(b.baseAddress!, xi, c) / Float(c)
-                                        ponder_rmsnorm_dx(s, b.baseAddress!, k, xi, dxi, c, fresh ? 1 : 0)
-                                    }
-                                    continue
-                                }
-                                for j in 0..<c { gw[j] = gi[j] * pw[j] }
-                                let dot = gw.withUnsafeBufferPointer { Kernels.dot($0.baseAddress!, xi, c) }
-                                let s = rs[i], k = s * s * s * dot / Float(c)
-                                if fresh {
-                                    for j in 0..<c { dxi[j] = s * gw[j] - k * xi[j] }
-                                } else {
-                                    for j in 0..<c { dxi[j] += s * gw[j] - k * xi[j] }
-                                }
+                                let xi = px + i * c, dxi = gx + i * c, s = rs[i]
+                                Kernels.mul(g + i * c, pw, into: gw, c)
+                                let k = s * s * s * Kernels.dot(gw, xi, c) / Float(c)
+                                Kernels.rmsNormDx(s, gw, k, xi, into: dxi, c, overwrite: fresh)
                             }
                         }
                     }
@@ -95,12 +78,7 @@ extension Tensor {
                             Parallel.forFixedChunks(rows, chunks: chunks, cost: c * 2) { ch, r in
                                 let acc = part.baseAddress! + ch * c
                                 for i in r {
-                                    let xi = px + i * c, gi = g + i * c, s = rs[i]
-                                    if NativeKernels.enabled {
-                                        ponder_rmsnorm_dw(acc, gi, xi, s, c)
-                                    } else {
-                                        for j in 0..<c { acc[j] += gi[j] * xi[j] * s }
-                                    }
+                                    Kernels.rmsNormDw(acc, g + i * c, px + i * c, rs[i], c)
                                 }
                             }
                         }

@@ -1,5 +1,4 @@
-// AVX-512 bodies of Autograd's elementwise kernels (Kernels.swift, RoPE and the softmax rows in Attention.swift,
-// RMSNorm in NN.swift; see include/ckernels.h).
+// AVX-512 bodies of Autograd's elementwise kernels (Kernels.swift, which alone calls them; see include/ckernels.h).
 // Swift compiles its SIMD16 code for baseline x86-64, four 128-bit operations per vector (perf
 // annotate of SwiGLU: SSE `mulps`/`addps` on xmm registers); these run each 16-lane step as one
 // 512-bit operation. Every lane does the same operations in the same order as the Swift code, with
