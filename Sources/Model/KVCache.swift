@@ -22,7 +22,9 @@ public final class KVCache {
     public let latent: LatentCache?
 
     /// A cache of `seqs` sequences with room for `reserve` (at least `seqs`; see `repeatRows`).
-    public init(config: PolicyConfig, seqs: Int, capacity: Int, keyStart: [Int], reserve: Int? = nil) {
+    public init(config: PolicyConfig, seqs: Int, capacity: Int, keyStart: [Int], reserve: Int? = nil,
+                sharing packed: PackedWeights = PackedWeights()) {
+        self.packed = packed
         precondition(keyStart.count == seqs && (reserve ?? seqs) >= seqs)
         // Kept in release builds (see `forward`): a cache past max_context would read past the RoPE table.
         guard capacity <= config.maxContext else { fatalError("KV cache of \(capacity) slots exceeds max_context \(config.maxContext)") }
@@ -48,8 +50,9 @@ public final class KVCache {
         for buffer in k + v { BufferPool.give(buffer, floatsPerBuffer) }
     }
 
-    /// The weights packed for this cache's decode products, made at first use (see `linear`).
-    var packed: [ObjectIdentifier: PackedMatrix] = [:]
+    /// The weights packed for this cache's decode products, made at first use (see `linear`); the
+    /// caches of one batch's slices, decoding at once, share one.
+    let packed: PackedWeights
 
     /// x · wᵀ through a copy of w packed at this cache's first step: the weights must not change
     /// while a cache is in use (sampling and evaluation hold no optimizer).
@@ -57,21 +60,13 @@ public final class KVCache {
 
     /// `linear` in `precision` (nil: `BLAS.precision`), fixed when w is first packed.
     func linear(_ x: Tensor, _ w: Tensor, precision: MatmulPrecision?) -> Tensor {
-        let id = ObjectIdentifier(w)
-        if let p = packed[id] { return Tensor.matmul(x, packed: p) }
-        let p = PackedMatrix(w, precision: precision)
-        packed[id] = p
-        return Tensor.matmul(x, packed: p)
+        Tensor.matmul(x, packed: packed.matrix(for: ObjectIdentifier(w)) { PackedMatrix(w, precision: precision) })
     }
 
     /// x · (w + (α/r)·B·A)ᵀ through a packed copy of the merged weight, made at first use (the weights
     /// and adapters must not change while a cache is in use).
     func linear(_ x: Tensor, _ w: Tensor, merging adapter: LoRAAdapter) -> Tensor {
-        let id = ObjectIdentifier(adapter)
-        if let p = packed[id] { return Tensor.matmul(x, packed: p) }
-        let p = PackedMatrix(adapter.merged(w))
-        packed[id] = p
-        return Tensor.matmul(x, packed: p)
+        Tensor.matmul(x, packed: packed.matrix(for: ObjectIdentifier(adapter)) { PackedMatrix(adapter.merged(w)) })
     }
 
     /// Layer `i`'s keys and values as `Tensor.cachedAttention` appends to and reads them.
@@ -167,3 +162,20 @@ public final class LatentCache {
     }
 }
 
+/// Weights packed for decoding, each made once, by the first cache that needs it, and read by every
+/// cache that shares the store (a lock, since the slices of a batch decode on several threads at once).
+public final class PackedWeights: @unchecked Sendable {
+    private var matrices: [ObjectIdentifier: PackedMatrix] = [:]
+    private let lock = NSLock()
+
+    public init() {}
+
+    func matrix(for id: ObjectIdentifier, make: () -> PackedMatrix) -> PackedMatrix {
+        lock.withLock {
+            if let p = matrices[id] { return p }
+            let p = make()
+            matrices[id] = p
+            return p
+        }
+    }
+}

@@ -106,6 +106,7 @@ public enum Sampler {
                           padToken: padToken, rngs: &rngs, rngOfRow: { $0 / group })
         }
         let bounds = (0...slices).map { prompts.count * $0 / slices }
+        let packed = PackedWeights()  // each weight packed once for all the slices
         var parts = [[Completion]](repeating: [], count: slices)
         var sliceRNGs = (0..<slices).map { Array(rngs[bounds[$0]..<bounds[$0 + 1]]) }
         var timings = [Timing](repeating: Timing(), count: slices)
@@ -115,7 +116,7 @@ public enum Sampler {
                     Parallel.run(slices) { i in
                         parts[i] = sample(policy: policy, prompts: Array(prompts[bounds[i]..<bounds[i + 1]]), group: group,
                                           options: options, stopTokens: stopTokens, padToken: padToken, rngs: &sliceRNGs[i],
-                                          rngOfRow: { $0 / group }, timing: &timings[i])
+                                          rngOfRow: { $0 / group }, packed: packed, timing: &timings[i])
                     }
                 }
             }
@@ -136,7 +137,7 @@ public enum Sampler {
         var timing = Timing()
         defer { lastTiming = timing }
         return sample(policy: policy, prompts: prompts, group: group, options: options, stopTokens: stopTokens,
-                      padToken: padToken, rngs: &rngs, rngOfRow: rngOfRow, timing: &timing)
+                      padToken: padToken, rngs: &rngs, rngOfRow: rngOfRow, packed: PackedWeights(), timing: &timing)
     }
 
     /// Float32 weights at most this large are decoded in slices (see `sample(…, rngs:)`): every slice
@@ -155,10 +156,12 @@ public enum Sampler {
         return Swift.min(2 * Parallel.threads, prompts)
     }
 
-    /// One batch: the prompts' pass, then decoding every row together; where its time went in `timing`.
+    /// One batch: the prompts' pass, then decoding every row together, its cache packing weights into
+    /// `packed`; where its time went in `timing`.
     static func sample(
         policy: Policy, prompts: [[Int32]], group: Int, options: SamplingOptions,
-        stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG], rngOfRow: (Int) -> Int, timing: inout Timing
+        stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG], rngOfRow: (Int) -> Int,
+        packed: PackedWeights, timing: inout Timing
     ) -> [Completion] {
         precondition(!prompts.isEmpty && group >= 1 && prompts.allSatisfy { !$0.isEmpty })
         let s = prompts.count * group
@@ -176,7 +179,7 @@ public enum Sampler {
             for (i, tok) in prompt.enumerated() { ids[p * tp + keyStart[p] + i] = tok }
         }
         let start = DispatchTime.now().uptimeNanoseconds
-        let cache = KVCache(config: policy.config, seqs: n, capacity: capacity, keyStart: keyStart, reserve: s)
+        let cache = KVCache(config: policy.config, seqs: n, capacity: capacity, keyStart: keyStart, reserve: s, sharing: packed)
         let first = policy.step(ids, tokensPerSeq: tp, cache: cache)  // (P, V)
         let decodeStart = DispatchTime.now().uptimeNanoseconds
         var rounds = 0
