@@ -123,9 +123,9 @@ extension Kernels {
     /// Largest of x[0..<n] (n > 0).
     @inline(__always)
     public static func max(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        if NativeKernels.enabled { return ponder_max(x, n) }
         var i = 0
         var m = SIMD16<Float>(repeating: -.infinity)
-        if NativeKernels.enabled { i = withUnsafeMutableBytes(of: &m) { ponder_max_lanes(x, n, $0.baseAddress!.assumingMemoryBound(to: Float.self)) } }
         let rx = UnsafeRawPointer(x)
         // A compare and blend, not `pointwiseMax`: Swift's generic SIMD max compiles to a
         // per-lane loop through the stack (perf: 6% of a training step at d=256).

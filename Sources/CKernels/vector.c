@@ -3,7 +3,8 @@
 // annotate of SwiGLU: SSE `mulps`/`addps` on xmm registers); these run each 16-lane step as one
 // 512-bit operation. Every lane does the same operations in the same order as the Swift code, with
 // no fused multiply-adds, so the results are the same bits; Swift keeps the reductions across lanes
-// and, for the functions that return a count, the tails.
+// and, for the functions that return a count, the tails. Max does both itself: a maximum is exact,
+// so the order of its comparisons cannot change it.
 
 #include "ckernels.h"
 
@@ -96,15 +97,13 @@ __attribute__((target("avx512f"))) long ponder_exp_shifted(const float *x, float
     return i;
 }
 
-__attribute__((target("avx512f"))) long ponder_max_lanes(const float *x, long n, float *lanes) {
+__attribute__((target("avx512f"))) float ponder_max(const float *x, long n) {
     __m512 m = _mm512_set1_ps(-__builtin_inff());
-    long i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i);
+    for (long i = 0; i < n; i += 16) {
+        __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-__builtin_inff()), tailMask(n - i), x + i);
         m = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ), m, v);
     }
-    _mm512_storeu_ps(lanes, m);
-    return i;
+    return _mm512_reduce_max_ps(m);
 }
 
 // One token's rotation (Tensor.rope): for each head and i < h = d/2, a = x[i], b = x[i + h], si = sign·sin[i],
@@ -249,8 +248,8 @@ long ponder_exp_shifted(const float *x, float *y, long n, float shift, float *ac
     (void)x; (void)y; (void)n; (void)shift; (void)acc;
     return 0;
 }
-long ponder_max_lanes(const float *x, long n, float *lanes) {
-    (void)x; (void)n; (void)lanes;
+float ponder_max(const float *x, long n) {
+    (void)x; (void)n;
     return 0;
 }
 

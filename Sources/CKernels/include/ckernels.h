@@ -135,8 +135,9 @@ long ponder_swiglu_backward(const float *g, const float *u, const float *dy, flo
 /// y = e^(x − shift), the tail included, with the per-lane sums of y's whole 16-float steps in acc
 /// (Kernels.expShifted; x and y may be the same).
 long ponder_exp_shifted(const float *x, float *y, long n, float shift, float *acc);
-/// Per-lane maxima of x (from −∞) in lanes (Kernels.max).
-long ponder_max_lanes(const float *x, long n, float *lanes);
+/// The largest of x[0..<n] (Kernels.max; −∞ when n is 0), tail and lanes included: a maximum is
+/// exact, so the order of the comparisons cannot change it.
+float ponder_max(const float *x, long n);
 /// Kernels.dot's two 16-lane accumulators over a·b, added lane by lane into lanes.
 long ponder_dot_lanes(const float *a, const float *b, long n, float *lanes);
 /// One token's RoPE over `heads` heads of size d (Tensor.rope): y (+)= the rotation of x by cos, sign·sin.
