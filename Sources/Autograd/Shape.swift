@@ -1,4 +1,4 @@
-// Shape ops: reshape (a view), transpose, slice and concat (copies).
+// Shape ops: reshape (a view), transpose, slice, concat and row gathers (copies).
 
 extension Tensor {
     /// The same values under a new shape (one dimension may be -1). Shares storage and gradient
@@ -70,6 +70,40 @@ extension Tensor {
                 }
             }
         }
+    }
+
+    /// Rows of `self` (N, C) picked by `rows` (any count M, each in 0..<N, repeats allowed) → (M, C).
+    /// Backward adds each output row's gradient into the row it came from, in output order, so a row
+    /// picked several times sums its gradients in a fixed order; threads split the columns.
+    public func gatherRows(_ rows: [Int32]) -> Tensor {
+        precondition(rank == 2, "gatherRows needs (N, C), got \(shape)")
+        let n = shape[0], c = shape[1], m = rows.count
+        let out = Tensor(uninitialized: [m, c])
+        let px = data, po = out.data
+        rows.withUnsafeBufferPointer { idx in
+            Parallel.forRanges(m, cost: c) { r in
+                for i in r {
+                    let j = Int(idx[i])
+                    precondition(j >= 0 && j < n, "row \(j) outside 0..<\(n)")
+                    (po + i * c).update(from: px + j * c, count: c)
+                }
+            }
+        }
+        if Autograd.needsGrad(out, self) {
+            Autograd.record { [self] in
+                guard let g = outGrad(out) else { return }
+                let gx = self.grad
+                rows.withUnsafeBufferPointer { idx in
+                    Parallel.forRanges(c, cost: m) { cols in
+                        for i in 0..<m {
+                            let dst = gx + Int(idx[i]) * c, src = g + i * c
+                            for k in cols { dst[k] += src[k] }
+                        }
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// Elements `range` along `axis` (a copy).

@@ -72,24 +72,39 @@ public final class LlamaBlock: DecoderLayer {
             let y = pass.linear(hn, w, adapter: adapters[module])
             return bias.map { y + $0 } ?? y
         }
+        if let shared = pass.shared {  // packed tokens in, packed tokens out: attention runs over the B×T slots
+            let n = shared.packed
+            let slots = { (x: Tensor, heads: Int) in x.reshaped([n, heads * d]).gatherRows(shared.toSlots).reshaped([b, t, heads, d]) }
+            let q = slots(Tensor.rope(project(wq, bq, "q_proj").reshaped([1, n, h, d]), positions: pass.positions, table: rope), h)
+            let k = slots(Tensor.rope(project(wk, bk, "k_proj").reshaped([1, n, kv, d]), positions: pass.positions, table: rope), kv)
+            let v = slots(project(wv, bv, "v_proj"), kv)
+            return pass.linear(attend(q, k, v, b: b, t: t, keyStart: nil).gatherRows(shared.fromSlots), wo, adapter: adapters["o_proj"])
+        }
         let q = Tensor.rope(project(wq, bq, "q_proj").reshaped([b, t, h, d]), positions: pass.positions, table: rope)
         let k = Tensor.rope(project(wk, bk, "k_proj").reshaped([b, t, kv, d]), positions: pass.positions, table: rope)
         let v = project(wv, bv, "v_proj")
         let a: Tensor
         if let cache = pass.cache {
             a = Tensor.cachedAttention(q, k, v, cache: cache.buffer(layer: layer), heads: h, scale: 1 / Float(d).squareRoot())
-        } else if kv == h {  // heads read in place, (B, T, H, D)
-            a = Tensor.causalAttention(tokenMajor: q, k, v.reshaped([b, t, h, d]), scale: 1 / Float(d).squareRoot(), keyStart: pass.keyStart)
-                .reshaped([b * t, h * d])
         } else {
-            func perHead(_ p: Tensor) -> Tensor {  // (B, T, K, D) → (B, H, T, D)
-                // GQA: repeat each kv head H/K times, as HF's repeat_kv does
-                let one = p.reshaped([b, t, kv, 1, d])
-                return Tensor.concat(Array(repeating: one, count: h / kv), axis: 3).reshaped([b, t, h, d]).transposed(1, 2)
-            }
-            a = Tensor.causalAttention(q.transposed(1, 2), perHead(k), perHead(v.reshaped([b, t, kv, d])), keyStart: pass.keyStart)
-                .transposed(1, 2).reshaped([b * t, h * d])
+            a = attend(q, k, v.reshaped([b, t, kv, d]), b: b, t: t, keyStart: pass.keyStart)
         }
         return pass.linear(a, wo, adapter: adapters["o_proj"])
+    }
+
+    /// Causal attention of q (B, T, H, D) over k, v (B, T, K, D) → (B·T, H·D).
+    func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor, b: Int, t: Int, keyStart: [Int]?) -> Tensor {
+        let (h, kv, d) = (config.heads, config.kvHeadCount, config.headDim)
+        if kv == h {  // heads read in place, (B, T, H, D)
+            return Tensor.causalAttention(tokenMajor: q, k, v, scale: 1 / Float(d).squareRoot(), keyStart: keyStart)
+                .reshaped([b * t, h * d])
+        }
+        func perHead(_ p: Tensor) -> Tensor {  // (B, T, K, D) → (B, H, T, D)
+            // GQA: repeat each kv head H/K times, as HF's repeat_kv does
+            let one = p.reshaped([b, t, kv, 1, d])
+            return Tensor.concat(Array(repeating: one, count: h / kv), axis: 3).reshaped([b, t, h, d]).transposed(1, 2)
+        }
+        return Tensor.causalAttention(q.transposed(1, 2), perHead(k), perHead(v), keyStart: keyStart)
+            .transposed(1, 2).reshaped([b * t, h * d])
     }
 }

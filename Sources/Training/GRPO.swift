@@ -106,6 +106,9 @@ public struct GRPOStep {
         var mask: [Float]
         var s: Int
         var t: Int
+        /// Each row's prompt tokens and real (unpadded) tokens.
+        var promptLengths: [Int]
+        var lengths: [Int]
     }
 
     /// The training batch as micro-batches of rows of similar length (`SFT.lengthGroups`), so a row
@@ -129,7 +132,8 @@ public struct GRPOStep {
         let s = samples.count, t = zip(prompts, samples).map { $0.count + $1.completion.tokens.count }.max()!
         var b = Batch(ids: .init(repeating: Int32(tokenizer.pad), count: s * t), targets: .init(repeating: -1, count: s * t),
                       old: .init(repeating: 0, count: s * t), advantages: .init(repeating: 0, count: s * t),
-                      mask: .init(repeating: 0, count: s * t), s: s, t: t)
+                      mask: .init(repeating: 0, count: s * t), s: s, t: t, promptLengths: prompts.map(\.count),
+                      lengths: zip(prompts, samples).map { $0.count + $1.completion.tokens.count })
         for (r, sc) in samples.enumerated() {
             let tp = prompts[r].count
             for (i, id) in prompts[r].enumerated() { b.ids[r * t + i] = id }
@@ -147,11 +151,12 @@ public struct GRPOStep {
     }
 
     /// Logprobs (S·T) of the batch's targets under `policy` at the sampling temperature, and the
-    /// logits' entropy per position when asked (0 at positions without a target). The LM head runs
-    /// on the completion positions alone, in chunks of rows: the [rows × vocabulary] logits are never
-    /// held whole (`Tensor.headLogprobs`).
+    /// logits' entropy per position when asked (0 at positions without a target). A group's rows share
+    /// their prompt, which runs through the layers once (`Policy.hidden(…promptLengths:lengths:)`).
+    /// The LM head runs on the completion positions alone, in chunks of rows: the [rows × vocabulary]
+    /// logits are never held whole (`Tensor.headLogprobs`).
     func logprobs(_ policy: Policy, _ b: Batch, entropy: Bool = false) -> (Tensor, [Float]?) {
-        let h = policy.hidden(ids: b.ids, batch: b.s, time: b.t)
+        let h = policy.hidden(ids: b.ids, batch: b.s, time: b.t, promptLengths: b.promptLengths, lengths: b.lengths)
         return Tensor.headLogprobs(h, head: policy.lmHead, scale: 1 / config.grpo.temperature, targets: b.targets, entropy: entropy)
     }
 

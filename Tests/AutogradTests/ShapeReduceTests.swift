@@ -62,4 +62,17 @@ final class ShapeReduceTests: XCTestCase {
         XCTAssertEqual(m.slice(axis: 1, 1..<3).array, [2, 3, 5, 6])
         XCTAssertEqual(Tensor.concat([m, m.slice(axis: 1, 0..<1)], axis: 1).array, [1, 2, 3, 1, 4, 5, 6, 4])
     }
+
+    /// gatherRows copies the picked rows, and backward sums the gradients of a row picked more than
+    /// once (a shared prompt's token read by every row of its group).
+    func testGatherRowsPicksRowsAndSumsTheGradientsOfRepeats() {
+        let m = Tensor(shape: [3, 2], [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(m.gatherRows([2, 0, 2]).array, [5, 6, 1, 2, 5, 6])
+        let x = param([4, 5], seed: 30)
+        GradCheck.check([x]) { $0[0].gatherRows([3, 1, 3, 3, 0]) }
+        x.zeroGrad()
+        x.gatherRows([1, 1, 1]).sum().backward()
+        XCTAssertEqual(Array(x.gradArray[5..<10]), [Float](repeating: 3, count: 5))
+        XCTAssertEqual(x.gradArray[0..<5].reduce(0, +) + x.gradArray[10...].reduce(0, +), 0)
+    }
 }

@@ -79,6 +79,58 @@ final class PolicyTests: XCTestCase {
         checkParameterGradients(policy, loss: loss)
     }
 
+    /// A batch whose rows share prompts (GRPO's groups) run with each prompt once gives the unshared
+    /// forward's states at every real slot, value for value, and the same parameter gradients up to
+    /// the order of their sums; for multi-head and grouped-query attention, with LoRA adapters too.
+    func testSharedPromptsGiveTheUnsharedStatesAndGradients() throws {
+        for (kvHeads, lora) in [(2, false), (1, false), (2, true)] {
+            var cfg = Self.tiny
+            cfg.kvHeads = kvHeads
+            let policy = makePolicy(cfg, std: 0.5)
+            if lora {
+                var rng = RNG(seed: 5)
+                try policy.addLoRA(LoRAConfig(rank: 2, alpha: 4)) { _, shape in Tensor.randn(shape, std: 0.3, rng: &rng, requiresGrad: true) }
+            }
+            // Two groups of three rows (prompts of 4 and 2 tokens), then a row with a prompt of its own
+            // and one whose prompt is the first group's first three tokens only.
+            let prompts = [tokens(4, seed: 21), tokens(2, seed: 22)]
+            var rows: [(prompt: [Int32], completion: [Int32])] = []
+            for (g, p) in prompts.enumerated() { for j in 0..<3 { rows.append((p, tokens(2 + j + g, seed: UInt64(30 + 3 * g + j)))) } }
+            rows.append((tokens(3, seed: 40), tokens(4, seed: 41)))
+            rows.append((Array(prompts[0].prefix(3)), tokens(3, seed: 42)))
+            let b = rows.count, t = rows.map { $0.prompt.count + $0.completion.count }.max()!, c = cfg.dModel
+            var ids = [Int32](repeating: 0, count: b * t), targets = [Int32](repeating: -1, count: b * t)
+            for (r, row) in rows.enumerated() {
+                let seq = row.prompt + row.completion
+                for (i, id) in seq.enumerated() { ids[r * t + i] = id }
+                for j in row.completion.indices { targets[r * t + row.prompt.count - 1 + j] = row.completion[j] }
+            }
+            let promptLengths = rows.map(\.prompt.count), lengths = rows.map { $0.prompt.count + $0.completion.count }
+            func run(shared: Bool) -> (states: [Float], grads: [[Float]]) {
+                policy.parameters.forEach { $0.zeroGrad() }
+                let h = shared ? policy.hidden(ids: ids, batch: b, time: t, promptLengths: promptLengths, lengths: lengths)
+                    : policy.hidden(ids: ids, batch: b, time: t)
+                let states = h.array
+                Tensor.logSoftmaxGather(Tensor.matmul(h, policy.lmHead, transposeB: true), targets: targets).sum().backward()
+                return (states, policy.parameters.map(\.gradArray))
+            }
+            let plain = run(shared: false), shared = run(shared: true)
+            for r in 0..<b {
+                for i in 0..<lengths[r] {
+                    for k in 0..<c {
+                        let a = plain.states[(r * t + i) * c + k], s = shared.states[(r * t + i) * c + k]
+                        if NativeKernels.enabled { XCTAssertEqual(s, a, "row \(r) slot \(i)") } else { XCTAssertEqual(s, a, accuracy: 1e-5) }
+                    }
+                }
+            }
+            for (n, (gp, gs)) in zip(plain.grads, shared.grads).enumerated() {
+                let scale = gp.map(abs).max()!
+                XCTAssertGreaterThan(scale, 0, "parameter \(n) got no gradient")
+                for (x, y) in zip(gp, gs) { XCTAssertEqual(y, x, accuracy: 1e-5 * max(1, scale), "kv \(kvHeads) lora \(lora) parameter \(n)") }
+            }
+        }
+    }
+
     /// Gradient checkpointing changes memory, not numbers: the loss and every gradient equal a plain
     /// recorded forward's bit for bit, with and without LoRA adapters (whose base gets none).
     func testGradientCheckpointingGivesTheSameGradientsBitForBit() throws {
