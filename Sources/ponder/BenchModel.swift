@@ -326,7 +326,7 @@ struct BenchGRPO: ParsableCommand {
                 let promptLengths = try problems.map { try tokenizer.encodePrompt($0.prompt).count }
                 let completionLengths = (0..<prompts).map { p in batch[(p * g)..<((p + 1) * g)].map(\.completion.tokens.count) }
                 work += Self.stepFlops(policy.config, prompts: promptLengths, completions: completionLengths, reference: beta > 0,
-                                       frozenBase: loraRank > 0, recompute: gradientCheckpointing)
+                                       frozenBase: loraRank > 0, recompute: gradientCheckpointing, sharedPrompts: policy.sharesPrompts)
             }
             step.assignAdvantages(&batch)
             _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
@@ -369,10 +369,11 @@ struct BenchGRPO: ParsableCommand {
     /// the last), the reference's forward when β > 0, and the policy's forward and backward over every
     /// row, the LM head on the completion positions only (its backward recomputes the logits); frozen
     /// weights (LoRA's base and head; the rank-r adapters are left out) compute no weight gradient, and
-    /// gradient checkpointing repeats the layers' forward. `bench grpo` divides this by the step time;
-    /// bench/README.md compares it with the GEMM's measured peak.
+    /// gradient checkpointing repeats the layers' forward. With `sharedPrompts` (`Policy.sharesPrompts`)
+    /// the update's per-token work counts a group's prompt once, its attention every row's queries.
+    /// `bench grpo` divides this by the step time; bench/README.md compares it with the GEMM's measured peak.
     static func stepFlops(_ c: PolicyConfig, prompts: [Int], completions: [[Int]], reference: Bool, frozenBase: Bool,
-                          recompute: Bool) -> Double {
+                          recompute: Bool, sharedPrompts: Bool) -> Double {
         let w = ModelWork(c)
         var total = 0.0
         for (tp, lengths) in zip(prompts, completions) {
@@ -380,11 +381,15 @@ struct BenchGRPO: ParsableCommand {
             for tc in lengths {
                 let decoded = max(0, tc - 1)  // the first token comes from the prompt's pass, the last is never fed back
                 total += w.layers(tp + decoded) - w.layers(tp) + w.head(decoded)
-                let t = tp + tc
-                let forward = w.layers(t) + w.head(tc)
-                total += forward * (reference ? 2 : 1) + w.backward(tokens: t, headTokens: tc, frozen: frozenBase)
-                    + w.head(tc) + (recompute ? w.layers(t) : 0)
             }
+            // The update: per-token work over `tokens` (the prompt once per group when shared), attention
+            // and the LM head per row.
+            let heads = lengths.reduce(0, +)
+            let tokens = Double(sharedPrompts ? tp + heads : lengths.count * tp + heads)
+            let attention = w.attention * lengths.map { ModelWork.keys(tp + $0) }.reduce(0, +)
+            let layers = 2 * w.trunk * tokens + attention
+            let backward = (frozenBase ? 2 : 4) * (w.trunk * tokens + w.headWeights * Double(heads)) + 2 * attention
+            total += (layers + w.head(heads)) * (reference ? 2 : 1) + backward + w.head(heads) + (recompute ? layers : 0)
         }
         return total
     }
