@@ -31,6 +31,22 @@ final class MoEMLATests: XCTestCase {
 
     func tokens(_ n: Int, seed: UInt64) -> [Int32] { testTokens(n, seed: seed) }
 
+    /// MLA and MoE policies keep the unshared forward when asked to share prompts: their states are
+    /// the plain forward's, bit for bit (an MoE layer's statistics count every row's tokens).
+    func testMLAAndMoEPoliciesDoNotSharePrompts() {
+        for moe in [false, true] {
+            let policy = makePolicy(Self.config(moe: moe), std: 0.5)
+            XCTAssertFalse(policy.sharesPrompts)
+            let (b, t) = (3, 6)
+            let prompt = tokens(3, seed: 7)
+            var ids = [Int32](repeating: 0, count: b * t)
+            for r in 0..<b { for (i, id) in (prompt + tokens(3, seed: UInt64(20 + r))).enumerated() { ids[r * t + i] = id } }
+            let plain = Autograd.noGrad { policy.hidden(ids: ids, batch: b, time: t).array }
+            let asked = Autograd.noGrad { policy.hidden(ids: ids, batch: b, time: t, promptLengths: [3, 3, 3], lengths: [6, 6, 6]).array }
+            XCTAssertEqual(asked, plain, moe ? "MoE" : "MLA")
+        }
+    }
+
     // MARK: Routing
 
     /// The experts and gating weights equal a plain computation of DeepSeek-V3's rule: scores

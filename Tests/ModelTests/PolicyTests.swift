@@ -87,6 +87,7 @@ final class PolicyTests: XCTestCase {
             var cfg = Self.tiny
             cfg.kvHeads = kvHeads
             let policy = makePolicy(cfg, std: 0.5)
+            XCTAssertTrue(policy.sharesPrompts, "a Llama policy without MoE must take the shared path")
             if lora {
                 var rng = RNG(seed: 5)
                 try policy.addLoRA(LoRAConfig(rank: 2, alpha: 4)) { _, shape in Tensor.randn(shape, std: 0.3, rng: &rng, requiresGrad: true) }
