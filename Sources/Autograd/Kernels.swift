@@ -6,6 +6,7 @@
 // functions, never vector.c directly, so that choice is made in one place.
 
 import CKernels
+import Foundation
 
 public enum Kernels {
     /// Σ a[i]·b[i] for i < n.
@@ -235,8 +236,6 @@ extension Kernels {
         }
     }
 }
-
-import Foundation
 
 extension Kernels {
     /// y[j] = x[j]·s·w[j] for j < n (RMSNorm's forward after the row's scale).

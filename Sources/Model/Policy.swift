@@ -54,13 +54,13 @@ public struct ForwardPass {
 /// token takes its output from one slot. Rows' values equal those of the unshared batch: a row's
 /// attention reads the same keys and values, and the per-token ops act on each token alone.
 struct SharedPrompts {
-    /// Packed tokens.
-    let packed: Int
     /// For each B×T slot, the packed token it holds (a pad slot holds its row's last real token:
     /// causal attention never lets a real slot read it, and the slot's output is never read back).
     let toSlots: [Int32]
     /// For each packed token, the slot whose attention output it takes (a prompt's, its first row's).
     let fromSlots: [Int32]
+    /// Packed tokens.
+    var packed: Int { fromSlots.count }
 }
 
 /// A decoder layer of one architecture: its weights under their Hugging Face names, and its one
@@ -172,11 +172,16 @@ public final class Policy {
     /// The pass of a recorded forward over B rows of T tokens.
     private func recordedPass(_ ids: [Int32], batch b: Int, time t: Int, keyStart: [Int]?) -> ForwardPass {
         precondition(ids.count == b * t, "\(ids.count) ids for batch \(b) × time \(t)")
-        // Not a precondition: release builds (-Ounchecked) drop those, and positions past the RoPE
-        // table would be read silently. Callers (trainer, sampler, eval) check first with clear errors.
-        guard t <= config.maxContext else { fatalError("sequence of \(t) tokens exceeds max_context \(config.maxContext)") }
+        checkLength(t)
         return ForwardPass(rows: b, tokens: t, positions: Self.positions(rows: b, length: t, keyStart: keyStart),
                            keyStart: keyStart, cache: nil, absorbMLA: absorbMLA, useAdapters: adaptersEnabled)
+    }
+
+    /// Stops on a recorded row longer than max_context. Not a precondition: release builds
+    /// (-Ounchecked) drop those, and positions past the RoPE table would be read silently. Callers
+    /// (trainer, sampler, eval) check first with clear errors.
+    private func checkLength(_ t: Int) {
+        guard t <= config.maxContext else { fatalError("sequence of \(t) tokens exceeds max_context \(config.maxContext)") }
     }
 
     /// embedding → layers: (N, C), before the final norm.
@@ -211,7 +216,7 @@ public final class Policy {
     public func hidden(ids: [Int32], batch b: Int, time t: Int, promptLengths: [Int], lengths: [Int]) -> Tensor {
         precondition(ids.count == b * t && promptLengths.count == b && lengths.count == b, "shape of the shared batch")
         guard sharesPrompts else { return hidden(ids: ids, batch: b, time: t) }
-        guard t <= config.maxContext else { fatalError("sequence of \(t) tokens exceeds max_context \(config.maxContext)") }
+        checkLength(t)
         var packedIDs: [Int32] = [], positions: [Int32] = [], fromSlots: [Int32] = []
         var toSlots = [Int32](repeating: 0, count: b * t)
         var first: [ArraySlice<Int32>: Int] = [:]  // a prompt's tokens → its first packed token
@@ -237,7 +242,7 @@ public final class Policy {
             }
             for i in n..<t { toSlots[row + i] = toSlots[row + n - 1] }
         }
-        let layout = SharedPrompts(packed: packedIDs.count, toSlots: toSlots, fromSlots: fromSlots)
+        let layout = SharedPrompts(toSlots: toSlots, fromSlots: fromSlots)
         let pass = ForwardPass(rows: b, tokens: t, positions: positions, keyStart: nil, cache: nil, absorbMLA: absorbMLA,
                                useAdapters: adaptersEnabled, shared: layout)
         return Tensor.rmsNorm(trunk(packedIDs, pass), weight: norm, eps: config.rmsEps).gatherRows(toSlots)

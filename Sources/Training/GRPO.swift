@@ -129,11 +129,11 @@ public struct GRPOStep {
     }
 
     func batch(_ samples: [ScoredCompletion], prompts: [[Int32]]) -> Batch {
-        let s = samples.count, t = zip(prompts, samples).map { $0.count + $1.completion.tokens.count }.max()!
+        let lengths = zip(prompts, samples).map { $0.count + $1.completion.tokens.count }
+        let s = samples.count, t = lengths.max()!
         var b = Batch(ids: .init(repeating: Int32(tokenizer.pad), count: s * t), targets: .init(repeating: -1, count: s * t),
                       old: .init(repeating: 0, count: s * t), advantages: .init(repeating: 0, count: s * t),
-                      mask: .init(repeating: 0, count: s * t), s: s, t: t, promptLengths: prompts.map(\.count),
-                      lengths: zip(prompts, samples).map { $0.count + $1.completion.tokens.count })
+                      mask: .init(repeating: 0, count: s * t), s: s, t: t, promptLengths: prompts.map(\.count), lengths: lengths)
         for (r, sc) in samples.enumerated() {
             let tp = prompts[r].count
             for (i, id) in prompts[r].enumerated() { b.ids[r * t + i] = id }
