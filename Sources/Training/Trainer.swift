@@ -153,6 +153,7 @@ public final class Trainer {
            longest.ids.count > policy.config.maxContext {
             throw ConfigError(file: nil, key: "model.max_context", message: "is \(policy.config.maxContext) tokens, but an SFT trace is \(longest.ids.count) tokens long: raise model.max_context or choose shorter sft.levels (`ponder tasks show FAMILY --level N`)")
         }
+        try Self.checkPromptRoom(config, maxContext: policy.config.maxContext, tokenizer: tokenizer, evalProblems: evalProblems)
         let resumedStep: Int? = latest == nil ? nil : state.step
         resumedAt = resumedStep
         log = communicator.isWriter ? try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep) : nil
@@ -161,6 +162,32 @@ public final class Trainer {
                 : try Checkpoint.load(from: Checkpoints.directory(runDirectory).appendingPathComponent("sft-final")).policy
         }
         try checkRanksAgree()
+    }
+
+    /// Stops before the first step when a held-out prompt, or a training prompt of a level GRPO may
+    /// draw, leaves too little of the context for the new tokens after it: otherwise the first eval
+    /// or GRPO batch would stop the run after SFT had spent its time. Training prompts are checked on
+    /// 64 generated problems per family and level (the sampler checks every batch as it goes).
+    static func checkPromptRoom(_ config: TrainConfig, maxContext: Int, tokenizer: any Tokenizer, evalProblems: [Problem]) throws {
+        func tokens(_ problem: Problem) -> Int { (try? tokenizer.encodePrompt(problem.prompt).count) ?? 0 }
+        let evalNew = evalOptions(config).maxNewTokens
+        if let longest = evalProblems.max(by: { tokens($0) < tokens($1) }), tokens(longest) + evalNew > maxContext {
+            let key = config.eval.maxNewTokens > 0 ? "eval.max_new_tokens" : "grpo.max_completion_length"
+            throw ConfigError(file: nil, key: key, message: "is \(evalNew), but held-out problem \(longest.id) has a \(tokens(longest))-token prompt and model.max_context is \(maxContext): use at most \(maxContext - tokens(longest))\(config.eval.maxNewTokens > 0 ? "" : " or set eval.max_new_tokens"), raise model.max_context, or narrow eval.levels")
+        }
+        guard config.grpo.steps > 0 else { return }
+        let cap = config.data.curriculum.maxLevel
+        for name in config.data.families {
+            guard let family = TaskRegistry.family(named: name) else { continue }
+            let levels = family.trainingLevels.lowerBound...(cap > 0 ? max(family.trainingLevels.lowerBound, min(cap, family.trainingLevels.upperBound)) : family.trainingLevels.upperBound)
+            for level in levels {
+                let longest = (0..<64).map { family.problem(seed: config.seed, stream: "prompt-room", level: level, index: $0, id: "\(name)-L\(level)") }
+                    .max { tokens($0) < tokens($1) }!
+                if tokens(longest) + config.grpo.maxCompletionLength > maxContext {
+                    throw ConfigError(file: nil, key: "grpo.max_completion_length", message: "is \(config.grpo.maxCompletionLength), but a level-\(level) \(name) prompt (\(longest.prompt)) is \(tokens(longest)) tokens and model.max_context is \(maxContext): use at most \(maxContext - tokens(longest)), raise model.max_context, or cap data.curriculum.max_level")
+                }
+            }
+        }
     }
 
     /// Threads and matmul precision for the whole process, as the config asks.

@@ -23,6 +23,31 @@ final class TrainerValidationTests: XCTestCase {
         cfg.sft.levels = [1]
         XCTAssertNoThrow(try Trainer(config: cfg, runDirectory: run, resume: false), "level-1 traces fit")
     }
+
+    /// A held-out prompt, or a prompt of a level GRPO may draw, that leaves too little of the context
+    /// for the completion stops the run at once, not at its first eval or GRPO batch after SFT.
+    func testPromptsThatLeaveTooLittleRoomStopBeforeTheFirstStep() throws {
+        var cfg = try TrainerTests.tinyConfig()  // max_context 64
+        cfg.grpo.maxCompletionLength = 48  // leaves 16 tokens: level-4 addition chains need up to 19
+        cfg.eval.levels = [4]
+        cfg.eval.limitPerLevel = 100
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-run-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: run) }
+        XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: run, resume: false)) { error in
+            let e = error as? ConfigError
+            XCTAssertEqual(e?.key, "grpo.max_completion_length", "\(error)")
+            XCTAssertTrue(e?.message.contains("held-out problem add-L4") ?? false, "names the problem: \(error)")
+        }
+        cfg.eval.levels = [1]
+        cfg.data.curriculum.maxLevel = 4
+        XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: run, resume: false)) { error in
+            let e = error as? ConfigError
+            XCTAssertEqual(e?.key, "grpo.max_completion_length", "\(error)")
+            XCTAssertTrue(e?.message.contains("level-4 add prompt") ?? false, "names the family and level: \(error)")
+        }
+        cfg.data.curriculum.maxLevel = 1
+        XCTAssertNoThrow(try Trainer(config: cfg, runDirectory: run, resume: false), "level-1 prompts leave room")
+    }
 }
 
 final class GRPOPromptLengthTests: XCTestCase {
