@@ -145,6 +145,8 @@ public struct StackMachineTask: TaskFamily {
                     let b = stack.removeLast()
                     let a = stack.removeLast()
                     stack.append(op == "+" ? a + b : op == "-" ? a - b : a * b)
+                    let work = op == "*" ? Worked.product(a, b) : Worked.sum(a, Character(op), b)
+                    if work.count > 1 { steps += work }
                     token = op
                 case let special:
                     extras -= 1
@@ -388,8 +390,12 @@ public struct SynthesisTask: TaskFamily {
         var steps: [String] = []
         if let (a, b) = linear {
             let (x1, x2) = (shown[0], shown[1])
-            steps.append("slope=(\(output(x2))-\(output(x1).parenthesized))/(\(x2)-\(x1))=\(a)")
-            steps.append("b=\(output(x1))-\(a)*\(x1)=\(b)")
+            let (y1, y2) = (output(x1), output(x2))
+            steps += Worked.labelled("dy", Worked.sum(y2, "-", y1))
+            steps.append("dx=\(x2)-\(x1)=\(x2 - x1)")
+            steps.append("slope=\((y2 - y1).parenthesized)/\(x2 - x1)=\(a)")
+            steps.append("\(a)*\(x1)=\(a * x1)")
+            steps += Worked.labelled("b", Worked.sum(y1, "-", a * x1))
         }
         steps.append("try \(answer)")
         for x in shown { steps.append("f(\(x))=\(output(x)) ok") }

@@ -87,11 +87,65 @@ public struct AddSubTask: TaskFamily {
     }
 }
 
+/// Arithmetic as the teachers of other families write it inside their traces: a sum or difference
+/// with a number of two or more digits is worked in columns (`AddSubTask.columnSteps`), a product of
+/// two-digit numbers is split by place value and its partial products added in columns. Single digits
+/// stay one line (`7*8=56`), and so do sums past three digits and products past two, which keeps
+/// the traces of the larger levels within a small model's context. A small policy cannot do `53-29` or `23*28` in one step; written out, a
+/// wrong digit is a slip that differs between samples, which gives GRPO's groups something to compare.
+public enum Worked {
+    /// `x op y` for op `+` or `-` and any signs; the last line ends with `=result`.
+    public static func sum(_ x: Int, _ op: Character, _ y: Int) -> [String] {
+        let (op, y): (Character, Int) = y < 0 ? (op == "+" ? "-" : "+", -y) : (op, y)
+        let result = op == "+" ? x + y : x - y
+        if (abs(x) < 10 && y < 10) || x == 0 || y == 0 || max(abs(x), y) > 999 { return ["\(x)\(op)\(y)=\(result)"] }
+        return AddSubTask.columnSteps(x, op, y)
+    }
+
+    /// `x*y` for any signs; the last line ends with `=result`.
+    public static func product(_ x: Int, _ y: Int) -> [String] {
+        // As the mul family does: split the factor with more than one digit, the second when both have several.
+        let (p, q) = abs(y) >= 10 ? (abs(x), abs(y)) : (abs(y), abs(x))
+        let header = "\(x.parenthesized)*\(y.parenthesized)"
+        var parts: [Int] = []
+        var place = 1
+        var rest = q
+        while rest > 0 {
+            if rest % 10 != 0 { parts.insert(rest % 10 * place, at: 0) }
+            rest /= 10
+            place *= 10
+        }
+        if parts.count < 2 || max(p, q) > 99 { return ["\(header)=\(x * y)"] }
+        let negative = (x < 0) != (y < 0)
+        let term = { (part: Int) in p >= 10 ? "\(p)*\(part)" : "\(part)*\(p)" }
+        let split = parts.map(term).joined(separator: "+")
+        var lines = [header + "=" + (negative ? "-(\(split))" : split)]
+        lines += parts.map { term($0) + "=\(p * $0)" }
+        var total = p * parts[0]
+        for part in parts.dropFirst() {
+            lines += AddSubTask.columnSteps(total, "+", p * part)
+            total += p * part
+        }
+        if negative { lines.append("=\(-total)") }
+        precondition(total * (negative ? -1 : 1) == x * y, "product trace of \(header) gave \(lines.last!)")
+        return lines
+    }
+
+    /// The lines with `name` written before the first (`x=53-29`) and, when the work took more than
+    /// one line, before the last (`x=24`).
+    static func labelled(_ name: String, _ lines: [String]) -> [String] {
+        var lines = lines
+        lines[0] = name + "=" + lines[0]
+        if lines.count > 1 { lines[lines.count - 1] = name + lines[lines.count - 1] }
+        return lines
+    }
+}
+
 /// Multiplication. Level 1 is two-digit times one-digit.
 public struct MultiplyTask: TaskFamily {
     public let name = "mul"
     public let domain = Domain.math
-    public let summary = "multiplication; the teacher splits one factor by place value"
+    public let summary = "multiplication; the teacher splits one factor by place value and adds the parts in columns"
     public let trainingLevels = 1...4
     public let beyondLevels = 5...5
     public let levelNotes = ["2-digit x 1-digit", "2-digit x 2-digit", "3-digit x 2-digit", "3-digit x 3-digit", "4-digit x 3-digit"]
@@ -129,7 +183,7 @@ public struct MultiplyTask: TaskFamily {
         }
         var total = products[0]
         for product in products.dropFirst() {
-            steps.append("\(total)+\(product)=\(total + product)")
+            steps += AddSubTask.columnSteps(total, "+", product)
             total += product
         }
         return make(level: level, prompt: "\(a)*\(b)=?", answer: String(a * b), verifier: .integer, steps: steps)
@@ -186,9 +240,11 @@ public struct LinearEquationTask: TaskFamily {
         let m = d - b
         if c != 0 {
             steps.append("\(LinearEquationTask.term(a))\(LinearEquationTask.signed(-c))x=\(d)\(LinearEquationTask.signed(-b))")
+            let work = Worked.sum(d, "-", b)
+            if work.count > 1 { steps += work }
             steps.append("\(LinearEquationTask.term(k))=\(m)")
         } else if b != 0 {
-            steps.append("\(LinearEquationTask.term(a))=\(d)\(LinearEquationTask.signed(-b))=\(m)")
+            steps += Worked.labelled(LinearEquationTask.term(a), Worked.sum(d, "-", b))
         }
         if k != 1 { steps.append("x=\(m)/\(k.parenthesized)=\(x)") }
         let check = c == 0

@@ -1,0 +1,120 @@
+import XCTest
+import Tasks
+
+/// The arithmetic the linear, stack, synth and mul teachers write out: every line a true equation, the
+/// last line the result, columns exactly where an operand has two or more digits.
+final class WorkedArithmeticTests: XCTestCase {
+    func testEverySumLineIsTrueAndTheLastIsTheResult() {
+        for x in stride(from: -1_200, through: 1_200, by: 37) {
+            for y in stride(from: -1_100, through: 1_100, by: 41) {
+                for op: Character in ["+", "-"] {
+                    let lines = Worked.sum(x, op, y)
+                    let result = op == "+" ? x + y : x - y
+                    XCTAssertEqual(Self.value(ofLast: lines), result, "\(x)\(op)\(y): \(lines)")
+                    for line in lines { XCTAssertTrue(Self.isTrue(line), "\(x)\(op)\(y): '\(line)' in \(lines)") }
+                    let columns = max(abs(x), abs(y)) >= 10 && max(abs(x), abs(y)) <= 999 && x != 0 && y != 0
+                    XCTAssertEqual(lines.count > 1, columns, "\(x)\(op)\(y): \(lines)")
+                }
+            }
+        }
+        XCTAssertEqual(Worked.sum(53, "-", 29), ["53-29", "13-9=4 r4", "5-2-1=2 r24", "=24"])
+        XCTAssertEqual(Worked.sum(-9, "-", -5), ["-9+5=-4"], "a negative subtrahend is added")
+    }
+
+    func testEveryProductLineIsTrueAndTheLastIsTheResult() {
+        for x in -120...120 where x % 7 == 0 || abs(x) < 12 {
+            for y in -110...110 {
+                let lines = Worked.product(x, y)
+                XCTAssertEqual(Self.value(ofLast: lines), x * y, "\(x)*\(y): \(lines)")
+                for line in lines { XCTAssertTrue(Self.isTrue(line), "\(x)*\(y): '\(line)' in \(lines)") }
+            }
+        }
+        XCTAssertEqual(Worked.product(23, 28), [
+            "23*28=23*20+23*8", "23*20=460", "23*8=184", "460+184", "0+4=4 r4", "6+8=14 r44", "4+1+1=6 r644", "=644",
+        ])
+        XCTAssertEqual(Worked.product(-7, 19), ["(-7)*19=-(10*7+9*7)", "10*7=70", "9*7=63", "70+63", "0+3=3 r3", "7+6=13 r33", "=133", "=-133"])
+        XCTAssertEqual(Worked.product(7, 8), ["7*8=56"])
+        XCTAssertEqual(Worked.product(23, 20), ["23*20=460"], "one nonzero digit: one line")
+        XCTAssertEqual(Worked.product(144, 12), ["144*12=1728"], "past two digits: one line")
+    }
+
+    func testTeachersWriteTheirArithmeticOut() {
+        let linear = TaskRegistry.family(named: "linear")!
+        let stack = TaskRegistry.family(named: "stack")!
+        let mul = TaskRegistry.family(named: "mul")!
+        for index in 0..<300 {
+            // x+b=d: the subtraction d-b in columns whenever a number has two digits, ending in x=answer.
+            let l = linear.problem(seed: 4, stream: "worked", level: 1, index: index, id: "l")
+            let solved = l.steps[l.steps.count - 2]
+            XCTAssertTrue(solved.hasPrefix("x=") && solved.hasSuffix("=" + l.answer), "\(l.prompt): \(l.steps)")
+            for line in l.steps.dropFirst().dropLast(2) { XCTAssertTrue(Self.isTrue(line), "\(l.prompt): '\(line)'") }
+            // Every product and partial sum in a multiplication trace is a true equation.
+            let m = mul.problem(seed: 4, stream: "worked", level: 2, index: index, id: "m")
+            for line in m.steps { XCTAssertTrue(Self.isTrue(line), "\(m.prompt): '\(line)'") }
+            XCTAssertTrue(m.steps.last!.hasSuffix("=" + m.answer), "\(m.prompt): \(m.steps)")
+            // RPN: the work, true line by line, comes before the operator's stack line.
+            let s = stack.problem(seed: 4, stream: "worked", level: 1, index: index, id: "s")
+            let work = s.steps.filter { !$0.contains(":") }
+            for line in work { XCTAssertTrue(Self.isTrue(line), "\(s.prompt): '\(line)'") }
+            let tokens = s.prompt.dropFirst(5).split(separator: " ")
+            if tokens.last != "*", tokens.compactMap({ Int($0) }).contains(where: { $0 >= 10 }) {
+                XCTAssertEqual(s.steps.count, 2 + work.count + 1, "\(s.prompt): \(s.steps)")
+                XCTAssertGreaterThan(work.count, 1, "\(s.prompt): a sum with a two-digit operand is worked in columns: \(s.steps)")
+            }
+        }
+    }
+
+    // MARK: - A checker for the traces' equations
+
+    /// A line `e1=e2=...` (a column line's " r…" suffix dropped) whose non-empty sides all have one value.
+    /// A line starting with `=` states a value, which is true by itself.
+    static func isTrue(_ line: String) -> Bool {
+        let body = line.split(separator: " ").first.map(String.init) ?? line
+        let sides = body.split(separator: "=", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
+        let values = sides.map { evaluate($0) }
+        guard values.allSatisfy({ $0 != nil }) else { return false }
+        return Set(values.map { $0! }).count == 1
+    }
+
+    static func value(ofLast lines: [String]) -> Int? {
+        lines.last.flatMap { $0.split(separator: "=").last }.flatMap { Int($0) }
+    }
+
+    /// Integers with + - * and parentheses, unary minus, the usual precedence.
+    static func evaluate(_ text: String) -> Int? {
+        var chars = Array(text)[...]
+        func number() -> Int? {
+            if chars.first == "(" {
+                chars.removeFirst()
+                guard let v = sum(), chars.first == ")" else { return nil }
+                chars.removeFirst()
+                return v
+            }
+            if chars.first == "-" { chars.removeFirst(); return number().map { -$0 } }
+            let digits = chars.prefix { $0.isNumber }
+            guard !digits.isEmpty else { return nil }
+            chars.removeFirst(digits.count)
+            return Int(String(digits))
+        }
+        func product() -> Int? {
+            guard var v = number() else { return nil }
+            while chars.first == "*" {
+                chars.removeFirst()
+                guard let w = number() else { return nil }
+                v *= w
+            }
+            return v
+        }
+        func sum() -> Int? {
+            guard var v = product() else { return nil }
+            while let op = chars.first, op == "+" || op == "-" {
+                chars.removeFirst()
+                guard let w = product() else { return nil }
+                v = op == "+" ? v + w : v - w
+            }
+            return v
+        }
+        let v = sum()
+        return chars.isEmpty ? v : nil
+    }
+}
