@@ -91,8 +91,9 @@ public struct AddSubTask: TaskFamily {
 /// with a number of two or more digits is worked in columns (`AddSubTask.columnSteps`), a product of
 /// two-digit numbers is split by place value and its partial products added in columns. Single digits
 /// stay one line (`7*8=56`), and so do sums past three digits and products past two, which keeps
-/// the traces of the larger levels within a small model's context. A small policy cannot do `53-29` or `23*28` in one step; written out, a
-/// wrong digit is a slip that differs between samples, which gives GRPO's groups something to compare.
+/// the traces of the larger levels within a small model's context. A small policy cannot do `53-29`
+/// or `23*28` in one step and gets it wrong the same way on every sample; written out, a wrong digit
+/// is a slip that differs between samples, which gives GRPO's groups something to compare.
 public enum Worked {
     /// `x op y` for op `+` or `-` and any signs; the last line ends with `=result`.
     public static func sum(_ x: Int, _ op: Character, _ y: Int) -> [String] {

@@ -178,9 +178,9 @@ public final class Trainer {
         guard config.grpo.steps > 0 else { return }
         let cap = config.data.curriculum.maxLevel
         for name in config.data.families {
-            guard let family = TaskRegistry.family(named: name) else { continue }
-            let levels = family.trainingLevels.lowerBound...(cap > 0 ? max(family.trainingLevels.lowerBound, min(cap, family.trainingLevels.upperBound)) : family.trainingLevels.upperBound)
-            for level in levels {
+            guard let family = TaskRegistry.family(named: name) else { continue }  // validate() checked the names
+            let (low, high) = (family.trainingLevels.lowerBound, family.trainingLevels.upperBound)
+            for level in low...(cap > 0 ? max(low, min(cap, high)) : high) {
                 let longest = (0..<64).map { family.problem(seed: config.seed, stream: "prompt-room", level: level, index: $0, id: "\(name)-L\(level)") }
                     .max { tokens($0) < tokens($1) }!
                 if tokens(longest) + config.grpo.maxCompletionLength > maxContext {
