@@ -108,14 +108,7 @@ public enum Worked {
         // As the mul family does: split the factor with more than one digit, the second when both have several.
         let (p, q) = abs(y) >= 10 ? (abs(x), abs(y)) : (abs(y), abs(x))
         let header = "\(x.parenthesized)*\(y.parenthesized)"
-        var parts: [Int] = []
-        var place = 1
-        var rest = q
-        while rest > 0 {
-            if rest % 10 != 0 { parts.insert(rest % 10 * place, at: 0) }
-            rest /= 10
-            place *= 10
-        }
+        let parts = placeValues(q)
         if parts.count < 2 || max(p, q) > 99 { return ["\(header)=\(x * y)"] }
         let negative = (x < 0) != (y < 0)
         let term = { (part: Int) in p >= 10 ? "\(p)*\(part)" : "\(part)*\(p)" }
@@ -130,6 +123,19 @@ public enum Worked {
         if negative { lines.append("=\(-total)") }
         precondition(total * (negative ? -1 : 1) == x * y, "product trace of \(header) gave \(lines.last!)")
         return lines
+    }
+
+    /// The nonzero digits of n ≥ 0 at their place values, largest first: 3405 → [3000, 400, 5].
+    static func placeValues(_ n: Int) -> [Int] {
+        var parts: [Int] = []
+        var place = 1
+        var rest = n
+        while rest > 0 {
+            if rest % 10 != 0 { parts.insert(rest % 10 * place, at: 0) }
+            rest /= 10
+            place *= 10
+        }
+        return parts
     }
 
     /// The lines with `name` written before the first (`x=53-29`) and, when the work took more than
@@ -167,14 +173,7 @@ public struct MultiplyTask: TaskFamily {
         let b = rng.int(in: right)
         // Split the factor with more than one digit, the second one when both have several.
         let (whole, split) = b >= 10 ? (a, b) : (b, a)
-        var parts: [Int] = []
-        var place = 1
-        var rest = split
-        while rest > 0 {
-            if rest % 10 != 0 { parts.insert(rest % 10 * place, at: 0) }
-            rest /= 10
-            place *= 10
-        }
+        let parts = Worked.placeValues(split)
         var steps: [String] = []
         var products: [Int] = []
         for part in parts {
