@@ -103,8 +103,7 @@ final class DistillTests: XCTestCase {
     }
 
     func testATeacherThatKeptNothingIsAClearError() throws {
-        let run = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-run-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: run) }
+        let run = temporaryRun()
         XCTAssertThrowsError(try Trainer(config: try TrainerTests.tinyConfig(), runDirectory: run, resume: false, sftTraces: [])) { error in
             XCTAssertEqual((error as? ConfigError)?.key, "sft.steps")
         }

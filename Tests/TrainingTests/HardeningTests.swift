@@ -178,12 +178,6 @@ final class NumericalHealthTests: XCTestCase {
 }
 
 final class RunFolderTests: XCTestCase {
-    func temporaryRun() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-folder-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
     /// A held lock stops a second writer, naming the holder's pid; releasing it lets the next one in;
     /// a lock file left by a dead process does not block (flock dies with its process).
     func testOneWriterPerRunFolder() throws {

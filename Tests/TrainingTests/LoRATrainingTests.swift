@@ -18,12 +18,6 @@ final class LoRATrainingTests: XCTestCase {
         return cfg
     }
 
-    func temporaryRun() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-lora-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
     func testOnlyTheAdaptersTrainAndTheRunResumesExactly() throws {
         let cfg = try config()
         var rng = RNG(seed: cfg.seed, stream: "init")

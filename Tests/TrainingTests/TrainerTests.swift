@@ -29,12 +29,6 @@ final class TrainerTests: XCTestCase {
             """)
     }
 
-    func temporaryRun() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-run-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
     /// metrics.jsonl without the wall-clock fields, which differ between any two runs.
     func deterministicMetrics(_ run: URL) throws -> [String] { try Self.deterministicMetrics(run) }
 
@@ -350,5 +344,14 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: temporaryRun(), resume: false)) { e in
             XCTAssertTrue("\(e)".contains("data.datasets") && "\(e)".contains("/nonexistent/datasets"), "\(e)")
         }
+    }
+}
+
+extension XCTestCase {
+    /// A fresh run folder under the temporary directory, removed when the test ends.
+    func temporaryRun() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-run-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
     }
 }

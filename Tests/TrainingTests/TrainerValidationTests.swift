@@ -13,8 +13,7 @@ final class TrainerValidationTests: XCTestCase {
     func testSFTTracesLongerThanTheContextAreAClearError() throws {
         var cfg = try TrainerTests.tinyConfig()
         cfg.sft.levels = [5]
-        let run = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-run-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: run) }
+        let run = temporaryRun()
         XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: run, resume: false)) { error in
             let e = error as? ConfigError
             XCTAssertEqual(e?.key, "model.max_context", "\(error)")
@@ -31,8 +30,7 @@ final class TrainerValidationTests: XCTestCase {
         cfg.grpo.maxCompletionLength = 48  // leaves 16 tokens: level-4 addition chains need up to 19
         cfg.eval.levels = [4]
         cfg.eval.limitPerLevel = 100
-        let run = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-run-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: run) }
+        let run = temporaryRun()
         XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: run, resume: false)) { error in
             let e = error as? ConfigError
             XCTAssertEqual(e?.key, "grpo.max_completion_length", "\(error)")
