@@ -394,7 +394,7 @@ public struct SynthesisTask: TaskFamily {
             steps += Worked.labelled("dy", Worked.sum(y2, "-", y1))
             steps.append("dx=\(x2)-\(x1)=\(x2 - x1)")
             steps.append("slope=\((y2 - y1).parenthesized)/\(x2 - x1)=\(a)")
-            steps.append("\(a)*\(x1)=\(a * x1)")
+            steps += Worked.product(a, x1)
             steps += Worked.labelled("b", Worked.sum(y1, "-", a * x1))
         }
         steps.append("try \(answer)")

@@ -169,22 +169,23 @@ public final class Trainer {
     /// or GRPO batch would stop the run after SFT had spent its time. Training prompts are checked on
     /// 64 generated problems per family and level (the sampler checks every batch as it goes).
     static func checkPromptRoom(_ config: TrainConfig, maxContext: Int, tokenizer: any Tokenizer, evalProblems: [Problem]) throws {
-        func tokens(_ problem: Problem) -> Int { (try? tokenizer.encodePrompt(problem.prompt).count) ?? 0 }
+        // The problem with the longest prompt, and its length in tokens (each prompt encoded once).
+        func longest(_ problems: [Problem]) -> (problem: Problem, tokens: Int)? {
+            problems.map { ($0, (try? tokenizer.encodePrompt($0.prompt).count) ?? 0) }.max { $0.1 < $1.1 }
+        }
         let evalNew = evalOptions(config).maxNewTokens
-        if let longest = evalProblems.max(by: { tokens($0) < tokens($1) }), tokens(longest) + evalNew > maxContext {
+        if let (problem, tokens) = longest(evalProblems), tokens + evalNew > maxContext {
             let key = config.eval.maxNewTokens > 0 ? "eval.max_new_tokens" : "grpo.max_completion_length"
-            throw ConfigError(file: nil, key: key, message: "is \(evalNew), but held-out problem \(longest.id) has a \(tokens(longest))-token prompt and model.max_context is \(maxContext): use at most \(maxContext - tokens(longest))\(config.eval.maxNewTokens > 0 ? "" : " or set eval.max_new_tokens"), raise model.max_context, or narrow eval.levels")
+            throw ConfigError(file: nil, key: key, message: "is \(evalNew), but held-out problem \(problem.id) has a \(tokens)-token prompt and model.max_context is \(maxContext): use at most \(maxContext - tokens)\(config.eval.maxNewTokens > 0 ? "" : " or set eval.max_new_tokens"), raise model.max_context, or narrow eval.levels")
         }
         guard config.grpo.steps > 0 else { return }
         let cap = config.data.curriculum.maxLevel
-        for name in config.data.families {
-            guard let family = TaskRegistry.family(named: name) else { continue }  // validate() checked the names
+        for family in config.data.families.compactMap(TaskRegistry.family(named:)) {  // validate() checked the names
             let (low, high) = (family.trainingLevels.lowerBound, family.trainingLevels.upperBound)
             for level in low...(cap > 0 ? max(low, min(cap, high)) : high) {
-                let longest = (0..<64).map { family.problem(seed: config.seed, stream: "prompt-room", level: level, index: $0, id: "\(name)-L\(level)") }
-                    .max { tokens($0) < tokens($1) }!
-                if tokens(longest) + config.grpo.maxCompletionLength > maxContext {
-                    throw ConfigError(file: nil, key: "grpo.max_completion_length", message: "is \(config.grpo.maxCompletionLength), but a level-\(level) \(name) prompt (\(longest.prompt)) is \(tokens(longest)) tokens and model.max_context is \(maxContext): use at most \(maxContext - tokens(longest)), raise model.max_context, or cap data.curriculum.max_level")
+                let drawn = (0..<64).map { family.problem(seed: config.seed, stream: "prompt-room", level: level, index: $0, id: "\(family.name)-L\(level)") }
+                if let (problem, tokens) = longest(drawn), tokens + config.grpo.maxCompletionLength > maxContext {
+                    throw ConfigError(file: nil, key: "grpo.max_completion_length", message: "is \(config.grpo.maxCompletionLength), but a level-\(level) \(family.name) prompt (\(problem.prompt)) is \(tokens) tokens and model.max_context is \(maxContext): use at most \(maxContext - tokens), raise model.max_context, or cap data.curriculum.max_level")
                 }
             }
         }
