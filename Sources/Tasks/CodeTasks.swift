@@ -86,7 +86,7 @@ public struct ProgramOutputTask: TaskFamily {
             guard case .value(let value) = outcome, abs(value) <= 100_000, trace.count <= 40 else { continue }
             return make(
                 level: level, prompt: "Run: " + TinyStmt.source(program), answer: String(value), verifier: .integer,
-                steps: trace)
+                steps: trace.flatMap { $0 })
         }
     }
 }
@@ -233,13 +233,42 @@ public struct ListFunctionTask: TaskFamily {
                 let function = rng.pick(pool).name
                 guard let next = ListFunctionTask.apply(function, value) else { ok = false; break }
                 let call = "\(function)(\(expression))"
-                steps.append("\(function)(\(value.source))=\(next.source)")
+                steps += ListFunctionTask.work(function, value, next)
                 expression = call
                 value = next
             }
-            guard ok, value != .text(""), steps.count == depth else { continue }
+            guard ok, value != .text("") else { continue }
             return make(
                 level: level, prompt: "Eval: " + expression, answer: value.source, verifier: .compact, steps: steps)
+        }
+    }
+
+    /// The teacher's lines for `function(value)=result`. A sort is written as an insertion sort, one input
+    /// item inserted per line, and a sum of three or more numbers as running totals, because a small
+    /// policy copies a list wrongly when it sorts in one step and adds wrongly when it sums in one.
+    static func work(_ function: String, _ value: Value, _ result: Value) -> [String] {
+        let call = "\(function)(\(value.source))"
+        switch (function, value) {
+        case ("sort", .list(let items)) where items.count > 2:
+            var sorted: [Int] = []
+            return [call + ":"] + items.map { item in
+                sorted.insert(item, at: sorted.firstIndex { $0 > item } ?? sorted.count)
+                return Value.list(sorted).source
+            }
+        case ("sort", .text(let text)) where text.count > 2:
+            var sorted: [Character] = []
+            return [call + ":"] + text.map { item in
+                sorted.insert(item, at: sorted.firstIndex { $0 > item } ?? sorted.count)
+                return Value.text(String(sorted)).source
+            }
+        case ("sum", .list(let items)) where items.count > 2:
+            var total = items[0]
+            return [call + ":"] + items.dropFirst().map { item in
+                defer { total += item }
+                return "\(total)+\(item)=\(total + item)"
+            } + ["=" + result.source]
+        default:
+            return [call + "=" + result.source]
         }
     }
 

@@ -159,9 +159,9 @@ public enum Sandbox {
         return machine.runProgram(program)
     }
 
-    /// Runs a program and records the teacher's trace: each assignment with its values substituted, each
-    /// branch decision and each loop round.
-    static func trace(_ program: [TinyStmt], input: [String: Int] = [:]) -> (Outcome, [String]) {
+    /// Runs a program and records the teacher's trace, one group of lines per event: each assignment with
+    /// its values substituted and its arithmetic worked out, each branch decision and each loop round.
+    static func trace(_ program: [TinyStmt], input: [String: Int] = [:]) -> (Outcome, [[String]]) {
         var machine = TinyMachine(variables: input, limits: Limits(), trace: [])
         let outcome = machine.runProgram(program)
         return (outcome, machine.trace ?? [])
@@ -226,10 +226,10 @@ private struct TinyMachine {
 
     var variables: [String: Int]
     let limits: Sandbox.Limits
-    var trace: [String]?
+    var trace: [[String]]?
     var steps = 0
 
-    init(variables: [String: Int], limits: Sandbox.Limits, trace: [String]?) {
+    init(variables: [String: Int], limits: Sandbox.Limits, trace: [[String]]?) {
         self.variables = variables
         self.limits = limits
         self.trace = trace
@@ -269,17 +269,14 @@ private struct TinyMachine {
                 if variables[name] == nil, variables.count >= limits.maxVariables {
                     throw Stop.failure("more than \(limits.maxVariables) variables")
                 }
-                if trace != nil {
-                    let shown = expr.substituted(variables)
-                    trace!.append(shown == "\(value)" ? "\(name)=\(value)" : "\(name)=\(shown)=\(value)")
-                }
+                if trace != nil { trace!.append(TinyMachine.assignmentLines(name, expr, variables, value)) }
                 variables[name] = value
             case .rep(let countExpr, let body):
                 let count = try evaluate(countExpr)
                 if count > 0 {
                     for round in 1...count {
                         try tick()
-                        trace?.append("round \(round) of \(count)")
+                        trace?.append(["round \(round) of \(count)"])
                         if case .returned(let value) = try execute(body) { return .returned(value) }
                     }
                 }
@@ -287,25 +284,51 @@ private struct TinyMachine {
                 while true {
                     try tick()
                     let holds = try evaluate(cond) != 0
-                    trace?.append("while \(cond.substituted(variables)): \(holds ? "yes" : "no")")
+                    trace?.append(["while \(cond.substituted(variables)): \(holds ? "yes" : "no")"])
                     if !holds { break }
                     if case .returned(let value) = try execute(body) { return .returned(value) }
                 }
             case .ifElse(let cond, let then, let otherwise):
                 let holds = try evaluate(cond) != 0
-                trace?.append("if \(cond.substituted(variables)): \(holds ? "yes" : "no")")
+                let shown = cond.substituted(variables)
+                trace?.append(["if \(cond.source): " + (shown == cond.source ? "" : shown + " ") + (holds ? "yes" : "no")])
                 if case .returned(let value) = try execute(holds ? then : otherwise) { return .returned(value) }
             case .ret(let expr):
                 let value = try evaluate(expr)
-                trace?.append(TinyMachine.show("ret", expr.substituted(variables), value))
+                trace?.append([TinyMachine.show("ret", expr.substituted(variables), value)])
                 return .returned(value)
             case .expr(let expr):
                 let value = try evaluate(expr)
-                trace?.append(TinyMachine.show("", expr.substituted(variables), value))
+                if case .name(let name) = expr { trace?.append(["\(name)=\(value)"]) } else { trace?.append([TinyMachine.show("", expr.substituted(variables), value)]) }
                 last = value
             }
         }
         return .normal(last)
+    }
+
+    /// The teacher's lines for `name=expr`: the statement as the program writes it, its values, and a sum or
+    /// product of two values worked out as the math families do (`Worked`), the last line ending `name=value`
+    /// so that a later lookup of `name` finds its value at the end of the line that set it.
+    static func assignmentLines(_ name: String, _ expr: TinyExpr, _ values: [String: Int], _ value: Int) -> [String] {
+        func leaf(_ e: TinyExpr) -> Int? {
+            switch e {
+            case .number(let n): return n
+            case .name(let n): return values[n]
+            default: return nil
+            }
+        }
+        let source = expr.source
+        let shown = expr.substituted(values)
+        var work: [String]
+        if case .binary(let op, let lhs, let rhs) = expr, let a = leaf(lhs), let b = leaf(rhs), ["+", "-", "*"].contains(op) {
+            work = op != "*" ? Worked.sum(a, Character(op), b)
+                : max(abs(a), abs(b)) <= 12 ? ["\(a.parenthesized)*\(b.parenthesized)=\(value)"] : Worked.product(a, b)
+        } else {
+            work = [shown == "\(value)" ? "\(value)" : "\(shown)=\(value)"]
+        }
+        work[0] = name + "=" + (source == shown ? "" : source + "=") + work[0]
+        if work.count > 1 { work[work.count - 1] = name + work[work.count - 1] }
+        return work
     }
 
     static func show(_ prefix: String, _ shown: String, _ value: Int) -> String {

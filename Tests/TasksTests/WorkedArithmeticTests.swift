@@ -1,8 +1,9 @@
 import XCTest
 import Tasks
 
-/// The arithmetic the linear, stack, synth and mul teachers write out: every line a true equation, the
-/// last line the result, columns exactly where an operand has two or more digits.
+/// The arithmetic the linear, stack, synth, mul and program teachers write out: every line a true equation,
+/// the last line the result, columns exactly where an operand has two or more digits; and listfn's sorts and
+/// sums written one item at a time.
 final class WorkedArithmeticTests: XCTestCase {
     func testEverySumLineIsTrueAndTheLastIsTheResult() {
         for x in stride(from: -1_200, through: 1_200, by: 37) {
@@ -62,6 +63,83 @@ final class WorkedArithmeticTests: XCTestCase {
                 XCTAssertGreaterThan(work.count, 1, "\(s.prompt): a sum with a two-digit operand is worked in columns: \(s.steps)")
             }
         }
+    }
+
+    /// Each assignment is written as the program has it, then with the values each name held at that moment,
+    /// then worked out, its group ending `name=value`; the trace ends naming the returned variable.
+    func testProgramTracesLookUpEachNameAndWorkTheArithmeticOut() {
+        let program = TaskRegistry.family(named: "program")!
+        var worked = 0
+        for level in 1...4 {
+            for index in 0..<300 {
+                let p = program.problem(seed: 4, stream: "worked", level: level, index: index, id: "p")
+                var state: [Character: Int] = [:]
+                for line in p.steps {
+                    guard let name = line.first, "abcd".contains(name), line.dropFirst().first == "=" else {
+                        if !line.hasPrefix("if ") && !line.hasPrefix("round ") {
+                            XCTAssertTrue(Self.isTrue(line), "\(p.prompt): '\(line)' in \(p.steps)")
+                        }
+                        continue
+                    }
+                    let sides = line.dropFirst(2).split(separator: "=", omittingEmptySubsequences: false).map(String.init)
+                    if sides.count == 1 {
+                        state[name] = Int(sides[0])
+                        XCTAssertNotNil(state[name], "\(p.prompt): '\(line)'")
+                        continue
+                    }
+                    // The source, its names replaced by the values the trace gave them before this line.
+                    let looked = String(sides[0].flatMap { c -> String in
+                        guard "abcd".contains(c) else { return String(c) }
+                        guard let v = state[c] else { return "?" }
+                        return v < 0 ? "(\(v))" : "\(v)"
+                    })
+                    XCTAssertNotNil(Self.evaluate(sides[1]), "\(p.prompt): '\(line)'")
+                    XCTAssertEqual(Self.evaluate(looked), Self.evaluate(sides[1]), "\(p.prompt): '\(line)' looks a name up wrongly in \(p.steps)")
+                    XCTAssertTrue(Self.isTrue(sides.dropFirst().joined(separator: "=")), "\(p.prompt): '\(line)'")
+                    if let value = Int(sides.last!), sides.count > 2 { state[name] = value } else { worked += 1 }
+                }
+                let returned = p.prompt.split(separator: ";").last!
+                XCTAssertEqual(p.steps.last, "\(returned)=\(p.answer)", "\(p.prompt): \(p.steps)")
+                XCTAssertEqual(state[returned.first!].map(String.init), p.answer, "\(p.prompt): \(p.steps)")
+            }
+        }
+        XCTAssertGreaterThan(worked, 300, "sums with two-digit operands and products beyond the times table are worked in columns")
+    }
+
+    /// listfn writes a sort as an insertion sort (the sorted prefix after each input item) and a sum of three
+    /// or more numbers as running totals; each step on the previous step's result.
+    func testListTracesSortOneItemAtATimeAndSumWithRunningTotals() {
+        let listfn = TaskRegistry.family(named: "listfn")!
+        var sorts = 0, sums = 0
+        for level in 1...2 {
+            for index in 0..<400 {
+                let p = listfn.problem(seed: 4, stream: "worked", level: level, index: index, id: "l")
+                for (i, line) in p.steps.enumerated() where line.hasPrefix("sort([") && line.hasSuffix(":") {
+                    let items = Self.list(line.dropFirst(5).dropLast(2))
+                    let inserted = p.steps[(i + 1)...].prefix(items.count).map { Self.list($0) }
+                    for (k, prefix) in inserted.enumerated() {
+                        XCTAssertEqual(prefix, items.prefix(k + 1).sorted(), "\(p.prompt): \(p.steps)")
+                    }
+                    sorts += 1
+                }
+                for (i, line) in p.steps.enumerated() where line.hasPrefix("sum([") && line.hasSuffix(":") {
+                    let items = Self.list(line.dropFirst(4).dropLast(2))
+                    var total = items[0]
+                    for (k, item) in items.dropFirst().enumerated() {
+                        XCTAssertEqual(p.steps[i + 1 + k], "\(total)+\(item)=\(total + item)", "\(p.prompt): \(p.steps)")
+                        total += item
+                    }
+                    XCTAssertEqual(p.steps[i + items.count], "=\(total)", "\(p.prompt): \(p.steps)")
+                    sums += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(sorts, 50)
+        XCTAssertGreaterThan(sums, 20)
+    }
+
+    static func list<S: StringProtocol>(_ text: S) -> [Int] {
+        text.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",").compactMap { Int($0) }
     }
 
     // MARK: - A checker for the traces' equations
