@@ -299,7 +299,11 @@ private struct TinyMachine {
                 return .returned(value)
             case .expr(let expr):
                 let value = try evaluate(expr)
-                if case .name(let name) = expr { trace?.append(["\(name)=\(value)"]) } else { trace?.append([TinyMachine.show("", expr.substituted(variables), value)]) }
+                if case .name(let name) = expr {  // the returned variable, named: `b=33`
+                    trace?.append(["\(name)=\(value)"])
+                } else {
+                    trace?.append([TinyMachine.show("", expr.substituted(variables), value)])
+                }
                 last = value
             }
         }
@@ -307,8 +311,9 @@ private struct TinyMachine {
     }
 
     /// The teacher's lines for `name=expr`: the statement as the program writes it, its values, and a sum or
-    /// product of two values worked out as the math families do (`Worked`), the last line ending `name=value`
-    /// so that a later lookup of `name` finds its value at the end of the line that set it.
+    /// product of two values worked out as the math families do (`Worked`; a product of two factors up to 12 is
+    /// a times-table fact, one line), the last line ending `name=value` so that a later lookup of `name` finds
+    /// its value at the end of the line that set it.
     static func assignmentLines(_ name: String, _ expr: TinyExpr, _ values: [String: Int], _ value: Int) -> [String] {
         func leaf(_ e: TinyExpr) -> Int? {
             switch e {
