@@ -250,17 +250,9 @@ public struct ListFunctionTask: TaskFamily {
         let call = "\(function)(\(value.source))"
         switch (function, value) {
         case ("sort", .list(let items)) where items.count > 2:
-            var sorted: [Int] = []
-            return [call + ":"] + items.map { item in
-                sorted.insert(item, at: sorted.firstIndex { $0 > item } ?? sorted.count)
-                return Value.list(sorted).source
-            }
+            return [call + ":"] + insertionPrefixes(items).map { Value.list($0).source }
         case ("sort", .text(let text)) where text.count > 2:
-            var sorted: [Character] = []
-            return [call + ":"] + text.map { item in
-                sorted.insert(item, at: sorted.firstIndex { $0 > item } ?? sorted.count)
-                return Value.text(String(sorted)).source
-            }
+            return [call + ":"] + insertionPrefixes(Array(text)).map { Value.text(String($0)).source }
         case ("sum", .list(let items)) where items.count > 2:
             var total = items[0]
             return [call + ":"] + items.dropFirst().map { item in
@@ -269,6 +261,15 @@ public struct ListFunctionTask: TaskFamily {
             } + ["=" + result.source]
         default:
             return [call + "=" + result.source]
+        }
+    }
+
+    /// Insertion sort's states: the sorted prefix after each item is inserted, the last one `items.sorted()`.
+    static func insertionPrefixes<T: Comparable>(_ items: [T]) -> [[T]] {
+        var sorted: [T] = []
+        return items.map { item in
+            sorted.insert(item, at: sorted.firstIndex { $0 > item } ?? sorted.count)
+            return sorted
         }
     }
 

@@ -290,8 +290,10 @@ private struct TinyMachine {
                 }
             case .ifElse(let cond, let then, let otherwise):
                 let holds = try evaluate(cond) != 0
-                let shown = cond.substituted(variables)
-                trace?.append(["if \(cond.source): " + (shown == cond.source ? "" : shown + " ") + (holds ? "yes" : "no")])
+                if trace != nil {  // only when tracing: the verifiers run programs untraced, once per completion
+                    let shown = cond.substituted(variables)
+                    trace!.append(["if \(cond.source): " + (shown == cond.source ? "" : shown + " ") + (holds ? "yes" : "no")])
+                }
                 if case .returned(let value) = try execute(holds ? then : otherwise) { return .returned(value) }
             case .ret(let expr):
                 let value = try evaluate(expr)
@@ -331,9 +333,8 @@ private struct TinyMachine {
         } else {
             work = [shown == "\(value)" ? "\(value)" : "\(shown)=\(value)"]
         }
-        work[0] = name + "=" + (source == shown ? "" : source + "=") + work[0]
-        if work.count > 1 { work[work.count - 1] = name + work[work.count - 1] }
-        return work
+        if source != shown { work[0] = source + "=" + work[0] }
+        return Worked.labelled(name, work)
     }
 
     static func show(_ prefix: String, _ shown: String, _ value: Int) -> String {

@@ -110,17 +110,23 @@ final class WorkedArithmeticTests: XCTestCase {
     /// or more numbers as running totals; each step on the previous step's result.
     func testListTracesSortOneItemAtATimeAndSumWithRunningTotals() {
         let listfn = TaskRegistry.family(named: "listfn")!
-        var sorts = 0, sums = 0
+        var sorts = 0, textSorts = 0, sums = 0
         for level in 1...2 {
             for index in 0..<400 {
                 let p = listfn.problem(seed: 4, stream: "worked", level: level, index: index, id: "l")
-                for (i, line) in p.steps.enumerated() where line.hasPrefix("sort([") && line.hasSuffix(":") {
-                    let items = Self.list(line.dropFirst(5).dropLast(2))
-                    let inserted = p.steps[(i + 1)...].prefix(items.count).map { Self.list($0) }
+                for (i, line) in p.steps.enumerated() where line.hasPrefix("sort(") && line.hasSuffix(":") {
+                    // A list's items, or a string's letters, each line the sorted prefix in the same notation.
+                    let argument = line.dropFirst(5).dropLast(2)
+                    let isText = argument.hasPrefix("\"")
+                    let items = isText ? argument.dropFirst().dropLast().map(String.init) : Self.list(argument).map(String.init)
+                    let inserted = Array(p.steps[(i + 1)...].prefix(items.count))
+                    XCTAssertEqual(inserted.count, items.count, "\(p.prompt): one line per item in \(p.steps)")
                     for (k, prefix) in inserted.enumerated() {
-                        XCTAssertEqual(prefix, items.prefix(k + 1).sorted(), "\(p.prompt): \(p.steps)")
+                        let sorted = isText ? items.prefix(k + 1).sorted() : items.prefix(k + 1).map { Int($0)! }.sorted().map(String.init)
+                        let expected = isText ? "\"" + sorted.joined() + "\"" : "[" + sorted.joined(separator: ",") + "]"
+                        XCTAssertEqual(prefix, expected, "\(p.prompt): \(p.steps)")
                     }
-                    sorts += 1
+                    if isText { textSorts += 1 } else { sorts += 1 }
                 }
                 for (i, line) in p.steps.enumerated() where line.hasPrefix("sum([") && line.hasSuffix(":") {
                     let items = Self.list(line.dropFirst(4).dropLast(2))
@@ -135,6 +141,7 @@ final class WorkedArithmeticTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(sorts, 50)
+        XCTAssertGreaterThan(textSorts, 10)
         XCTAssertGreaterThan(sums, 20)
     }
 
