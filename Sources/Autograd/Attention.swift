@@ -208,11 +208,20 @@ public struct KVBuffer {
     public let keys, values: UnsafeMutablePointer<Float>
     public let kvHeads, headDim, capacity, length: Int
     public let keyStart: [Int]
+    /// Where sequence s reads its slots below `prefixLength` from: sequence prefixRow[s], which holds
+    /// the same values there (a group's copies of one prompt), so that a group's rows, attended one
+    /// after another, read their prompt's keys and values from memory once between them. Nil: each
+    /// sequence reads its own.
+    public let prefixRow: [Int]?
+    public let prefixLength: Int
 
     public init(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, kvHeads: Int, headDim: Int,
-                capacity: Int, length: Int, keyStart: [Int]) {
+                capacity: Int, length: Int, keyStart: [Int], prefixRow: [Int]? = nil, prefixLength: Int = 0) {
+        precondition(prefixRow.map { $0.count == keyStart.count && $0.allSatisfy { $0 >= 0 && $0 < keyStart.count } } ?? true,
+                     "KVBuffer: one prefix row per sequence, each a sequence of the buffer")
         (self.keys, self.values, self.kvHeads, self.headDim) = (keys, values, kvHeads, headDim)
         (self.capacity, self.length, self.keyStart) = (capacity, length, keyStart)
+        (self.prefixRow, self.prefixLength) = (prefixRow, prefixLength)
     }
 }
 
@@ -243,16 +252,21 @@ extension Tensor {
         let groups = (h + 3) / 4
         Parallel.forRanges(s * groups, cost: 4 * l * (t0 + l) * d * 4) { range in
             let p = UnsafeMutablePointer<Float>.allocate(capacity: 4 * (t0 + l))
-            // Each group's rows: queries, keys, values and outputs (the kernel's pointer arrays).
-            let qs = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 12), ks = qs + 4, vs = qs + 8
+            // Each group's rows: queries, keys, values (own, then the shared prefix's) and outputs (the
+            // kernel's pointer arrays).
+            let qs = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 20), ks = qs + 4, vs = qs + 8
+            let pks = qs + 12, pvs = qs + 16
             let os = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: 4)
             defer { p.deallocate(); qs.deallocate(); os.deallocate() }
             for sg in range {
                 let r = sg / groups, h0 = (sg % groups) * 4, n = Swift.min(4, h - h0), start = cache.keyStart[r]
+                let source = cache.prefixRow?[r] ?? r, split = source == r ? 0 : cache.prefixLength
                 for g in 0..<n {
-                    let kvIndex = r * kvh + (h0 + g) / rep
+                    let kvIndex = r * kvh + (h0 + g) / rep, sourceIndex = source * kvh + (h0 + g) / rep
                     ks[g] = UnsafePointer(kc + kvIndex * cap * d)
                     vs[g] = UnsafePointer(vc + kvIndex * cap * d)
+                    pks[g] = UnsafePointer(kc + sourceIndex * cap * d)
+                    pvs[g] = UnsafePointer(vc + sourceIndex * cap * d)
                 }
                 for i in 0..<l {
                     for g in 0..<n {
@@ -264,8 +278,8 @@ extension Tensor {
                         for g in 0..<n { os[g]!.update(repeating: 0, count: d) }
                         continue
                     }
-                    Kernels.attendRows(n, q: qs, keys: ks, values: vs, start: start, end: end, d: d, scale: scale,
-                                       p: p, pStride: t0 + l, out: os)
+                    Kernels.attendRows(n, q: qs, keys: ks, values: vs, prefixKeys: pks, prefixValues: pvs, split: split,
+                                       start: start, end: end, d: d, scale: scale, p: p, pStride: t0 + l, out: os)
                 }
             }
         }

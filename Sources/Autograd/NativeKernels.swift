@@ -142,35 +142,46 @@ extension Tensor {
 extension Kernels {
     /// One query row of cached attention: p[j] = softmax over keys start...end of scale·(q·keys[j]),
     /// out = Σ p[j]·values[j]; keys and values are rows of d floats, p scratch of ≥ end + 1 floats.
+    /// Slots below `split` are read from `prefixKeys` and `prefixValues` instead (the same slot numbering:
+    /// a group's shared prompt held in another row of the cache); split ≤ start reads no prefix.
     @inline(__always)
     public static func attendRow(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                 prefixKeys: UnsafePointer<Float>? = nil, prefixValues: UnsafePointer<Float>? = nil, split: Int = 0,
                                  start: Int, end: Int, d: Int, scale: Float,
                                  p: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        precondition(split <= start || (prefixKeys != nil && prefixValues != nil), "attendRow: slots below \(split) need a prefix")
         if NativeKernels.enabled && d % 16 == 0 {
             var (qs, ks, vs, os): (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?) =
                 (q, keys, values, out)
-            ponder_attend_rows(1, &qs, &ks, &vs, start, end, d, scale, p, end + 1, &os)
+            var (pk, pv) = (prefixKeys, prefixValues)
+            ponder_attend_rows(1, &qs, &ks, &vs, &pk, &pv, split, start, end, d, scale, p, end + 1, &os)
             return
         }
         out.update(repeating: 0, count: d)
-        softmaxOver(start, end, p, score: { dot(q, keys + $0 * d, d) * scale }, accumulate: { axpy($1, values + $0 * d, out, d) })
+        softmaxOver(start, end, p, score: { dot(q, ($0 < split ? prefixKeys! : keys) + $0 * d, d) * scale },
+                    accumulate: { axpy($1, ($0 < split ? prefixValues! : values) + $0 * d, out, d) })
     }
 
     /// `attendRow` for n ≤ 4 query rows (heads of one sequence) over the same slots start...end, row h
-    /// reading q[h], keys[h], values[h] and writing out[h], with scratch p + h·pStride: each row's result
-    /// is `attendRow`'s, bit for bit; the native kernel overlaps the rows' chains of multiply-adds.
+    /// reading q[h], keys[h], values[h] (below `split`, prefixKeys[h] and prefixValues[h]) and writing
+    /// out[h], with scratch p + h·pStride: each row's result is `attendRow`'s, bit for bit; the native
+    /// kernel overlaps the rows' chains of multiply-adds.
     @inline(__always)
     public static func attendRows(_ n: Int, q: UnsafePointer<UnsafePointer<Float>?>, keys: UnsafePointer<UnsafePointer<Float>?>,
-                                  values: UnsafePointer<UnsafePointer<Float>?>, start: Int, end: Int, d: Int, scale: Float,
+                                  values: UnsafePointer<UnsafePointer<Float>?>,
+                                  prefixKeys: UnsafePointer<UnsafePointer<Float>?>? = nil,
+                                  prefixValues: UnsafePointer<UnsafePointer<Float>?>? = nil, split: Int = 0,
+                                  start: Int, end: Int, d: Int, scale: Float,
                                   p: UnsafeMutablePointer<Float>, pStride: Int, out: UnsafePointer<UnsafeMutablePointer<Float>?>) {
         precondition(n >= 1 && n <= 4, "attendRows: 1 to 4 rows, got \(n)")
+        precondition(split <= start || (prefixKeys != nil && prefixValues != nil), "attendRows: slots below \(split) need a prefix")
         if NativeKernels.enabled && d % 16 == 0 {
-            ponder_attend_rows(n, q, keys, values, start, end, d, scale, p, pStride, out)
+            ponder_attend_rows(n, q, keys, values, prefixKeys, prefixValues, split, start, end, d, scale, p, pStride, out)
             return
         }
         for h in 0..<n {
-            attendRow(q: q[h]!, keys: keys[h]!, values: values[h]!, start: start, end: end, d: d, scale: scale,
-                      p: p + h * pStride, out: out[h]!)
+            attendRow(q: q[h]!, keys: keys[h]!, values: values[h]!, prefixKeys: prefixKeys?[h], prefixValues: prefixValues?[h],
+                      split: split, start: start, end: end, d: d, scale: scale, p: p + h * pStride, out: out[h]!)
         }
     }
 

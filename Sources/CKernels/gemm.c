@@ -96,13 +96,14 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
 // run over its slots in order, exactly as for that row alone, and the N rows' independent chains interleave
 // (one row alone waits on each multiply-add's latency at every key).
 __attribute__((target("avx512f"), always_inline)) static inline void attend_rows(
-    const int N, const float *const *q, const float *const *keys, const float *const *values, long start, long end,
+    const int N, const float *const *q, const float *const *keys, const float *const *values,
+    const float *const *prefixKeys, const float *const *prefixValues, long split, long start, long end,
     const long d, float scale, float *p, long pStride, float *const *out) {
     const long ahead = 8 * d;  // floats: 8 rows ahead
     float mx[4] = {-__builtin_inff(), -__builtin_inff(), -__builtin_inff(), -__builtin_inff()};
     for (long j = start; j <= end; j++) {
         for (int h = 0; h < N; h++) {
-            const float *kj = keys[h] + j * d;
+            const float *kj = (j < split ? prefixKeys[h] : keys[h]) + j * d;
             for (long c = 0; c < d; c += 16) _mm_prefetch((const char *)(kj + ahead + c), _MM_HINT_T0);
             __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q[h]), _mm512_loadu_ps(kj));
             for (long c = 16; c < d; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[h] + c), _mm512_loadu_ps(kj + c), acc);
@@ -129,7 +130,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void attend_rows
             for (int i = 0; i < 4; i++) acc[h][i] = _mm512_setzero_ps();
         for (long j = start; j <= end; j++) {
             for (int h = 0; h < N; h++) {
-                const float *vj = values[h] + j * d + c0;
+                const float *vj = (j < split ? prefixValues[h] : values[h]) + j * d + c0;
                 _mm_prefetch((const char *)(vj + ahead), _MM_HINT_T0);
                 const __m512 w = _mm512_set1_ps(p[h * pStride + j] * inv[h]);
                 for (int i = 0; i < 4; i++)
@@ -143,15 +144,18 @@ __attribute__((target("avx512f"), always_inline)) static inline void attend_rows
 }
 
 __attribute__((target("avx512f"))) void ponder_attend_rows(long n, const float *const *q, const float *const *keys,
-                                                           const float *const *values, long start, long end, long d,
-                                                           float scale, float *p, long pStride, float *const *out) {
+                                                           const float *const *values, const float *const *prefixKeys,
+                                                           const float *const *prefixValues, long split, long start,
+                                                           long end, long d, float scale, float *p, long pStride,
+                                                           float *const *out) {
     // Common head sizes as constants, so that the loops over a row's vectors unroll without branches.
-#define PONDER_ROWS(D)                                                                                  \
-    switch (n) {                                                                                        \
-    case 1: attend_rows(1, q, keys, values, start, end, D, scale, p, pStride, out); break;              \
-    case 2: attend_rows(2, q, keys, values, start, end, D, scale, p, pStride, out); break;              \
-    case 3: attend_rows(3, q, keys, values, start, end, D, scale, p, pStride, out); break;              \
-    default: attend_rows(4, q, keys, values, start, end, D, scale, p, pStride, out); break;             \
+#define PONDER_ROW(N, D) attend_rows(N, q, keys, values, prefixKeys, prefixValues, split, start, end, D, scale, p, pStride, out)
+#define PONDER_ROWS(D)                          \
+    switch (n) {                                \
+    case 1: PONDER_ROW(1, D); break;            \
+    case 2: PONDER_ROW(2, D); break;            \
+    case 3: PONDER_ROW(3, D); break;            \
+    default: PONDER_ROW(4, D); break;           \
     }
     switch (d) {
     case 32: PONDER_ROWS(32) break;
@@ -160,15 +164,17 @@ __attribute__((target("avx512f"))) void ponder_attend_rows(long n, const float *
     default: PONDER_ROWS(d) break;
     }
 #undef PONDER_ROWS
+#undef PONDER_ROW
 }
 
 #else
 
 int ponder_packed_gemm_available(void) { return 0; }
 
-void ponder_attend_rows(long n, const float *const *q, const float *const *keys, const float *const *values, long start,
+void ponder_attend_rows(long n, const float *const *q, const float *const *keys, const float *const *values,
+                        const float *const *prefixKeys, const float *const *prefixValues, long split, long start,
                         long end, long d, float scale, float *p, long pStride, float *const *out) {
-    (void)n; (void)q; (void)keys; (void)values; (void)start; (void)end; (void)d; (void)scale; (void)p; (void)pStride;
+    (void)n; (void)q; (void)keys; (void)values; (void)prefixKeys; (void)prefixValues; (void)split; (void)start; (void)end; (void)d; (void)scale; (void)p; (void)pStride;
     (void)out;
 }
 

@@ -71,7 +71,27 @@ public final class KVCache {
 
     /// Layer `i`'s keys and values as `Tensor.cachedAttention` appends to and reads them.
     func buffer(layer i: Int) -> KVBuffer {
-        KVBuffer(keys: k[i], values: v[i], kvHeads: heads, headDim: headDim, capacity: capacity, length: length, keyStart: keyStart)
+        KVBuffer(keys: k[i], values: v[i], kvHeads: heads, headDim: headDim, capacity: capacity, length: length, keyStart: keyStart,
+                 prefixRow: prefixRow, prefixLength: prefixLength)
+    }
+
+    /// Since `repeatRows`: the prompt each sequence was repeated from, and its slots 0..<prefixLength,
+    /// which every sequence of a group holds alike. Attention reads them from the group's first
+    /// sequence still in the cache (`prefixRow`), so the G rows of a group, attended one after another,
+    /// stream their prompt's keys and values from memory once instead of G times: the same values in
+    /// the same order, so no bit changes.
+    private var group: [Int]? = nil
+    public private(set) var prefixRow: [Int]? = nil
+    public private(set) var prefixLength = 0
+
+    private func updatePrefixRows() {
+        guard let group else { return }
+        var first: [Int: Int] = [:]
+        prefixRow = group.indices.map { i in
+            if let f = first[group[i]] { return f }
+            first[group[i]] = i
+            return i
+        }
     }
 
     /// Bytes held per sequence per token (K and V over all layers).
@@ -96,7 +116,9 @@ public final class KVCache {
             order[hole] = from
         }
         keyStart = order.map { keyStart[$0] }
+        if let g = group { group = order.map { g[$0] } }
         seqs = n
+        updatePrefixRows()
         return order
     }
 
@@ -111,6 +133,11 @@ public final class KVCache {
             }
         }
         keyStart = keyStart.flatMap { Array(repeating: $0, count: times) }
+        if times > 1 && latent == nil {
+            group = (0..<seqs * times).map { $0 / times }  // copies of one sequence: alike in every slot so far
+            prefixLength = length
+            updatePrefixRows()
+        }
         seqs *= times
     }
 

@@ -136,6 +136,51 @@ final class NativeKernelsTests: XCTestCase {
         }
     }
 
+    /// Slots below `split` read from the prefix rows (a group's shared prompt) give, bit for bit, the
+    /// result of one buffer holding the prefix's slots there and the row's own above, on both paths and
+    /// for one row or four at once; a split at or below `start` reads no prefix at all.
+    func testAttendRowsReadSlotsBelowTheSplitFromThePrefix() {
+        var rng = RNG(seed: 13)
+        for native in [true, false] where !native || NativeKernels.supported {
+            NativeKernels.enabled = native
+            for (d, start, end, split) in [(64, 2, 40, 17), (32, 0, 9, 10), (48, 3, 20, 4), (64, 5, 30, 5), (16, 6, 12, 0)] {
+                let slots = end + 9
+                let own = (0..<2).map { _ in Tensor.randn([slots, d], rng: &rng) }, prefix = (0..<2).map { _ in Tensor.randn([slots, d], rng: &rng) }
+                // keys and values alike: row h's own slots, its prefix's below the split
+                let stitched = (0..<2).map { i in
+                    Tensor(shape: [slots, d], Array(UnsafeBufferPointer(start: prefix[i].data, count: split * d))
+                        + Array(UnsafeBufferPointer(start: own[i].data + split * d, count: (slots - split) * d)))
+                }
+                let q = (0..<4).map { _ in Tensor.randn([d], rng: &rng) }, scale = 1 / Float(d).squareRoot(), stride = end + 1
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: 4 * stride)
+                defer { p.deallocate() }
+                let want: [[Float]] = (0..<4).map { h in
+                    [Float](unsafeUninitializedCapacity: d) { buf, count in
+                        Kernels.attendRow(q: q[h].data, keys: stitched[0].data, values: stitched[1].data, start: start, end: end,
+                                          d: d, scale: scale, p: p, out: buf.baseAddress!)
+                        count = d
+                    }
+                }
+                let outs = (0..<4).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: d) }
+                defer { outs.forEach { $0.deallocate() } }
+                let qs: [UnsafePointer<Float>?] = q.map { UnsafePointer($0.data) }
+                let ks = [UnsafePointer<Float>?](repeating: UnsafePointer(own[0].data), count: 4)
+                let vs = [UnsafePointer<Float>?](repeating: UnsafePointer(own[1].data), count: 4)
+                let pks = [UnsafePointer<Float>?](repeating: UnsafePointer(prefix[0].data), count: 4)
+                let pvs = [UnsafePointer<Float>?](repeating: UnsafePointer(prefix[1].data), count: 4)
+                let os: [UnsafeMutablePointer<Float>?] = outs
+                for n in [1, 4] {
+                    Kernels.attendRows(n, q: qs, keys: ks, values: vs, prefixKeys: pks, prefixValues: pvs, split: split,
+                                       start: start, end: end, d: d, scale: scale, p: p, pStride: stride, out: os)
+                    for h in 0..<n {
+                        let differing = zip(UnsafeBufferPointer(start: outs[h], count: d), want[h]).filter { $0.bitPattern != $1.bitPattern }.count
+                        XCTAssertEqual(differing, 0, "native \(native) d=\(d) keys \(start)...\(end) split \(split), \(n) rows: row \(h) differs in \(differing) of \(d)")
+                    }
+                }
+            }
+        }
+    }
+
     /// One decoding-attention row (AVX-512, and the Swift loop for head sizes that are not a
     /// multiple of 16 or when the kernels are off) equals softmax(scale·q·Kᵀ)·V computed in Double.
     func testAttendRowMatchesReference() {

@@ -211,6 +211,43 @@ final class PolicyTests: XCTestCase {
         XCTAssertGreaterThan(Set(one.completions.map(\.tokens)).count, 12)
     }
 
+    /// After `repeatRows`, a group's rows read their prompt's slots from the group's first row still in
+    /// the cache: the logits equal, bit for bit, those of a cache that ran every row's prompt itself, also
+    /// after compaction has dropped a group's first row and moved rows into its place.
+    func testGroupRowsReadTheirSharedPromptOnceAndGetTheSameBits() throws {
+        try XCTSkipUnless(NativeKernels.enabled, "without the native kernels a row's values may depend on the batch")
+        let policy = makePolicy(), v = Self.tiny.vocabSize
+        let prompts = [tokens(5, seed: 51), tokens(3, seed: 52)], tp = 5, g = 3
+        func padded(_ ps: [[Int32]]) -> [Int32] { ps.flatMap { [Int32](repeating: 0, count: tp - $0.count) + $0 } }
+        let starts = prompts.map { tp - $0.count }
+        let shared = KVCache(config: Self.tiny, seqs: 2, capacity: 12, keyStart: starts, reserve: 6)
+        let own = KVCache(config: Self.tiny, seqs: 6, capacity: 12, keyStart: starts.flatMap { Array(repeating: $0, count: g) })
+        let first = policy.step(padded(prompts), tokensPerSeq: tp, cache: shared)
+        let firstOwn = policy.step(padded(prompts.flatMap { Array(repeating: $0, count: g) }), tokensPerSeq: tp, cache: own)
+        for r in 0..<6 {
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: firstOwn.data + r * v, count: v)),
+                           Array(UnsafeBufferPointer(start: first.data + (r / g) * v, count: v)), "prompt pass, row \(r)")
+        }
+        shared.repeatRows(g)
+        XCTAssertEqual(shared.prefixRow, [0, 0, 0, 3, 3, 3])
+        XCTAssertEqual(shared.prefixLength, tp)
+        XCTAssertNil(own.prefixRow)
+        var rows = Array(0..<6)  // the sequence each cache row decodes
+        for step in 0..<6 {
+            if step == 2 {  // group 0 loses its first row (its prefix row), group 1 its second; row 5 moves into row 0
+                let order = shared.keep(rows: [1, 2, 3, 5])
+                XCTAssertEqual(own.keep(rows: [1, 2, 3, 5]), order)
+                rows = order.map { rows[$0] }
+                XCTAssertEqual(rows.map { $0 / g }, [1, 0, 0, 1])
+                XCTAssertEqual(shared.prefixRow, [0, 1, 1, 0], "each row reads the first of its group still here")
+            }
+            let next = rows.map { Int32(1 + ($0 * 7 + step * 3) % (v - 1)) }
+            let a = policy.step(next, tokensPerSeq: 1, cache: shared), b = policy.step(next, tokensPerSeq: 1, cache: own)
+            let differ = zip(a.array, b.array).filter { $0.bitPattern != $1.bitPattern }.count
+            XCTAssertEqual(differ, 0, "step \(step): \(differ) of \(a.count) logits differ")
+        }
+    }
+
     /// Rows that stop leave the sampling batch; the rows still decoding keep their own cache and padding.
     func testRowsThatStopLeaveTheBatchAndTheRestDecodeAsAlone() {
         checkSampledLogprobsMatchFullForward(makePolicy(), stopTokens: [2, 5, 11])

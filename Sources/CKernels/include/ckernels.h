@@ -32,8 +32,11 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
 /// scale·(q[h]·keys[h][j]) and out[h] = Σ_j p[j]·values[h][j] (keys and values: rows of d floats; p: scratch
 /// of n·pStride floats, pStride ≥ end + 1). Each row's sums run in slot order whatever n is, and the rows'
 /// independent chains of multiply-adds overlap. The key and value rows stream from memory, so each loop
-/// prefetches 8 rows ahead. Only call when ponder_packed_gemm_available().
-void ponder_attend_rows(long n, const float *const *q, const float *const *keys, const float *const *values, long start,
+/// prefetches 8 rows ahead. Slots below `split` are read from prefixKeys[h] and prefixValues[h] instead
+/// (the same slot numbering: a group's shared prompt, held once in cache for the group's rows); with
+/// split ≤ start those are never read and may be NULL. Only call when ponder_packed_gemm_available().
+void ponder_attend_rows(long n, const float *const *q, const float *const *keys, const float *const *values,
+                        const float *const *prefixKeys, const float *const *prefixValues, long split, long start,
                         long end, long d, float scale, float *p, long pStride, float *const *out);
 
 /// 1 when this CPU and OS run Intel AMX bfloat16 tiles (amx-tile, amx-bf16, avx512f/bw, and the
