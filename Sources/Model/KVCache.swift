@@ -133,12 +133,34 @@ public final class KVCache {
             }
         }
         keyStart = keyStart.flatMap { Array(repeating: $0, count: times) }
-        if times > 1 && latent == nil {
-            group = (0..<seqs * times).map { $0 / times }  // copies of one sequence: alike in every slot so far
-            prefixLength = length
-            updatePrefixRows()
-        }
         seqs *= times
+        markPrompts(times: times)
+    }
+
+    /// Records sequence i as a copy of prompt i / times, alike in every slot so far (prefixRow).
+    private func markPrompts(times: Int) {
+        guard latent == nil else { return }
+        group = (0..<seqs).map { $0 / times }
+        prefixLength = length
+        updatePrefixRows()
+    }
+
+    /// Marks each sequence as its own prompt, whose copies `appendCopy` will make: they read the
+    /// prompt's slots (those filled so far) from the prompt's first copy still in the cache.
+    public func markPrompts() { markPrompts(times: 1) }
+
+    /// Appends a copy of sequence `row` (every filled slot, its padding and its prompt) as sequence
+    /// `seqs`, and returns its index: a sampled row that leaves the rows it decoded alike with (the
+    /// sampler decodes such rows once until their tokens differ). Needs room for it (`reserve`).
+    @discardableResult
+    public func appendCopy(of row: Int) -> Int {
+        precondition(row >= 0 && row < seqs && seqs < rowsAllocated, "appendCopy: row \(row) of \(seqs), room for \(rowsAllocated)")
+        copySequence(row, to: seqs)
+        keyStart.append(keyStart[row])
+        if let g = group { group = g + [g[row]] }
+        seqs += 1
+        updatePrefixRows()
+        return seqs - 1
     }
 
     /// Copies sequence `from`'s filled slots (every layer and head) over sequence `to`'s.

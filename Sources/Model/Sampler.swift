@@ -188,58 +188,99 @@ public enum Sampler {
             timing = Timing(promptSeconds: Double(decodeStart - start) / 1e9,
                             decodeSeconds: Double(end - decodeStart) / 1e9, decodeSteps: rounds)
         }
-        cache.repeatRows(group)
-        var logits = Tensor(uninitialized: [s, policy.config.vocabSize])
-        for r in 0..<s {
-            (logits.data + r * policy.config.vocabSize).update(from: first.data + (r / group) * policy.config.vocabSize, count: policy.config.vocabSize)
+        // Cache row p decodes the completions members[p] (ascending), which have drawn the same tokens so
+        // far: with the native kernels a row's values depend on that row alone, so their logits are one
+        // row's, computed once (vLLM's copy-on-write for parallel samples, at the granularity of a row).
+        // A row whose members draw different tokens is copied (`appendCopy`) for each further token;
+        // one whose members have all stopped leaves the batch (`keep(rows:)`). Otherwise each
+        // completion has a row of its own, the prompt's copied to its group's rows.
+        let shares = sharesRows(policy)
+        var members: [[Int]]
+        var logits: Tensor
+        if shares {
+            cache.markPrompts()
+            members = (0..<n).map { p in Array(p * group..<(p + 1) * group) }
+            logits = first
+        } else {
+            cache.repeatRows(group)
+            members = (0..<s).map { [$0] }
+            logits = Tensor(uninitialized: [s, policy.config.vocabSize])
+            for r in 0..<s {
+                (logits.data + r * policy.config.vocabSize).update(from: first.data + (r / group) * policy.config.vocabSize, count: policy.config.vocabSize)
+            }
         }
         var out = (0..<s).map { Completion(prompt: $0 / group, tokens: [], logprobs: [], truncated: true) }
-        var active = Array(0..<s)  // the completion each cache row (and logits row) decodes
-        // Rows are visited in completion order, so the draws from a shared generator do not depend on
-        // where compaction put each row.
-        var visit = Array(active.indices)
+        var rowOf = (0..<s).map { shares ? $0 / group : $0 }  // the cache row each completion decodes on
+        var alive = Array(0..<s)  // completions still decoding, ascending: the order of the draws, wherever their rows are
         let v = policy.config.vocabSize
         // Each row's softmax and filters run in parallel (on one core, over a 151,936-token vocabulary,
         // the softmax made a 0.5B model's decoding step 72-76 ms instead of 63-66 ms: `bench generate
-        // --from`); only the draws, which share generators, run in row order. The scratch comes from the
-        // buffer pool, as the KV cache does: every GRPO step samples.
+        // --from`); only the draws, which share generators, run in completion order. The scratch comes
+        // from the buffer pool, as the KV cache does: every GRPO step samples.
         let scratch = BufferPool.take(s * v)
         defer { BufferPool.give(scratch, s * v) }
         var softmaxes = [Softmax](repeating: Softmax(), count: s)
+        var drawn = [Int32](repeating: padToken, count: s)
         for step in 0..<options.maxNewTokens {
             rounds += 1
-            var next = [Int32](repeating: padToken, count: active.count), kept: [Int] = []
+            let rows = members.count
             softmaxes.withUnsafeMutableBufferPointer { results in
-                Parallel.forRanges(active.count, cost: 4 * v) { range in
+                Parallel.forRanges(rows, cost: 4 * v) { range in
                     for i in range { results[i] = softmax(logits.data + i * v, v: v, options: options, into: scratch + i * v) }
                 }
             }
-            for i in visit {
-                let r = active[i]
-                let (tok, lp) = draw(logits.data + i * v, v: v, softmaxes[i], greedy: options.greedy, rng: &rngs[rngOfRow(r)],
+            var stillAlive: [Int] = []
+            for c in alive {
+                let i = rowOf[c]
+                let (tok, lp) = draw(logits.data + i * v, v: v, softmaxes[i], greedy: options.greedy, rng: &rngs[rngOfRow(c)],
                                      scratch: scratch + i * v)
-                out[r].tokens.append(tok)
-                out[r].logprobs.append(lp)
+                out[c].tokens.append(tok)
+                out[c].logprobs.append(lp)
                 if stopTokens.contains(tok) && step + 1 >= options.minNewTokens {
-                    out[r].truncated = false
+                    out[c].truncated = false
                 } else {
-                    next[i] = tok
-                    kept.append(i)
+                    drawn[c] = tok
+                    stillAlive.append(c)
                 }
             }
-            if step + 1 == options.maxNewTokens || kept.isEmpty { break }
-            // Finished rows leave the batch, so a step costs only the rows still decoding. With the
-            // native kernels a dense row's values depend on that row alone, so this changes no bit.
-            if kept.count < active.count {
-                let order = cache.keep(rows: kept.sorted())
-                active = order.map { active[$0] }
-                next = order.map { next[$0] }
-                visit = active.indices.sorted { active[$0] < active[$1] }
+            alive = stillAlive
+            if step + 1 == options.maxNewTokens || alive.isEmpty { break }
+            // Each row's members still decoding, split by the token they drew (in order of first
+            // appearance): the first part stays on the row, each other one gets a copy of it.
+            var parts: [[[Int]]] = Array(repeating: [], count: rows)
+            for c in alive {
+                let i = rowOf[c]
+                if let k = parts[i].firstIndex(where: { drawn[$0[0]] == drawn[c] }) { parts[i][k].append(c) } else { parts[i].append([c]) }
             }
+            let kept = (0..<rows).filter { !parts[$0].isEmpty }
+            if kept.count < rows {
+                // Finished rows leave the batch, so a step costs only the rows still decoding.
+                let order = cache.keep(rows: kept)
+                parts = order.map { parts[$0] }
+            }
+            members = parts.map { $0[0] }
+            for i in parts.indices {
+                for part in parts[i].dropFirst() {
+                    members.append(part)
+                    cache.appendCopy(of: i)
+                }
+            }
+            for (i, m) in members.enumerated() { for c in m { rowOf[c] = i } }
+            let next = members.map { drawn[$0[0]] }
             logits = policy.step(next, tokensPerSeq: 1, cache: cache)
         }
         return out
     }
+
+    /// Whether a batch's completions that have drawn the same tokens share one cache row: where a row's
+    /// values depend on that row alone (the native kernels), and not for a mixture of experts, whose
+    /// layers keep each forward's routing and load in their own state.
+    static func sharesRows(_ policy: Policy) -> Bool {
+        sharesAlikeRows && NativeKernels.enabled && policy.config.moe == nil
+    }
+
+    /// Off: every completion decodes on a row of its own (the same bits, more work; for tests and timing).
+    nonisolated(unsafe) public static var sharesAlikeRows = true
 
     /// One row's softmax at the sampling temperature: its largest logit, that token, log Z and the temperature.
     struct Softmax {

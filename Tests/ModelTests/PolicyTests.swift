@@ -211,6 +211,41 @@ final class PolicyTests: XCTestCase {
         XCTAssertGreaterThan(Set(one.completions.map(\.tokens)).count, 12)
     }
 
+    /// Completions that have drawn the same tokens decode on one cache row until they differ: the
+    /// completions, their logprobs and the generators afterwards are those of a row per completion, bit
+    /// for bit, with rows that part at different steps and stop at different steps.
+    func testCompletionsDecodeOnOneRowUntilTheyDifferAndGetTheSameBits() throws {
+        try XCTSkipUnless(NativeKernels.enabled, "rows are shared only where a row's values depend on that row alone")
+        let saved = Sampler.sharesAlikeRows
+        defer { Sampler.sharesAlikeRows = saved }
+        let policy = makePolicy()
+        let prompts = (0..<5).map { tokens(2 + $0, seed: UInt64(60 + $0)) }
+        let opts = SamplingOptions(temperature: 0.35, maxNewTokens: 14)
+        func sample(shared: Bool) -> (completions: [Completion], after: [UInt64]) {
+            Sampler.sharesAlikeRows = shared
+            var rngs = prompts.indices.map { RNG(seed: 7 + UInt64($0), stream: "sampling") }
+            let out = Sampler.sample(policy: policy, prompts: prompts, group: 4, options: opts, stopTokens: [2, 9], padToken: 0, rngs: &rngs)
+            return (out, rngs.indices.map { rngs[$0].next() })
+        }
+        let own = sample(shared: false), shared = sample(shared: true)
+        XCTAssertEqual(shared.completions.map(\.tokens), own.completions.map(\.tokens))
+        XCTAssertEqual(shared.completions.map { $0.logprobs.map(\.bitPattern) }, own.completions.map { $0.logprobs.map(\.bitPattern) })
+        XCTAssertEqual(shared.completions.map(\.truncated), own.completions.map(\.truncated))
+        XCTAssertEqual(shared.after, own.after)
+        // What makes the comparison say something: completions of one prompt that drew the same first
+        // tokens and then parted (a shared row copied), and others that stopped at different steps.
+        var parted = 0
+        for p in prompts.indices {
+            let group = own.completions.filter { $0.prompt == p }.map(\.tokens)
+            for a in group.indices { for b in group.indices where a < b {
+                let common = zip(group[a], group[b]).prefix { $0 == $1 }.count
+                if common >= 2 && common < min(group[a].count, group[b].count) { parted += 1 }
+            } }
+        }
+        XCTAssertGreaterThan(parted, 0, "no two completions shared a prefix and then parted")
+        XCTAssertGreaterThan(Set(own.completions.map(\.tokens.count)).count, 2, "completions must stop at different steps")
+    }
+
     /// After `repeatRows`, a group's rows read their prompt's slots from the group's first row still in
     /// the cache: the logits equal, bit for bit, those of a cache that ran every row's prompt itself, also
     /// after compaction has dropped a group's first row and moved rows into its place.
