@@ -75,23 +75,29 @@ public final class KVCache {
                  prefixRow: prefixRow, prefixLength: prefixLength)
     }
 
-    /// Since `repeatRows`: the prompt each sequence was repeated from, and its slots 0..<prefixLength,
-    /// which every sequence of a group holds alike. Attention reads them from the group's first
-    /// sequence still in the cache (`prefixRow`), so the G rows of a group, attended one after another,
-    /// stream their prompt's keys and values from memory once instead of G times: the same values in
-    /// the same order, so no bit changes.
-    private var group: [Int]? = nil
-    public private(set) var prefixRow: [Int]? = nil
+    /// Since `repeatRows` or `markPrompts`: the prompt each sequence is a copy of, and its slots
+    /// 0..<prefixLength, which every copy holds alike. Attention reads them from the prompt's first copy
+    /// still in the cache (`prefixRow`), so the copies, attended one after another, stream their prompt's
+    /// keys and values from memory once instead of once each: the same values in the same order, so no
+    /// bit changes.
+    private var group: [Int]? = nil {
+        didSet { prefixRowMemo = nil }
+    }
+    private var prefixRowMemo: [Int]? = nil
     public private(set) var prefixLength = 0
 
-    private func updatePrefixRows() {
-        guard let group else { return }
-        var first: [Int: Int] = [:]
-        prefixRow = group.indices.map { i in
-            if let f = first[group[i]] { return f }
-            first[group[i]] = i
-            return i
+    /// For each sequence, the first sequence (lowest index) that copies the same prompt; made once per
+    /// change of the rows, not per layer or per copy.
+    public var prefixRow: [Int]? {
+        guard let group else { return nil }
+        if let memo = prefixRowMemo { return memo }
+        var first = [Int](repeating: -1, count: (group.max() ?? -1) + 1)
+        let rows = group.indices.map { i in
+            if first[group[i]] < 0 { first[group[i]] = i }
+            return first[group[i]]
         }
+        prefixRowMemo = rows
+        return rows
     }
 
     /// Bytes held per sequence per token (K and V over all layers).
@@ -118,7 +124,6 @@ public final class KVCache {
         keyStart = order.map { keyStart[$0] }
         if let g = group { group = order.map { g[$0] } }
         seqs = n
-        updatePrefixRows()
         return order
     }
 
@@ -142,7 +147,6 @@ public final class KVCache {
         guard latent == nil else { return }
         group = (0..<seqs).map { $0 / times }
         prefixLength = length
-        updatePrefixRows()
     }
 
     /// Marks each sequence as its own prompt, whose copies `appendCopy` will make: they read the
@@ -157,9 +161,8 @@ public final class KVCache {
         precondition(row >= 0 && row < seqs && seqs < rowsAllocated, "appendCopy: row \(row) of \(seqs), room for \(rowsAllocated)")
         copySequence(row, to: seqs)
         keyStart.append(keyStart[row])
-        if let g = group { group = g + [g[row]] }
+        if let g = group?[row] { group!.append(g) }
         seqs += 1
-        updatePrefixRows()
         return seqs - 1
     }
 

@@ -188,22 +188,22 @@ public enum Sampler {
             timing = Timing(promptSeconds: Double(decodeStart - start) / 1e9,
                             decodeSeconds: Double(end - decodeStart) / 1e9, decodeSteps: rounds)
         }
-        // Cache row p decodes the completions members[p] (ascending), which have drawn the same tokens so
+        // A cache row decodes every completion on it (`rowOf`), all of which have drawn the same tokens so
         // far: with the native kernels a row's values depend on that row alone, so their logits are one
         // row's, computed once (vLLM's copy-on-write for parallel samples, at the granularity of a row).
-        // A row whose members draw different tokens is copied (`appendCopy`) for each further token;
-        // one whose members have all stopped leaves the batch (`keep(rows:)`). Otherwise each
+        // A row whose completions draw different tokens is copied (`appendCopy`) for each further token;
+        // one whose completions have all stopped leaves the batch (`keep(rows:)`). Otherwise each
         // completion has a row of its own, the prompt's copied to its group's rows.
         let shares = sharesRows(policy)
-        var members: [[Int]]
+        var rows: Int  // cache rows decoding
         var logits: Tensor
         if shares {
             cache.markPrompts()
-            members = (0..<n).map { p in Array(p * group..<(p + 1) * group) }
+            rows = n
             logits = first
         } else {
             cache.repeatRows(group)
-            members = (0..<s).map { [$0] }
+            rows = s
             logits = Tensor(uninitialized: [s, policy.config.vocabSize])
             for r in 0..<s {
                 (logits.data + r * policy.config.vocabSize).update(from: first.data + (r / group) * policy.config.vocabSize, count: policy.config.vocabSize)
@@ -223,7 +223,6 @@ public enum Sampler {
         var drawn = [Int32](repeating: padToken, count: s)
         for step in 0..<options.maxNewTokens {
             rounds += 1
-            let rows = members.count
             softmaxes.withUnsafeMutableBufferPointer { results in
                 Parallel.forRanges(rows, cost: 4 * v) { range in
                     for i in range { results[i] = softmax(logits.data + i * v, v: v, options: options, into: scratch + i * v) }
@@ -245,7 +244,7 @@ public enum Sampler {
             }
             alive = stillAlive
             if step + 1 == options.maxNewTokens || alive.isEmpty { break }
-            // Each row's members still decoding, split by the token they drew (in order of first
+            // Each row's completions still decoding, split by the token they drew (in order of first
             // appearance): the first part stays on the row, each other one gets a copy of it.
             var parts: [[[Int]]] = Array(repeating: [], count: rows)
             for c in alive {
@@ -258,15 +257,16 @@ public enum Sampler {
                 let order = cache.keep(rows: kept)
                 parts = order.map { parts[$0] }
             }
-            members = parts.map { $0[0] }
+            var layout = parts.map { $0[0] }  // the completions on each row of the next step
             for i in parts.indices {
                 for part in parts[i].dropFirst() {
-                    members.append(part)
+                    layout.append(part)
                     cache.appendCopy(of: i)
                 }
             }
-            for (i, m) in members.enumerated() { for c in m { rowOf[c] = i } }
-            let next = members.map { drawn[$0[0]] }
+            for (i, m) in layout.enumerated() { for c in m { rowOf[c] = i } }
+            rows = layout.count
+            let next = layout.map { drawn[$0[0]] }
             logits = policy.step(next, tokensPerSeq: 1, cache: cache)
         }
         return out
