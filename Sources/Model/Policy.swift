@@ -26,9 +26,9 @@ public struct ForwardPass {
     let absorbMLA: Bool
     /// Whether LoRA adapters add their term (off for the base policy, LoRA's reference).
     var useAdapters = true
-    /// Set when rows share prompts (`Policy.hidden(ids:batch:time:promptLengths:lengths:)`): the
-    /// layers' per-token work runs over the packed tokens, and `positions` are theirs.
-    var shared: SharedPrompts? = nil
+    /// Set when rows share prefixes (`Policy.hidden(ids:batch:time:lengths:)`): the layers'
+    /// per-token work runs over the packed tokens, and `positions` are theirs.
+    var shared: SharedPrefixes? = nil
 
     /// x · wᵀ: recorded on the tape, or through the cache's packed copy of w when decoding.
     func linear(_ x: Tensor, _ w: Tensor) -> Tensor {
@@ -47,20 +47,50 @@ public struct ForwardPass {
     }
 }
 
-/// A recorded batch of B rows × T slots whose rows share prompts, run with each distinct prompt
-/// once: the packed tokens are every distinct prompt's tokens, then each row's own tokens (its pads
-/// left out). Per-token work (norms, projections, MLP) runs over the packed tokens; attention
-/// gathers queries, keys and values into the B×T layout, runs causally per row, and each packed
-/// token takes its output from one slot. Rows' values equal those of the unshared batch: a row's
-/// attention reads the same keys and values, and the per-token ops act on each token alone.
-struct SharedPrompts {
+/// A recorded batch of B rows × T slots whose rows begin alike, run with each distinct prefix once
+/// (a trie over the rows' tokens, as a radix attention cache shares prefixes when serving, but for a
+/// recorded pass): slot i of row r holds the packed token of the prefix ids[r][0...i], made when the
+/// first row with that prefix reached it. Per-token work (norms, projections, MLP) runs over the
+/// packed tokens; attention gathers queries, keys and values into the B×T layout, runs causally per
+/// row, and each packed token takes its output from one slot, its first row's. Rows' values equal
+/// those of the unshared batch: a row's attention reads the same keys and values (a prefix's token
+/// depends on that prefix alone), and the per-token ops act on each token alone.
+struct SharedPrefixes {
     /// For each B×T slot, the packed token it holds (a pad slot holds its row's last real token:
     /// causal attention never lets a real slot read it, and the slot's output is never read back).
     let toSlots: [Int32]
-    /// For each packed token, the slot whose attention output it takes (a prompt's, its first row's).
+    /// For each packed token, the slot whose attention output it takes (its first row's).
     let fromSlots: [Int32]
+    /// Each packed token's id and position.
+    let packedIDs: [Int32]
+    let positions: [Int32]
     /// Packed tokens.
     var packed: Int { fromSlots.count }
+
+    init(ids: [Int32], batch b: Int, time t: Int, lengths: [Int]) {
+        var toSlots = [Int32](repeating: 0, count: b * t), fromSlots: [Int32] = [], packedIDs: [Int32] = [], positions: [Int32] = []
+        packedIDs.reserveCapacity(b * t)
+        // (parent's packed token, or -1 at a row's first slot; this token) → its packed token
+        var child: [SIMD2<Int32>: Int32] = [:]
+        for r in 0..<b {
+            let n = lengths[r], row = r * t
+            precondition(0 < n && n <= t, "row \(r): length \(n) in \(t) slots")
+            var parent: Int32 = -1
+            for i in 0..<n {
+                let key = SIMD2(parent, ids[row + i])
+                if let p = child[key] {
+                    parent = p
+                } else {
+                    parent = Int32(packedIDs.count)
+                    child[key] = parent
+                    packedIDs.append(ids[row + i]); positions.append(Int32(i)); fromSlots.append(Int32(row + i))
+                }
+                toSlots[row + i] = parent
+            }
+            for i in n..<t { toSlots[row + i] = toSlots[row + n - 1] }
+        }
+        (self.toSlots, self.fromSlots, self.packedIDs, self.positions) = (toSlots, fromSlots, packedIDs, positions)
+    }
 }
 
 /// A decoder layer of one architecture: its weights under their Hugging Face names, and its one
@@ -203,49 +233,31 @@ public final class Policy {
         Tensor.rmsNorm(trunk(ids, recordedPass(ids, batch: b, time: t, keyStart: keyStart)), weight: norm, eps: config.rmsEps)
     }
 
-    /// Whether `hidden(ids:batch:time:promptLengths:lengths:)` computes shared prompts once: Llama
-    /// layers without mixture-of-experts (an MoE layer's routing statistics and balance loss count
-    /// every row's tokens; MLA's attention is not written for the packed layout).
-    public var sharesPrompts: Bool { !config.isDeepseek && moeLayers.isEmpty }
+    /// Whether `hidden(ids:batch:time:lengths:)` computes shared prefixes once: Llama layers without
+    /// mixture-of-experts (an MoE layer's routing statistics and balance loss count every row's
+    /// tokens; MLA's attention is not written for the packed layout).
+    public var sharesPrefixes: Bool { !config.isDeepseek && moeLayers.isEmpty }
 
-    /// `hidden(ids:batch:time:)` for right-padded rows whose first `promptLengths[r]` tokens are a
-    /// prompt that other rows may share (a GRPO group's G completions): each distinct prompt runs
-    /// through the layers once, and row r's slots past `lengths[r]` (pads) not at all. Returns the
-    /// (B·T, C) states of the unshared forward, equal value for value (the pad slots aside, which hold
-    /// their row's last real token's); gradients sum each prompt's rows' contributions once.
-    public func hidden(ids: [Int32], batch b: Int, time t: Int, promptLengths: [Int], lengths: [Int]) -> Tensor {
-        precondition(ids.count == b * t && promptLengths.count == b && lengths.count == b, "shape of the shared batch")
-        guard sharesPrompts else { return hidden(ids: ids, batch: b, time: t) }
+    /// Tokens that `hidden(ids:batch:time:lengths:)` runs through the layers for these rows: their
+    /// distinct prefixes (the benchmarks' count of the update's per-token work).
+    public static func distinctPrefixes(ids: [Int32], batch b: Int, time t: Int, lengths: [Int]) -> Int {
+        SharedPrefixes(ids: ids, batch: b, time: t, lengths: lengths).packed
+    }
+
+    /// `hidden(ids:batch:time:)` for right-padded rows of which `lengths[r]` tokens are real, where
+    /// rows may begin alike (a GRPO group's G completions share their prompt, and a trained policy's
+    /// completions share most of their tokens): every distinct prefix runs through the layers once
+    /// (`SharedPrefixes`), and row r's slots past `lengths[r]` (pads) not at all. Returns the (B·T, C)
+    /// states of the unshared forward, equal value for value (the pad slots aside, which hold their
+    /// row's last real token's); gradients sum each prefix's rows' contributions once.
+    public func hidden(ids: [Int32], batch b: Int, time t: Int, lengths: [Int]) -> Tensor {
+        precondition(ids.count == b * t && lengths.count == b, "shape of the shared batch")
+        guard sharesPrefixes else { return hidden(ids: ids, batch: b, time: t) }
         checkLength(t)
-        var packedIDs: [Int32] = [], positions: [Int32] = [], fromSlots: [Int32] = []
-        var toSlots = [Int32](repeating: 0, count: b * t)
-        var first: [ArraySlice<Int32>: Int] = [:]  // a prompt's tokens → its first packed token
-        packedIDs.reserveCapacity(b * t)
-        for r in 0..<b {
-            let p = promptLengths[r], n = lengths[r], row = r * t
-            precondition(0 < n && p <= n && n <= t, "row \(r): prompt \(p) and length \(n) in \(t) slots")
-            let prompt = ids[row..<(row + p)]
-            let start: Int
-            if let s = first[prompt] {
-                start = s
-            } else {
-                start = packedIDs.count
-                first[prompt] = start
-                for i in 0..<p {
-                    packedIDs.append(ids[row + i]); positions.append(Int32(i)); fromSlots.append(Int32(row + i))
-                }
-            }
-            for i in 0..<p { toSlots[row + i] = Int32(start + i) }
-            for i in p..<n {
-                toSlots[row + i] = Int32(packedIDs.count)
-                packedIDs.append(ids[row + i]); positions.append(Int32(i)); fromSlots.append(Int32(row + i))
-            }
-            for i in n..<t { toSlots[row + i] = toSlots[row + n - 1] }
-        }
-        let layout = SharedPrompts(toSlots: toSlots, fromSlots: fromSlots)
-        let pass = ForwardPass(rows: b, tokens: t, positions: positions, keyStart: nil, cache: nil, absorbMLA: absorbMLA,
+        let layout = SharedPrefixes(ids: ids, batch: b, time: t, lengths: lengths)
+        let pass = ForwardPass(rows: b, tokens: t, positions: layout.positions, keyStart: nil, cache: nil, absorbMLA: absorbMLA,
                                useAdapters: adaptersEnabled, shared: layout)
-        return Tensor.rmsNorm(trunk(packedIDs, pass), weight: norm, eps: config.rmsEps).gatherRows(toSlots)
+        return Tensor.rmsNorm(trunk(layout.packedIDs, pass), weight: norm, eps: config.rmsEps).gatherRows(layout.toSlots)
     }
 
     /// Feeds `l` new tokens for each of the cache's S sequences (ids (S, L), row-major), appends their

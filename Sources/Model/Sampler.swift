@@ -275,7 +275,7 @@ public enum Sampler {
     /// Whether a batch's completions that have drawn the same tokens share one cache row: where a row's
     /// values depend on that row alone (the native kernels), and not for a mixture of experts, whose
     /// layers keep each forward's routing and load in their own state.
-    static func sharesRows(_ policy: Policy) -> Bool {
+    public static func sharesRows(_ policy: Policy) -> Bool {
         sharesAlikeRows && NativeKernels.enabled && policy.config.moe == nil
     }
 

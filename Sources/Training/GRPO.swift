@@ -106,8 +106,7 @@ public struct GRPOStep {
         var mask: [Float]
         var s: Int
         var t: Int
-        /// Each row's prompt tokens and real (unpadded) tokens.
-        var promptLengths: [Int]
+        /// Each row's real (unpadded) tokens.
         var lengths: [Int]
     }
 
@@ -133,7 +132,7 @@ public struct GRPOStep {
         let s = samples.count, t = lengths.max()!
         var b = Batch(ids: .init(repeating: Int32(tokenizer.pad), count: s * t), targets: .init(repeating: -1, count: s * t),
                       old: .init(repeating: 0, count: s * t), advantages: .init(repeating: 0, count: s * t),
-                      mask: .init(repeating: 0, count: s * t), s: s, t: t, promptLengths: prompts.map(\.count), lengths: lengths)
+                      mask: .init(repeating: 0, count: s * t), s: s, t: t, lengths: lengths)
         for (r, sc) in samples.enumerated() {
             let tp = prompts[r].count
             for (i, id) in prompts[r].enumerated() { b.ids[r * t + i] = id }
@@ -151,12 +150,13 @@ public struct GRPOStep {
     }
 
     /// Logprobs (S·T) of the batch's targets under `policy` at the sampling temperature, and the
-    /// logits' entropy per position when asked (0 at positions without a target). A group's rows share
-    /// their prompt, which runs through the layers once (`Policy.hidden(…promptLengths:lengths:)`).
+    /// logits' entropy per position when asked (0 at positions without a target). Rows that begin alike
+    /// (a group's prompt, and the tokens its completions drew alike) run each shared prefix through the
+    /// layers once (`Policy.hidden(ids:batch:time:lengths:)`).
     /// The LM head runs on the completion positions alone, in chunks of rows: the [rows × vocabulary]
     /// logits are never held whole (`Tensor.headLogprobs`).
     func logprobs(_ policy: Policy, _ b: Batch, entropy: Bool = false) -> (Tensor, [Float]?) {
-        let h = policy.hidden(ids: b.ids, batch: b.s, time: b.t, promptLengths: b.promptLengths, lengths: b.lengths)
+        let h = policy.hidden(ids: b.ids, batch: b.s, time: b.t, lengths: b.lengths)
         return Tensor.headLogprobs(h, head: policy.lmHead, scale: 1 / config.grpo.temperature, targets: b.targets, entropy: entropy)
     }
 

@@ -323,10 +323,11 @@ struct BenchGRPO: ParsableCommand {
             let t1 = DispatchTime.now().uptimeNanoseconds
             if i > 0 {
                 generated += batch.reduce(0) { $0 + $1.completion.tokens.count }
-                let promptLengths = try problems.map { try tokenizer.encodePrompt($0.prompt).count }
-                let completionLengths = (0..<prompts).map { p in batch[(p * g)..<((p + 1) * g)].map(\.completion.tokens.count) }
-                work += Self.stepFlops(policy.config, prompts: promptLengths, completions: completionLengths, reference: beta > 0,
-                                       frozenBase: loraRank > 0, recompute: gradientCheckpointing, sharedPrompts: policy.sharesPrompts)
+                let promptIDs = try problems.map { try tokenizer.encodePrompt($0.prompt).map(Int32.init) }
+                let completions = (0..<prompts).map { p in batch[(p * g)..<((p + 1) * g)].map(\.completion.tokens) }
+                work += Self.stepFlops(policy.config, prompts: promptIDs, completions: completions, reference: beta > 0,
+                                       frozenBase: loraRank > 0, recompute: gradientCheckpointing,
+                                       sharedDecoding: Sampler.sharesRows(policy), sharedPrefixes: policy.sharesPrefixes)
             }
             step.assignAdvantages(&batch)
             _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
@@ -364,28 +365,37 @@ struct BenchGRPO: ParsableCommand {
         }
     }
 
-    /// Floating-point operations of one GRPO step (`ModelWork`'s accounting): sampling (each prompt's
-    /// pass once, the LM head on its last position only, then one decoding step per completion token but
-    /// the last), the reference's forward when β > 0, and the policy's forward and backward over every
-    /// row, the LM head on the completion positions only (its backward recomputes the logits); frozen
-    /// weights (LoRA's base and head; the rank-r adapters are left out) compute no weight gradient, and
-    /// gradient checkpointing repeats the layers' forward. With `sharedPrompts` (`Policy.sharesPrompts`)
-    /// the update's per-token work counts a group's prompt once, its attention every row's queries.
-    /// `bench grpo` divides this by the step time; bench/README.md compares it with the GEMM's measured peak.
-    static func stepFlops(_ c: PolicyConfig, prompts: [Int], completions: [[Int]], reference: Bool, frozenBase: Bool,
-                          recompute: Bool, sharedPrompts: Bool) -> Double {
+    /// Floating-point operations of one GRPO step (`ModelWork`'s accounting), as Ponder runs it:
+    /// sampling (each prompt's pass once, the LM head on its last position only, then one decoding step
+    /// per completion token but the last; with `sharedDecoding` (`Sampler.sharesRows`), one per distinct
+    /// prefix of a group's completions, as completions that drew the same tokens decode on one row),
+    /// the reference's forward when β > 0, and the policy's forward and backward over every row, the LM
+    /// head on the completion positions only (its backward recomputes the logits); frozen weights
+    /// (LoRA's base and head; the rank-r adapters are left out) compute no weight gradient, and gradient
+    /// checkpointing repeats the layers' forward. With `sharedPrefixes` (`Policy.sharesPrefixes`) the
+    /// update's per-token work counts a group's distinct prefixes (its prompt once, and the tokens its
+    /// completions drew alike once), its attention every row's queries. `bench grpo` divides this by the
+    /// step time; bench/README.md compares it with the GEMM's measured peak.
+    static func stepFlops(_ c: PolicyConfig, prompts: [[Int32]], completions: [[[Int32]]], reference: Bool, frozenBase: Bool,
+                          recompute: Bool, sharedDecoding: Bool, sharedPrefixes: Bool) -> Double {
         let w = ModelWork(c)
         var total = 0.0
-        for (tp, lengths) in zip(prompts, completions) {
+        for (prompt, rows) in zip(prompts, completions) {
+            let tp = prompt.count, lengths = rows.map(\.count)
             total += w.layers(tp) + w.head(1)
-            for tc in lengths {
-                let decoded = max(0, tc - 1)  // the first token comes from the prompt's pass, the last is never fed back
-                total += w.layers(tp + decoded) - w.layers(tp) + w.head(decoded)
+            // Decoding feeds completion token j back (at context tp + j + 1) for j below its length − 1.
+            var fed = Set<ArraySlice<Int32>>()
+            for row in rows where row.count > 1 {
+                for j in 0..<(row.count - 1) {
+                    if sharedDecoding && !fed.insert(row[...j]).inserted { continue }
+                    total += w.layers(tp + j + 1) - w.layers(tp + j) + w.head(1)
+                }
             }
-            // The update: per-token work over `tokens` (the prompt once per group when shared), attention
-            // and the LM head per row.
+            // The update: per-token work over `tokens` (the group's distinct prefixes when shared),
+            // attention and the LM head per row.
             let heads = lengths.reduce(0, +)
-            let tokens = Double(sharedPrompts ? tp + heads : lengths.count * tp + heads)
+            let distinctCompletion = Set(rows.flatMap { row in row.indices.map { row[...$0] } }).count
+            let tokens = Double(sharedPrefixes ? tp + distinctCompletion : lengths.count * tp + heads)
             let attention = w.attention * lengths.map { ModelWork.keys(tp + $0) }.reduce(0, +)
             let layers = 2 * w.trunk * tokens + attention
             let backward = (frozenBase ? 2 : 4) * (w.trunk * tokens + w.headWeights * Double(heads)) + 2 * attention

@@ -36,13 +36,13 @@ final class MoEMLATests: XCTestCase {
     func testMLAAndMoEPoliciesDoNotSharePrompts() {
         for moe in [false, true] {
             let policy = makePolicy(Self.config(moe: moe), std: 0.5)
-            XCTAssertFalse(policy.sharesPrompts)
+            XCTAssertFalse(policy.sharesPrefixes)
             let (b, t) = (3, 6)
             let prompt = tokens(3, seed: 7)
             var ids = [Int32](repeating: 0, count: b * t)
             for r in 0..<b { for (i, id) in (prompt + tokens(3, seed: UInt64(20 + r))).enumerated() { ids[r * t + i] = id } }
             let plain = Autograd.noGrad { policy.hidden(ids: ids, batch: b, time: t).array }
-            let asked = Autograd.noGrad { policy.hidden(ids: ids, batch: b, time: t, promptLengths: [3, 3, 3], lengths: [6, 6, 6]).array }
+            let asked = Autograd.noGrad { policy.hidden(ids: ids, batch: b, time: t, lengths: [6, 6, 6]).array }
             XCTAssertEqual(asked, plain, moe ? "MoE" : "MLA")
         }
     }

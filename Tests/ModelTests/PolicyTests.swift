@@ -79,26 +79,32 @@ final class PolicyTests: XCTestCase {
         checkParameterGradients(policy, loss: loss)
     }
 
-    /// A batch whose rows share prompts (GRPO's groups) run with each prompt once gives the unshared
-    /// forward's states at every real slot, value for value, and the same parameter gradients up to
-    /// the order of their sums; for multi-head and grouped-query attention, with LoRA adapters too.
-    func testSharedPromptsGiveTheUnsharedStatesAndGradients() throws {
+    /// A batch whose rows begin alike (GRPO's groups: a shared prompt, completions that drew the same
+    /// tokens, identical completions) run with each distinct prefix once gives the unshared forward's
+    /// states at every real slot, value for value, and the same parameter gradients up to the order of
+    /// their sums; for multi-head and grouped-query attention, with LoRA adapters too. The layers run
+    /// over the rows' distinct prefixes alone.
+    func testSharedPrefixesGiveTheUnsharedStatesAndGradients() throws {
         for (kvHeads, lora) in [(2, false), (1, false), (2, true)] {
             var cfg = Self.tiny
             cfg.kvHeads = kvHeads
             let policy = makePolicy(cfg, std: 0.5)
-            XCTAssertTrue(policy.sharesPrompts, "a Llama policy without MoE must take the shared path")
+            XCTAssertTrue(policy.sharesPrefixes, "a Llama policy without MoE must take the shared path")
             if lora {
                 var rng = RNG(seed: 5)
                 try policy.addLoRA(LoRAConfig(rank: 2, alpha: 4)) { _, shape in Tensor.randn(shape, std: 0.3, rng: &rng, requiresGrad: true) }
             }
             // Two groups of three rows (prompts of 4 and 2 tokens), then a row with a prompt of its own
-            // and one whose prompt is the first group's first three tokens only.
+            // and one whose prompt is the first group's first three tokens only; then a group of four
+            // whose completions are one completion twice, a second one that shares its first three
+            // tokens, and a fourth that ends where the first has two tokens left.
             let prompts = [tokens(4, seed: 21), tokens(2, seed: 22)]
             var rows: [(prompt: [Int32], completion: [Int32])] = []
             for (g, p) in prompts.enumerated() { for j in 0..<3 { rows.append((p, tokens(2 + j + g, seed: UInt64(30 + 3 * g + j)))) } }
             rows.append((tokens(3, seed: 40), tokens(4, seed: 41)))
             rows.append((Array(prompts[0].prefix(3)), tokens(3, seed: 42)))
+            let alike = tokens(6, seed: 43), prompt = tokens(3, seed: 44)
+            rows += [(prompt, alike), (prompt, alike), (prompt, Array(alike.prefix(3)) + tokens(2, seed: 45)), (prompt, Array(alike.prefix(4)))]
             let b = rows.count, t = rows.map { $0.prompt.count + $0.completion.count }.max()!, c = cfg.dModel
             var ids = [Int32](repeating: 0, count: b * t), targets = [Int32](repeating: -1, count: b * t)
             for (r, row) in rows.enumerated() {
@@ -106,10 +112,15 @@ final class PolicyTests: XCTestCase {
                 for (i, id) in seq.enumerated() { ids[r * t + i] = id }
                 for j in row.completion.indices { targets[r * t + row.prompt.count - 1 + j] = row.completion[j] }
             }
-            let promptLengths = rows.map(\.prompt.count), lengths = rows.map { $0.prompt.count + $0.completion.count }
+            let lengths = rows.map { $0.prompt.count + $0.completion.count }
+            let prefixes = Set(rows.flatMap { row in (1...(row.prompt.count + row.completion.count)).map { Array((row.prompt + row.completion).prefix($0)) } })
+            XCTAssertEqual(Policy.distinctPrefixes(ids: ids, batch: b, time: t, lengths: lengths), prefixes.count)
+            // At least the groups' repeated prompts (8 + 4 + 9 tokens), the third prompt (3), the twice-drawn
+            // completion (6) and the two that begin like it (3 + 4) are shared.
+            XCTAssertLessThanOrEqual(prefixes.count, lengths.reduce(0, +) - 37)
             func run(shared: Bool) -> (states: [Float], grads: [[Float]]) {
                 policy.parameters.forEach { $0.zeroGrad() }
-                let h = shared ? policy.hidden(ids: ids, batch: b, time: t, promptLengths: promptLengths, lengths: lengths)
+                let h = shared ? policy.hidden(ids: ids, batch: b, time: t, lengths: lengths)
                     : policy.hidden(ids: ids, batch: b, time: t)
                 let states = h.array
                 Tensor.logSoftmaxGather(Tensor.matmul(h, policy.lmHead, transposeB: true), targets: targets).sum().backward()
