@@ -239,7 +239,7 @@ public final class Policy {
     public var sharesPrefixes: Bool { !config.isDeepseek && moeLayers.isEmpty }
 
     /// Tokens that `hidden(ids:batch:time:lengths:)` runs through the layers for these rows: their
-    /// distinct prefixes (the benchmarks' count of the update's per-token work).
+    /// distinct prefixes.
     public static func distinctPrefixes(ids: [Int32], batch b: Int, time t: Int, lengths: [Int]) -> Int {
         SharedPrefixes(ids: ids, batch: b, time: t, lengths: lengths).packed
     }

@@ -321,20 +321,19 @@ struct BenchGRPO: ParsableCommand {
                 RNG(seed: 0, stream: "sampling", keys: [UInt64(i), UInt64($0)])
             }
             let t1 = DispatchTime.now().uptimeNanoseconds
-            if i > 0 {
-                generated += batch.reduce(0) { $0 + $1.completion.tokens.count }
-                let promptIDs = try problems.map { try tokenizer.encodePrompt($0.prompt).map(Int32.init) }
-                let completions = (0..<prompts).map { p in batch[(p * g)..<((p + 1) * g)].map(\.completion.tokens) }
-                work += Self.stepFlops(policy.config, prompts: promptIDs, completions: completions, reference: beta > 0,
-                                       frozenBase: loraRank > 0, recompute: gradientCheckpointing,
-                                       sharedDecoding: Sampler.sharesRows(policy), sharedPrefixes: policy.sharesPrefixes)
-            }
             step.assignAdvantages(&batch)
             _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
                                 communicator: comm)
             if i > 0 {
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                 sampling.append(Double(t1 - t0) / 1e9)
+                // The step's work, counted outside its time.
+                generated += batch.reduce(0) { $0 + $1.completion.tokens.count }
+                let promptIDs = try problems.map { try tokenizer.encodePrompt($0.prompt).map(Int32.init) }
+                let completions = (0..<prompts).map { p in batch[(p * g)..<((p + 1) * g)].map(\.completion.tokens) }
+                work += Self.stepFlops(policy.config, prompts: promptIDs, completions: completions, reference: beta > 0,
+                                       frozenBase: loraRank > 0, recompute: gradientCheckpointing,
+                                       sharedDecoding: Sampler.sharesRows(policy), sharedPrefixes: policy.sharesPrefixes)
             }
         }
         // The gradient sum alone (every rank runs it): what data parallelism adds to a step.
@@ -383,19 +382,29 @@ struct BenchGRPO: ParsableCommand {
         for (prompt, rows) in zip(prompts, completions) {
             let tp = prompt.count, lengths = rows.map(\.count)
             total += w.layers(tp) + w.head(1)
-            // Decoding feeds completion token j back (at context tp + j + 1) for j below its length − 1.
-            var fed = Set<ArraySlice<Int32>>()
-            for row in rows where row.count > 1 {
-                for j in 0..<(row.count - 1) {
-                    if sharedDecoding && !fed.insert(row[...j]).inserted { continue }
-                    total += w.layers(tp + j + 1) - w.layers(tp + j) + w.head(1)
+            // Decoding feeds completion token j back (at context tp + j + 1) for j below its length − 1,
+            // once per distinct prefix row[...j] when rows that drew alike decode together.
+            var fed = Set<SIMD2<Int32>>(), node: [SIMD2<Int32>: Int32] = [:]  // (parent node, token) → node
+            func child(_ parent: Int32, _ token: Int32) -> (node: Int32, new: Bool) {
+                if let n = node[SIMD2(parent, token)] { return (n, false) }
+                let n = Int32(node.count)
+                node[SIMD2(parent, token)] = n
+                return (n, true)
+            }
+            for row in rows {
+                var parent: Int32 = -1
+                for (j, token) in row.enumerated() {
+                    let (n, _) = child(parent, token)
+                    if j < row.count - 1 && (!sharedDecoding || fed.insert(SIMD2(parent, token)).inserted) {
+                        total += w.layers(tp + j + 1) - w.layers(tp + j) + w.head(1)
+                    }
+                    parent = n
                 }
             }
-            // The update: per-token work over `tokens` (the group's distinct prefixes when shared),
-            // attention and the LM head per row.
+            // The update: per-token work over `tokens` (the prompt and the completions' distinct prefixes,
+            // `node.count`, when shared), attention and the LM head per row.
             let heads = lengths.reduce(0, +)
-            let distinctCompletion = Set(rows.flatMap { row in row.indices.map { row[...$0] } }).count
-            let tokens = Double(sharedPrefixes ? tp + distinctCompletion : lengths.count * tp + heads)
+            let tokens = Double(sharedPrefixes ? tp + node.count : lengths.count * tp + heads)
             let attention = w.attention * lengths.map { ModelWork.keys(tp + $0) }.reduce(0, +)
             let layers = 2 * w.trunk * tokens + attention
             let backward = (frozenBase ? 2 : 4) * (w.trunk * tokens + w.headWeights * Double(heads)) + 2 * attention
