@@ -26,8 +26,8 @@ public struct ForwardPass {
     let absorbMLA: Bool
     /// Whether LoRA adapters add their term (off for the base policy, LoRA's reference).
     var useAdapters = true
-    /// Set when rows share prefixes (`Policy.hidden(ids:batch:time:lengths:)`): the layers'
-    /// per-token work runs over the packed tokens, and `positions` are theirs.
+    /// Set when rows share prefixes (`Policy.hidden(prefixes:)`): the layers' per-token work
+    /// runs over the packed tokens, and `positions` are theirs.
     var shared: SharedPrefixes? = nil
 
     /// x · wᵀ: recorded on the tape, or through the cache's packed copy of w when decoding.
@@ -54,20 +54,28 @@ public struct ForwardPass {
 /// packed tokens; attention gathers queries, keys and values into the B×T layout, runs causally per
 /// row, and each packed token takes its output from one slot, its first row's. Rows' values equal
 /// those of the unshared batch: a row's attention reads the same keys and values (a prefix's token
-/// depends on that prefix alone), and the per-token ops act on each token alone.
-struct SharedPrefixes {
+/// depends on that prefix alone), and the per-token ops act on each token alone. Made once per batch
+/// by its owner (a GRPO micro-batch's, for the policy's and the reference's passes alike).
+public struct SharedPrefixes: Sendable {
+    /// The rows (B×T, right-padded), rows, slots per row, and each row's real (unpadded) tokens.
+    public let ids: [Int32], batch: Int, time: Int, lengths: [Int]
     /// For each B×T slot, the packed token it holds (a pad slot holds its row's last real token:
     /// causal attention never lets a real slot read it, and the slot's output is never read back).
-    let toSlots: [Int32]
+    public let toSlots: [Int32]
     /// For each packed token, the slot whose attention output it takes (its first row's).
     let fromSlots: [Int32]
     /// Each packed token's id and position.
     let packedIDs: [Int32]
-    let positions: [Int32]
-    /// Packed tokens.
-    var packed: Int { fromSlots.count }
+    public let positions: [Int32]
+    /// Packed tokens: the rows' distinct prefixes, what the layers' per-token work runs over.
+    public var packed: Int { fromSlots.count }
+    /// Real tokens of the rows, what the unshared forward's per-token work runs over.
+    public var realTokens: Int { lengths.reduce(0, +) }
 
-    init(ids: [Int32], batch b: Int, time t: Int, lengths: [Int]) {
+    /// The layout of right-padded rows `ids` (B×T) of which `lengths[r]` tokens are real.
+    public init(ids: [Int32], batch b: Int, time t: Int, lengths: [Int]) {
+        precondition(ids.count == b * t && lengths.count == b, "shape of the shared batch")
+        (self.ids, batch, time, self.lengths) = (ids, b, t, lengths)
         var toSlots = [Int32](repeating: 0, count: b * t), fromSlots: [Int32] = [], packedIDs: [Int32] = [], positions: [Int32] = []
         packedIDs.reserveCapacity(b * t)
         // (parent's packed token, or -1 at a row's first slot; this token) → its packed token
@@ -233,28 +241,21 @@ public final class Policy {
         Tensor.rmsNorm(trunk(ids, recordedPass(ids, batch: b, time: t, keyStart: keyStart)), weight: norm, eps: config.rmsEps)
     }
 
-    /// Whether `hidden(ids:batch:time:lengths:)` computes shared prefixes once: Llama layers without
+    /// Whether `hidden(prefixes:)` computes shared prefixes once: Llama layers without
     /// mixture-of-experts (an MoE layer's routing statistics and balance loss count every row's
     /// tokens; MLA's attention is not written for the packed layout).
     public var sharesPrefixes: Bool { !config.isDeepseek && moeLayers.isEmpty }
 
-    /// Tokens that `hidden(ids:batch:time:lengths:)` runs through the layers for these rows: their
-    /// distinct prefixes.
-    public static func distinctPrefixes(ids: [Int32], batch b: Int, time t: Int, lengths: [Int]) -> Int {
-        SharedPrefixes(ids: ids, batch: b, time: t, lengths: lengths).packed
-    }
-
-    /// `hidden(ids:batch:time:)` for right-padded rows of which `lengths[r]` tokens are real, where
-    /// rows may begin alike (a GRPO group's G completions share their prompt, and a trained policy's
-    /// completions share most of their tokens): every distinct prefix runs through the layers once
-    /// (`SharedPrefixes`), and row r's slots past `lengths[r]` (pads) not at all. Returns the (B·T, C)
-    /// states of the unshared forward, equal value for value (the pad slots aside, which hold their
-    /// row's last real token's); gradients sum each prefix's rows' contributions once.
-    public func hidden(ids: [Int32], batch b: Int, time t: Int, lengths: [Int]) -> Tensor {
-        precondition(ids.count == b * t && lengths.count == b, "shape of the shared batch")
-        guard sharesPrefixes else { return hidden(ids: ids, batch: b, time: t) }
+    /// `hidden(ids:batch:time:)` for the rows of `prefixes` (rows that may begin alike: a GRPO
+    /// group's G completions share their prompt, and a trained policy's completions most of their
+    /// tokens): every distinct prefix runs through the layers once, and a row's slots past its length
+    /// (pads) not at all. Returns the (B·T, C) states of the unshared forward, equal value for value
+    /// (the pad slots aside, which hold their row's last real token's); gradients sum each prefix's
+    /// rows' contributions once. Without `sharesPrefixes`, the unshared forward.
+    public func hidden(prefixes layout: SharedPrefixes) -> Tensor {
+        let (b, t) = (layout.batch, layout.time)
+        guard sharesPrefixes else { return hidden(ids: layout.ids, batch: b, time: t) }
         checkLength(t)
-        let layout = SharedPrefixes(ids: ids, batch: b, time: t, lengths: lengths)
         let pass = ForwardPass(rows: b, tokens: t, positions: layout.positions, keyStart: nil, cache: nil, absorbMLA: absorbMLA,
                                useAdapters: adaptersEnabled, shared: layout)
         return Tensor.rmsNorm(trunk(layout.packedIDs, pass), weight: norm, eps: config.rmsEps).gatherRows(layout.toSlots)

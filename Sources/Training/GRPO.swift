@@ -99,15 +99,14 @@ public struct GRPOStep {
 
     /// A training micro-batch: each row its prompt then its completion, right-padded to the longest row.
     struct Batch {
-        var ids: [Int32]
+        /// The rows and their shared-prefix layout, made once for every pass over them.
+        var rows: SharedPrefixes
         var targets: [Int32]
         var old: [Float]
         var advantages: [Float]
         var mask: [Float]
-        var s: Int
-        var t: Int
-        /// Each row's real (unpadded) tokens.
-        var lengths: [Int]
+        var s: Int { rows.batch }
+        var t: Int { rows.time }
     }
 
     /// The training batch as micro-batches of rows of similar length (`SFT.lengthGroups`), so a row
@@ -130,33 +129,33 @@ public struct GRPOStep {
     func batch(_ samples: [ScoredCompletion], prompts: [[Int32]]) -> Batch {
         let lengths = zip(prompts, samples).map { $0.count + $1.completion.tokens.count }
         let s = samples.count, t = lengths.max()!
-        var b = Batch(ids: .init(repeating: Int32(tokenizer.pad), count: s * t), targets: .init(repeating: -1, count: s * t),
-                      old: .init(repeating: 0, count: s * t), advantages: .init(repeating: 0, count: s * t),
-                      mask: .init(repeating: 0, count: s * t), s: s, t: t, lengths: lengths)
+        var ids = [Int32](repeating: Int32(tokenizer.pad), count: s * t), targets = [Int32](repeating: -1, count: s * t)
+        var old = [Float](repeating: 0, count: s * t), advantages = old, mask = old
         for (r, sc) in samples.enumerated() {
             let tp = prompts[r].count
-            for (i, id) in prompts[r].enumerated() { b.ids[r * t + i] = id }
+            for (i, id) in prompts[r].enumerated() { ids[r * t + i] = id }
             let masked = config.grpo.maskTruncatedCompletions && sc.completion.truncated
             for (j, id) in sc.completion.tokens.enumerated() {
-                b.ids[r * t + tp + j] = id
+                ids[r * t + tp + j] = id
                 let pos = r * t + tp - 1 + j  // the position whose logits predict completion token j
-                b.targets[pos] = id
-                b.old[pos] = sc.completion.logprobs[j]
-                b.advantages[pos] = Float(sc.advantage)
-                b.mask[pos] = masked ? 0 : 1
+                targets[pos] = id
+                old[pos] = sc.completion.logprobs[j]
+                advantages[pos] = Float(sc.advantage)
+                mask[pos] = masked ? 0 : 1
             }
         }
-        return b
+        return Batch(rows: SharedPrefixes(ids: ids, batch: s, time: t, lengths: lengths), targets: targets, old: old,
+                     advantages: advantages, mask: mask)
     }
 
     /// Logprobs (S·T) of the batch's targets under `policy` at the sampling temperature, and the
     /// logits' entropy per position when asked (0 at positions without a target). Rows that begin alike
     /// (a group's prompt, and the tokens its completions drew alike) run each shared prefix through the
-    /// layers once (`Policy.hidden(ids:batch:time:lengths:)`).
+    /// layers once (`Policy.hidden(prefixes:)`).
     /// The LM head runs on the completion positions alone, in chunks of rows: the [rows × vocabulary]
     /// logits are never held whole (`Tensor.headLogprobs`).
     func logprobs(_ policy: Policy, _ b: Batch, entropy: Bool = false) -> (Tensor, [Float]?) {
-        let h = policy.hidden(ids: b.ids, batch: b.s, time: b.t, lengths: b.lengths)
+        let h = policy.hidden(prefixes: b.rows)
         return Tensor.headLogprobs(h, head: policy.lmHead, scale: 1 / config.grpo.temperature, targets: b.targets, entropy: entropy)
     }
 
@@ -214,6 +213,10 @@ public struct GRPOStep {
         let tokens = max(1, Double(totalTokens))
         for it in 0..<config.grpo.numIterations {
             var sums = LossSums()  // this rank's sums
+            if it == 0 && policy.sharesPrefixes {
+                sums.packedTokens = Double(parts.reduce(0) { $0 + $1.rows.packed })
+                sums.realTokens = Double(parts.reduce(0) { $0 + $1.rows.realTokens })
+            }
             let keep = highEntropyKeep(policy, parts, samples: samples, communicator: communicator)
             for (i, b) in parts.enumerated() {
                 let (logp, h) = logprobs(policy, b, entropy: it == 0)
@@ -245,6 +248,7 @@ public struct GRPOStep {
                 m["clip_ratio/low_mean"] = all.clipLowTokens / tokens
                 m["clip_ratio/high_mean"] = all.clipHighTokens / tokens
                 m["clip_ratio/region_mean"] = all.clipRegionTokens / tokens
+                if all.realTokens > 0 { m["update/distinct_prefix_fraction"] = all.packedTokens / all.realTokens }
             }
         }
         let mu = Double(config.grpo.numIterations)
@@ -310,12 +314,15 @@ struct LossSums {
     var loss = 0.0, entropyTokens = 0.0, klTokens = 0.0, clipLowTokens = 0.0, clipHighTokens = 0.0, clipRegionTokens = 0.0
     /// The next-token loss on the sft_coef traces (unweighted; each rank's share over the batch's tokens).
     var sftLoss = 0.0
+    /// Tokens the layers ran (the micro-batches' distinct prefixes) and the rows' real tokens.
+    var packedTokens = 0.0, realTokens = 0.0
 
     init() {}
 
     init(_ a: [Double]) {
         (loss, entropyTokens, klTokens, clipLowTokens, clipHighTokens, clipRegionTokens, sftLoss) = (a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+        (packedTokens, realTokens) = (a[7], a[8])
     }
 
-    var array: [Double] { [loss, entropyTokens, klTokens, clipLowTokens, clipHighTokens, clipRegionTokens, sftLoss] }
+    var array: [Double] { [loss, entropyTokens, klTokens, clipLowTokens, clipHighTokens, clipRegionTokens, sftLoss, packedTokens, realTokens] }
 }

@@ -310,7 +310,7 @@ struct BenchGRPO: ParsableCommand {
         step.minNewTokens = task == nil ? new : 0
         let family = TaskRegistry.family(named: task ?? "add")!
         var index = 0
-        var times: [Double] = [], sampling: [Double] = [], generated = 0, work = 0.0
+        var times: [Double] = [], sampling: [Double] = [], distinct: [Double] = [], generated = 0, work = 0.0
         for i in 0...steps {
             let problems = (0..<prompts).map { _ -> Problem in
                 index += 1
@@ -322,11 +322,12 @@ struct BenchGRPO: ParsableCommand {
             }
             let t1 = DispatchTime.now().uptimeNanoseconds
             step.assignAdvantages(&batch)
-            _ = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
-                                communicator: comm)
+            let metrics = try step.update(policy: policy, reference: beta > 0 ? reference : nil, optimizer: optimizer, samples: batch,
+                                          communicator: comm)
             if i > 0 {
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                 sampling.append(Double(t1 - t0) / 1e9)
+                if let f = metrics["update/distinct_prefix_fraction"] { distinct.append(f) }
                 // The step's work, counted outside its time.
                 generated += batch.reduce(0) { $0 + $1.completion.tokens.count }
                 let promptIDs = try problems.map { try tokenizer.encodePrompt($0.prompt).map(Int32.init) }
@@ -348,19 +349,21 @@ struct BenchGRPO: ParsableCommand {
         let completions = Double(prompts * g)
         let meanLength = Double(generated) / (completions * Double(times.count))
         let gflop = work / Double(times.count) / 1e9  // per step, the mean over the timed steps
+        // The update's layers' tokens over its rows' real tokens (1 where rows do not share prefixes).
+        let distinctFraction = distinct.isEmpty ? 1 : distinct.reduce(0, +) / Double(distinct.count)
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"gradient_checkpointing\":%@,\"gflop\":%.4g,\"gflops\":%.4g,\"peak_rss_mib\":%.0f}",
+            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"gradient_checkpointing\":%@,\"gflop\":%.4g,\"gflops\":%.4g,\"update_distinct_prefix_fraction\":%.4g,\"peak_rss_mib\":%.0f}",
                          (task ?? "") as NSString, meanLength, policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
                          completions * meanLength / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
                          NativeKernels.name as NSString, BLAS.precision.rawValue as NSString, loraRank, (gradientCheckpointing ? "true" : "false") as NSString,
-                         gflop, gflop / median, peakResidentMiB()))
+                         gflop, gflop / median, distinctFraction, peakResidentMiB()))
         } else {
             let work = task.map { String(format: "%@ problems, mean %.1f of at most %d tokens", $0 as NSString, meanLength, new) } ?? "\(new) tokens"
-            print(String(format: "GRPO step d=%d L=%d%@, %d prompts × G=%d × %@, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; %.0f GFLOP per step, %.0f GFLOP/s; gradient sum %.4f s); peak memory %.0f MiB",
+            print(String(format: "GRPO step d=%d L=%d%@, %d prompts × G=%d × %@, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; %.0f GFLOP per step, %.0f GFLOP/s; gradient sum %.4f s; the update's layers ran %.0f%% of its rows' tokens); peak memory %.0f MiB",
                          policy.config.dModel, policy.config.layers, ((loraRank > 0 ? ", LoRA rank \(loraRank)" : "") + (gradientCheckpointing ? ", gradient checkpointing" : "")) as NSString, prompts, g,
                          work as NSString, beta, comm.size, Parallel.threads,
                          BLAS.precision.rawValue as NSString, median, times.count, sample, update, completions / median, gflop, gflop / median,
-                         reduce, peakResidentMiB()))
+                         reduce, 100 * distinctFraction, peakResidentMiB()))
         }
     }
 
@@ -382,29 +385,23 @@ struct BenchGRPO: ParsableCommand {
         for (prompt, rows) in zip(prompts, completions) {
             let tp = prompt.count, lengths = rows.map(\.count)
             total += w.layers(tp) + w.head(1)
+            // The group's rows as the update lays them out: each distinct prefix is one packed token.
+            let t = tp + lengths.max()!
+            var ids = [Int32](repeating: 0, count: rows.count * t)
+            for (r, row) in rows.enumerated() { for (i, id) in (prompt + row).enumerated() { ids[r * t + i] = id } }
+            let layout = SharedPrefixes(ids: ids, batch: rows.count, time: t, lengths: lengths.map { tp + $0 })
             // Decoding feeds completion token j back (at context tp + j + 1) for j below its length − 1,
-            // once per distinct prefix row[...j] when rows that drew alike decode together.
-            var fed = Set<SIMD2<Int32>>(), node: [SIMD2<Int32>: Int32] = [:]  // (parent node, token) → node
-            func child(_ parent: Int32, _ token: Int32) -> (node: Int32, new: Bool) {
-                if let n = node[SIMD2(parent, token)] { return (n, false) }
-                let n = Int32(node.count)
-                node[SIMD2(parent, token)] = n
-                return (n, true)
-            }
-            for row in rows {
-                var parent: Int32 = -1
-                for (j, token) in row.enumerated() {
-                    let (n, _) = child(parent, token)
-                    if j < row.count - 1 && (!sharedDecoding || fed.insert(SIMD2(parent, token)).inserted) {
-                        total += w.layers(tp + j + 1) - w.layers(tp + j) + w.head(1)
-                    }
-                    parent = n
+            // once per distinct prefix when rows that drew alike decode together.
+            var fed = Set<Int32>()
+            for (r, row) in rows.enumerated() where row.count > 1 {
+                for j in 0..<(row.count - 1) where !sharedDecoding || fed.insert(layout.toSlots[r * t + tp + j]).inserted {
+                    total += w.layers(tp + j + 1) - w.layers(tp + j) + w.head(1)
                 }
             }
-            // The update: per-token work over `tokens` (the prompt and the completions' distinct prefixes,
-            // `node.count`, when shared), attention and the LM head per row.
+            // The update: per-token work over `tokens` (the packed tokens when shared), attention and the
+            // LM head per row.
             let heads = lengths.reduce(0, +)
-            let tokens = Double(sharedPrefixes ? tp + node.count : lengths.count * tp + heads)
+            let tokens = Double(sharedPrefixes ? layout.packed : layout.realTokens)
             let attention = w.attention * lengths.map { ModelWork.keys(tp + $0) }.reduce(0, +)
             let layers = 2 * w.trunk * tokens + attention
             let backward = (frozenBase ? 2 : 4) * (w.trunk * tokens + w.headWeights * Double(heads)) + 2 * attention

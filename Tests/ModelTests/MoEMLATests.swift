@@ -42,7 +42,7 @@ final class MoEMLATests: XCTestCase {
             var ids = [Int32](repeating: 0, count: b * t)
             for r in 0..<b { for (i, id) in (prompt + tokens(3, seed: UInt64(20 + r))).enumerated() { ids[r * t + i] = id } }
             let plain = Autograd.noGrad { policy.hidden(ids: ids, batch: b, time: t).array }
-            let asked = Autograd.noGrad { policy.hidden(ids: ids, batch: b, time: t, lengths: [6, 6, 6]).array }
+            let asked = Autograd.noGrad { policy.hidden(prefixes: SharedPrefixes(ids: ids, batch: b, time: t, lengths: [6, 6, 6])).array }
             XCTAssertEqual(asked, plain, moe ? "MoE" : "MLA")
         }
     }

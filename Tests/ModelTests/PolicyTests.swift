@@ -114,13 +114,15 @@ final class PolicyTests: XCTestCase {
             }
             let lengths = rows.map { $0.prompt.count + $0.completion.count }
             let prefixes = Set(rows.flatMap { row in (1...(row.prompt.count + row.completion.count)).map { Array((row.prompt + row.completion).prefix($0)) } })
-            XCTAssertEqual(Policy.distinctPrefixes(ids: ids, batch: b, time: t, lengths: lengths), prefixes.count)
+            let layout = SharedPrefixes(ids: ids, batch: b, time: t, lengths: lengths)
+            XCTAssertEqual(layout.packed, prefixes.count)
+            XCTAssertEqual(layout.realTokens, lengths.reduce(0, +))
             // At least the groups' repeated prompts (8 + 4 + 9 tokens), the third prompt (3), the twice-drawn
             // completion (6) and the two that begin like it (3 + 4) are shared.
             XCTAssertLessThanOrEqual(prefixes.count, lengths.reduce(0, +) - 37)
             func run(shared: Bool) -> (states: [Float], grads: [[Float]]) {
                 policy.parameters.forEach { $0.zeroGrad() }
-                let h = shared ? policy.hidden(ids: ids, batch: b, time: t, lengths: lengths)
+                let h = shared ? policy.hidden(prefixes: layout)
                     : policy.hidden(ids: ids, batch: b, time: t)
                 let states = h.array
                 Tensor.logSoftmaxGather(Tensor.matmul(h, policy.lmHead, transposeB: true), targets: targets).sum().backward()

@@ -192,7 +192,10 @@ final class DataParallelTests: XCTestCase {
             let stage = x["stage"] as? String
             for (k, v) in x where k != "step_time" && k != "tokens_per_s" && k != "step" && k != "stage" {
                 let u = (v as! NSNumber).doubleValue, w = (y[k] as? NSNumber)?.doubleValue ?? .nan
-                if stage == "eval" || exact.contains(k) {
+                if k == "update/distinct_prefix_fraction" {
+                    // The work the update's layout ran, as step_time: it depends on how ranks and micro-batches split the groups.
+                    XCTAssertTrue(u > 0 && u < 1 && w > 0 && w < 1, "step \(x["step"]!) \(k): \(u), \(w): groups share their prompts")
+                } else if stage == "eval" || exact.contains(k) {
                     XCTAssertEqual(u, w, "step \(x["step"]!) \(k)")
                 } else {
                     XCTAssertEqual(u, w, accuracy: 1e-5 * max(1, abs(u)), "step \(x["step"]!) \(k)")

@@ -118,6 +118,13 @@ final class SFTMicroBatchTests: XCTestCase {
             }
             let optimizer = AdamW(policy.parameters, lr: 1e-3)
             let metrics = try step.update(policy: policy, reference: nil, optimizer: optimizer, samples: batch)
+            if overhead > 0 {  // one micro-batch: its layers ran the rows' distinct prefixes (a group's prompt once)
+                let rows = try batch.map { try tokenizer.encodePrompt($0.problem.prompt).map(Int32.init) + $0.completion.tokens }
+                let prefixes = Set(rows.flatMap { row in (1...row.count).map { Array(row.prefix($0)) } }).count
+                let real = rows.reduce(0) { $0 + $1.count }
+                XCTAssertLessThan(prefixes, real, "the groups' rows must share their prompts")
+                XCTAssertEqual(try XCTUnwrap(metrics["update/distinct_prefix_fraction"]), Double(prefixes) / Double(real), accuracy: 1e-12)
+            }
             return (metrics, optimizer.stateArrays())
         }
         let lengths = problems.map { (try? tokenizer.encodePrompt($0.prompt).count) ?? 0 }
