@@ -116,7 +116,6 @@ final class PolicyTests: XCTestCase {
             let prefixes = Set(rows.flatMap { row in (1...(row.prompt.count + row.completion.count)).map { Array((row.prompt + row.completion).prefix($0)) } })
             let layout = SharedPrefixes(ids: ids, batch: b, time: t, lengths: lengths)
             XCTAssertEqual(layout.packed, prefixes.count)
-            XCTAssertEqual(layout.realTokens, lengths.reduce(0, +))
             // At least the groups' repeated prompts (8 + 4 + 9 tokens), the third prompt (3), the twice-drawn
             // completion (6) and the two that begin like it (3 + 4) are shared.
             XCTAssertLessThanOrEqual(prefixes.count, lengths.reduce(0, +) - 37)
