@@ -85,21 +85,29 @@ extension Tensor {
     /// (B, H, T, Dv) → (B, H, T, Dv). `keyStart[b]` masks the first keys of row b (left padding);
     /// query rows before it give 0. MLA's values are narrower than its keys (DeepSeek-V3: Dk = 192,
     /// Dv = 128), and its scale is 1/√Dk.
-    public static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, keyStart: [Int]? = nil) -> Tensor {
+    public static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, keyStart: [Int]? = nil,
+                                       queries: [Range<Int>]? = nil) -> Tensor {
         precondition(q.rank == 4 && q.shape == k.shape && v.rank == 4 && Array(v.shape.prefix(3)) == Array(q.shape.prefix(3)),
                      "attention needs q, k (B, H, T, Dk) and v (B, H, T, Dv), got \(q.shape) \(k.shape) \(v.shape)")
         return causalAttention(q, k, v, dims: (q.shape[0], q.shape[1], q.shape[2], q.shape[3], v.shape[3]), tokenMajor: false,
-                               scale: scale, keyStart: keyStart)
+                               scale: scale, keyStart: keyStart, queries: queries)
     }
 
     /// `causalAttention` on the projections' own layout: q, k (B, T, H, Dk) and v (B, T, H, Dv) →
     /// (B, T, H, Dv), each head read and written in place by its row stride, so no permute copies
     /// them to (B, H, T, D) and back. The same products on the same values: the same bits.
-    public static func causalAttention(tokenMajor q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, keyStart: [Int]? = nil) -> Tensor {
+    ///
+    /// `queries[b]`, when given, are the query rows of batch row b whose outputs are read: the others
+    /// give 0 and take no gradient, and only these rows' scores, softmax and products run (rows that
+    /// share a prefix need its outputs once, `SharedPrefixes.queries`). Read rows get the same bits
+    /// as without it: each of their products sums the same terms in the same order, and the
+    /// backward's sums over queries still run over every row, the skipped ones adding exact zeros.
+    public static func causalAttention(tokenMajor q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float, keyStart: [Int]? = nil,
+                                       queries: [Range<Int>]? = nil) -> Tensor {
         precondition(q.rank == 4 && q.shape == k.shape && v.rank == 4 && Array(v.shape.prefix(3)) == Array(q.shape.prefix(3)),
                      "attention needs q, k (B, T, H, Dk) and v (B, T, H, Dv), got \(q.shape) \(k.shape) \(v.shape)")
         return causalAttention(q, k, v, dims: (q.shape[0], q.shape[2], q.shape[1], q.shape[3], v.shape[3]), tokenMajor: true,
-                               scale: scale, keyStart: keyStart)
+                               scale: scale, keyStart: keyStart, queries: queries)
     }
 
     /// The fused causal attention over (b, h, t, dk, dv), with q, k, v and the output either head-major
@@ -108,9 +116,11 @@ extension Tensor {
     /// (b, h) pairs with single-threaded sgemms. Long on purpose: the fused forward and its backward
     /// sit side by side (STYLE.md), sharing the saved probabilities.
     static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, dims: (Int, Int, Int, Int, Int), tokenMajor: Bool,
-                                scale: Float, keyStart: [Int]?) -> Tensor {
+                                scale: Float, keyStart: [Int]?, queries: [Range<Int>]? = nil) -> Tensor {
         let (b, h, t, dk, dv) = dims
         if let keyStart { precondition(keyStart.count == b, "keyStart needs \(b) entries") }
+        if let queries { precondition(queries.count == b && queries.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= t },
+                                      "queries needs \(b) ranges inside 0..<\(t)") }
         let out = Tensor(uninitialized: v.shape)
         let probs = BufferPool.take(b * h * t * t)  // (B, H, T, T), saved
         let tt = t * t
@@ -127,15 +137,22 @@ extension Tensor {
         Parallel.forRanges(b * h, cost: tt * (dk + dv)) { range in
             for bh in range {
                 let p = probs + bh * tt
-                let start = keyStart?[bh / h] ?? 0
+                let start = keyStart?[bh / h] ?? 0, read = queries?[bh / h] ?? 0..<t
                 let qd = q.data + kOffset(bh), kd = k.data + kOffset(bh), vd = v.data + vOffset(bh), od = out.data + vOffset(bh)
-                for (i0, i1) in blocks {
-                    BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dk, alpha: scale,
+                for (b0, b1) in blocks {
+                    // rows of the block outside `read`: zero probabilities (the backward reads them) and outputs
+                    let i0 = Swift.min(Swift.max(b0, read.lowerBound), b1), i1 = Swift.max(Swift.min(b1, read.upperBound), i0)
+                    for i in b0..<b1 where i < i0 || i >= i1 {
+                        (p + i * t).update(repeating: 0, count: b1)
+                        (od + i * ldv).update(repeating: 0, count: dv)
+                    }
+                    guard i0 < i1 else { continue }
+                    BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: b1, k: dk, alpha: scale,
                                a: qd + i0 * ldk, lda: ldk, b: kd, ldb: ldk, beta: 0, c: p + i0 * t, ldc: t, precision: .f32)
                     for i in i0..<i1 {
                         let row = p + i * t
                         if start > i {
-                            row.update(repeating: 0, count: i1)
+                            row.update(repeating: 0, count: b1)
                             continue
                         }
                         let len = i - start + 1
@@ -143,9 +160,9 @@ extension Tensor {
                         let inv = 1 / Kernels.expShifted(row + start, row + start, len, shift: mx)
                         for j in 0..<start { row[j] = 0 }
                         Kernels.scale(row + start, inv, len)
-                        for j in (i + 1)..<i1 { row[j] = 0 }
+                        for j in (i + 1)..<b1 { row[j] = 0 }
                     }
-                    BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dv, k: i1,
+                    BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dv, k: b1,
                                a: p + i0 * t, lda: t, b: vd, ldb: ldv, beta: 0, c: od + i0 * ldv, ldc: ldv, precision: .f32)
                 }
             }
@@ -161,7 +178,7 @@ extension Tensor {
                     let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
                     defer { dp.deallocate() }
                     for bh in range {
-                        let p = saved.pointer + bh * tt, go = g + vOffset(bh)
+                        let p = saved.pointer + bh * tt, go = g + vOffset(bh), read = queries?[bh / h] ?? 0..<t
                         let qd = q.data + kOffset(bh), kd = k.data + kOffset(bh), vd = v.data + vOffset(bh)
                         if let gv {  // dV += Pᵀ · dO; keys k0..<k1 meet queries k0..<T
                             for (k0, k1) in blocks {
@@ -171,18 +188,25 @@ extension Tensor {
                             }
                         }
                         guard gq != nil || gk != nil else { continue }
-                        for (i0, i1) in blocks {
+                        for (b0, b1) in blocks {
+                            // rows outside `read`: dS = 0, and so dQ = 0
+                            let i0 = Swift.min(Swift.max(b0, read.lowerBound), b1), i1 = Swift.max(Swift.min(b1, read.upperBound), i0)
+                            for i in b0..<b1 where i < i0 || i >= i1 {
+                                (dp + i * t).update(repeating: 0, count: b1)
+                                if let gq, gq.fresh { (gq.pointer + kOffset(bh) + i * ldk).update(repeating: 0, count: dk) }
+                            }
+                            guard i0 < i1 else { continue }
                             // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-                            BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: i1, k: dv,
+                            BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: b1, k: dv,
                                        a: go + i0 * ldv, lda: ldv, b: vd, ldb: ldv, beta: 0, c: dp + i0 * t, ldc: t, precision: .f32)
                             for i in i0..<i1 {
                                 let pr = p + i * t, dr = dp + i * t
                                 let dot = Kernels.dot(pr, dr, i + 1)
                                 Kernels.softmaxGrad(pr, dr, i + 1, dot: dot, scale: scale)
-                                for j in (i + 1)..<i1 { dr[j] = 0 }
+                                for j in (i + 1)..<b1 { dr[j] = 0 }
                             }
                             if let gq {  // dQ += dS · K
-                                BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dk, k: i1,
+                                BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dk, k: b1,
                                            a: dp + i0 * t, lda: t, b: kd, ldb: ldk, beta: gq.fresh ? 0 : 1,
                                            c: gq.pointer + kOffset(bh) + i0 * ldk, ldc: ldk, precision: .f32)
                             }

@@ -78,7 +78,8 @@ public final class LlamaBlock: DecoderLayer {
             let q = slots(Tensor.rope(project(wq, bq, "q_proj").reshaped([1, n, h, d]), positions: pass.positions, table: rope), h)
             let k = slots(Tensor.rope(project(wk, bk, "k_proj").reshaped([1, n, kv, d]), positions: pass.positions, table: rope), kv)
             let v = slots(project(wv, bv, "v_proj"), kv)
-            return pass.linear(attend(q, k, v, b: b, t: t, keyStart: nil).gatherRows(shared.fromSlots), wo, adapter: adapters["o_proj"])
+            return pass.linear(attend(q, k, v, b: b, t: t, keyStart: nil, queries: shared.queries).gatherRows(shared.fromSlots), wo,
+                               adapter: adapters["o_proj"])
         }
         let q = Tensor.rope(project(wq, bq, "q_proj").reshaped([b, t, h, d]), positions: pass.positions, table: rope)
         let k = Tensor.rope(project(wk, bk, "k_proj").reshaped([b, t, kv, d]), positions: pass.positions, table: rope)
@@ -92,11 +93,12 @@ public final class LlamaBlock: DecoderLayer {
         return pass.linear(a, wo, adapter: adapters["o_proj"])
     }
 
-    /// Causal attention of q (B, T, H, D) over k, v (B, T, K, D) → (B·T, H·D).
-    func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor, b: Int, t: Int, keyStart: [Int]?) -> Tensor {
+    /// Causal attention of q (B, T, H, D) over k, v (B, T, K, D) → (B·T, H·D); only the query rows
+    /// `queries` (per row; nil: all) are computed, the others give 0.
+    func attend(_ q: Tensor, _ k: Tensor, _ v: Tensor, b: Int, t: Int, keyStart: [Int]?, queries: [Range<Int>]? = nil) -> Tensor {
         let (h, kv, d) = (config.heads, config.kvHeadCount, config.headDim)
         if kv == h {  // heads read in place, (B, T, H, D)
-            return Tensor.causalAttention(tokenMajor: q, k, v, scale: 1 / Float(d).squareRoot(), keyStart: keyStart)
+            return Tensor.causalAttention(tokenMajor: q, k, v, scale: 1 / Float(d).squareRoot(), keyStart: keyStart, queries: queries)
                 .reshaped([b * t, h * d])
         }
         func perHead(_ p: Tensor) -> Tensor {  // (B, T, K, D) → (B, H, T, D)
@@ -104,7 +106,7 @@ public final class LlamaBlock: DecoderLayer {
             let one = p.reshaped([b, t, kv, 1, d])
             return Tensor.concat(Array(repeating: one, count: h / kv), axis: 3).reshaped([b, t, h, d]).transposed(1, 2)
         }
-        return Tensor.causalAttention(q.transposed(1, 2), perHead(k), perHead(v), keyStart: keyStart)
-            .transposed(1, 2).reshaped([b * t, h * d])
+        return Tensor.causalAttention(q.transposed(1, 2), perHead(k), perHead(v), scale: 1 / Float(d).squareRoot(), keyStart: keyStart,
+                                      queries: queries).transposed(1, 2).reshaped([b * t, h * d])
     }
 }

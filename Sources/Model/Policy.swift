@@ -67,6 +67,10 @@ public struct SharedPrefixes: Sendable {
     /// Each packed token's id and position.
     let packedIDs: [Int32]
     public let positions: [Int32]
+    /// For each row, the slots whose attention outputs a packed token takes: from the first token
+    /// the row added to the trie to its length (empty when an earlier row holds all its prefixes).
+    /// Attention computes only these queries (`Tensor.causalAttention(tokenMajor:queries:)`).
+    public let queries: [Range<Int>]
     /// Packed tokens: the rows' distinct prefixes, what the layers' per-token work runs over.
     public var packed: Int { fromSlots.count }
     /// Real tokens of the rows, what the unshared forward's per-token work runs over.
@@ -80,24 +84,27 @@ public struct SharedPrefixes: Sendable {
         packedIDs.reserveCapacity(b * t)
         // (parent's packed token, or -1 at a row's first slot; this token) → its packed token
         var child: [SIMD2<Int32>: Int32] = [:]
+        var queries: [Range<Int>] = []
         for r in 0..<b {
             let n = lengths[r], row = r * t
             precondition(0 < n && n <= t, "row \(r): length \(n) in \(t) slots")
-            var parent: Int32 = -1
+            var parent: Int32 = -1, first = n
             for i in 0..<n {
                 let key = SIMD2(parent, ids[row + i])
                 if let p = child[key] {
                     parent = p
-                } else {
+                } else {  // once a row leaves the trie, each further prefix is new
                     parent = Int32(packedIDs.count)
                     child[key] = parent
                     packedIDs.append(ids[row + i]); positions.append(Int32(i)); fromSlots.append(Int32(row + i))
+                    first = Swift.min(first, i)
                 }
                 toSlots[row + i] = parent
             }
             for i in n..<t { toSlots[row + i] = toSlots[row + n - 1] }
+            queries.append(first..<n)
         }
-        (self.toSlots, self.fromSlots, self.packedIDs, self.positions) = (toSlots, fromSlots, packedIDs, positions)
+        (self.toSlots, self.fromSlots, self.packedIDs, self.positions, self.queries) = (toSlots, fromSlots, packedIDs, positions, queries)
     }
 }
 

@@ -119,6 +119,17 @@ final class PolicyTests: XCTestCase {
             // At least the groups' repeated prompts (8 + 4 + 9 tokens), the third prompt (3), the twice-drawn
             // completion (6) and the two that begin like it (3 + 4) are shared.
             XCTAssertLessThanOrEqual(prefixes.count, lengths.reduce(0, +) - 37)
+            // Attention runs a row's queries from its first prefix no earlier row had: none for the
+            // completion drawn twice and the one that ends inside it.
+            var earlier = Set<[Int32]>()
+            for (r, row) in rows.enumerated() {
+                let seq = row.prompt + row.completion
+                let first = (0..<seq.count).first { !earlier.contains(Array(seq.prefix($0 + 1))) } ?? seq.count
+                XCTAssertEqual(layout.queries[r], first..<seq.count, "row \(r)")
+                for n in 1...seq.count { earlier.insert(Array(seq.prefix(n))) }
+            }
+            XCTAssertTrue(layout.queries[9].isEmpty && layout.queries[11].isEmpty)
+            XCTAssertEqual(layout.queries[0], 0..<lengths[0])
             func run(shared: Bool) -> (states: [Float], grads: [[Float]]) {
                 policy.parameters.forEach { $0.zeroGrad() }
                 let h = shared ? policy.hidden(prefixes: layout)
