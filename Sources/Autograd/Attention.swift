@@ -4,6 +4,7 @@
 // B batch, H heads, T time, D head size. Scores and weighted values are float32 products whatever
 // BLAS.precision says (see MatmulPrecision).
 
+import CKernels
 import Foundation
 
 /// Precomputed RoPE angles (Su et al. 2021) in Hugging Face Llama's "rotate_half" layout: dimension
@@ -167,6 +168,13 @@ extension Tensor {
                 }
             }
         }
+        // The queries whose terms dK and dV of keys from k0 on sum: k0..<T, less the unread rows
+        // after `read` (exact zeros at the end of each sum) and, where Ponder's own kernel sums
+        // k0..<T in one chunk, the unread rows before it (exact zeros at the start of one FMA chain).
+        let oneChunk = NativeKernels.trainingGEMM ? ponder_sgemm_chunk_f32() : 0
+        func summed(_ k0: Int, _ read: Range<Int>) -> (Int, Int) {
+            (t - k0 <= oneChunk ? Swift.max(k0, read.lowerBound) : k0, Swift.max(k0, read.upperBound))
+        }
         let saved = ProbsBuffer(probs, count: b * h * t * t)
         if Autograd.needsGrad(out, q, k, v) {
             Autograd.record {
@@ -182,8 +190,13 @@ extension Tensor {
                         let qd = q.data + kOffset(bh), kd = k.data + kOffset(bh), vd = v.data + vOffset(bh)
                         if let gv {  // dV += Pᵀ · dO; keys k0..<k1 meet queries k0..<T
                             for (k0, k1) in blocks {
-                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dv, k: t - k0,
-                                           a: p + k0 * t + k0, lda: t, b: go + k0 * ldv, ldb: ldv, beta: gv.fresh ? 0 : 1,
+                                let (i0, i1) = summed(k0, read)
+                                guard i0 < i1 else {
+                                    if gv.fresh { for j in k0..<k1 { (gv.pointer + vOffset(bh) + j * ldv).update(repeating: 0, count: dv) } }
+                                    continue
+                                }
+                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dv, k: i1 - i0,
+                                           a: p + i0 * t + k0, lda: t, b: go + i0 * ldv, ldb: ldv, beta: gv.fresh ? 0 : 1,
                                            c: gv.pointer + vOffset(bh) + k0 * ldv, ldc: ldv, precision: .f32)
                             }
                         }
@@ -213,8 +226,13 @@ extension Tensor {
                         }
                         if let gk {  // dK += dSᵀ · Q
                             for (k0, k1) in blocks {
-                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dk, k: t - k0,
-                                           a: dp + k0 * t + k0, lda: t, b: qd + k0 * ldk, ldb: ldk, beta: gk.fresh ? 0 : 1,
+                                let (i0, i1) = summed(k0, read)
+                                guard i0 < i1 else {
+                                    if gk.fresh { for j in k0..<k1 { (gk.pointer + kOffset(bh) + j * ldk).update(repeating: 0, count: dk) } }
+                                    continue
+                                }
+                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dk, k: i1 - i0,
+                                           a: dp + i0 * t + k0, lda: t, b: qd + i0 * ldk, ldb: ldk, beta: gk.fresh ? 0 : 1,
                                            c: gk.pointer + kOffset(bh) + k0 * ldk, ldc: ldk, precision: .f32)
                             }
                         }

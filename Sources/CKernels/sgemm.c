@@ -236,6 +236,8 @@ SK_BF16(4)
 SK_BF16(2)
 SK_BF16(1)
 
+long ponder_sgemm_chunk_f32(void) { return SKC_F32; }
+
 // Bytes of one packed panel of one chunk of op(B) (a full chunk's, so chunks sit at fixed offsets).
 static size_t panelBytes(const SJob *j) {
     return j->bf16 ? (size_t)((j->kcMax + 1) / 2) * 64 * sizeof(uint16_t) : (size_t)j->kcMax * 32 * sizeof(float);

@@ -91,6 +91,10 @@ void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, lon
                            long lda, const float *b, long ldb, float beta, float *c, long ldc, long parts,
                            ponder_parallel_fn run);
 
+/// K per chunk of ponder_sgemm_parallel's float32 sums: a product with K at most this sums each element
+/// in one FMA chain from zero, so terms that are exact zeros at its start or end change nothing.
+long ponder_sgemm_chunk_f32(void);
+
 /// Sets the most bytes of op(B) each part of ponder_sgemm_parallel packs at a time (default 32 MiB; a
 /// wider operand is packed and used one column block after another); returns the previous limit.
 /// Results do not depend on it. For tests.
