@@ -30,8 +30,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// Threads for Ponder's kernels (0: all cores).
     public var threads = 0
-    /// Matrix products of the linear layers: f32, or bf16 (mixed precision on Intel AMX).
-    public var precision = MatmulPrecision.f32
+    /// Matrix products of the linear layers: f32, bf16 (bfloat16 operands, float32 sums, on AMX or
+    /// avx512_bf16), or auto (bf16 where the CPU runs it, else f32).
+    public var precision = PrecisionSetting.f32
 
     public init() {}
 
@@ -405,6 +406,21 @@ extension TrainConfig {
                  "is \(e.firstKDense); it must be in 0..<model.layers (\(model.layers)) so some layer has experts")
         try need(e.auxLossCoef >= 0 && e.auxLossCoef <= 1000, "model.moe.aux_loss_coef", "must be in 0...1000")
         try need(e.biasUpdateRate >= 0 && e.biasUpdateRate <= 1, "model.moe.bias_update_rate", "must be in 0...1")
+    }
+}
+
+/// `precision`: a matmul precision, or `auto`, the fastest this CPU runs (bf16 where it has AMX or
+/// avx512_bf16, else f32).
+public enum PrecisionSetting: String, ConfigChoice {
+    case f32, bf16, auto
+
+    /// The precision a run on this CPU uses.
+    public var resolved: MatmulPrecision {
+        switch self {
+        case .f32: .f32
+        case .bf16: .bf16
+        case .auto: MatmulPrecision.bf16Unavailable == nil ? .bf16 : .f32
+        }
     }
 }
 

@@ -197,7 +197,7 @@ public final class Trainer {
         if config.precision == .bf16, let why = MatmulPrecision.bf16Unavailable {
             throw ConfigError(file: nil, key: "precision", message: "is bf16, but \(why)")
         }
-        BLAS.precision = config.precision
+        BLAS.precision = config.precision.resolved
     }
 
     /// The held-out problems in `data.datasets` (never trained on).

@@ -1,3 +1,4 @@
+import Autograd
 import Training
 import XCTest
 
@@ -21,6 +22,16 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.grpo.promptsPerStep, TrainConfig().grpo.promptsPerStep)
         // The resolved config reads back as the same value.
         XCTAssertEqual(try ConfigLoader.parse(ConfigLoader.yaml(c)), c)
+    }
+
+    /// `precision: auto` is bf16 exactly where this CPU runs bf16 products, else f32; f32 and bf16
+    /// mean themselves.
+    func testPrecisionAutoIsBF16WhereTheCPURunsIt() throws {
+        let auto = try ConfigLoader.parse("precision: auto\n").precision
+        XCTAssertEqual(auto, .auto)
+        XCTAssertEqual(auto.resolved, MatmulPrecision.bf16Unavailable == nil ? .bf16 : .f32)
+        XCTAssertEqual(try ConfigLoader.parse("precision: bf16\n").precision.resolved, .bf16)
+        XCTAssertEqual(try ConfigLoader.parse("").precision.resolved, .f32)
     }
 
     func assertError(_ yaml: String, overrides: [String] = [], key: String, mentions: String,
@@ -56,7 +67,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try ConfigLoader.parse("grpo:\n  loss_type: cispo\n  epsilon_high: 5\n").epsilonHigh, 5)
         assertError("grpo:\n  importance_sampling_level: seq\n", key: "grpo.importance_sampling_level", mentions: "use token or sequence")
         assertError("grpo:\n  top_entropy_quantile: 0\n", key: "grpo.top_entropy_quantile", mentions: "(0, 1]")
-        assertError("precision: fp16\n", key: "precision", mentions: "use f32 or bf16")
+        assertError("precision: fp16\n", key: "precision", mentions: "use f32, bf16 or auto")
         assertError("data:\n  curriculum:\n    mode: adaptiv\n", key: "data.curriculum.mode", mentions: "use adaptive or ladder")
         assertError("sft:\n  learning_rate: 0\n", key: "sft.learning_rate", mentions: "must be in (0, 1.0]")
         assertError("data:\n  families: [mull]\n", key: "data.families", mentions: "did you mean 'mul'")
