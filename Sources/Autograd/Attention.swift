@@ -188,18 +188,21 @@ extension Tensor {
                     for bh in range {
                         let p = saved.pointer + bh * tt, go = g + vOffset(bh), read = queries?[bh / h] ?? 0..<t
                         let qd = q.data + kOffset(bh), kd = k.data + kOffset(bh), vd = v.data + vOffset(bh)
-                        if let gv {  // dV += Pᵀ · dO; keys k0..<k1 meet queries k0..<T
+                        // out += aᵀ · x for a (T, T) over queries × keys and x (T, n), row stride ld for x and
+                        // out: keys k0..<k1 meet queries k0..<T, of which `summed` gives the terms
+                        func keyGradient(_ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>, n: Int, ld: Int,
+                                         _ out: UnsafeMutablePointer<Float>, fresh: Bool) {
                             for (k0, k1) in blocks {
                                 let (i0, i1) = summed(k0, read)
                                 guard i0 < i1 else {
-                                    if gv.fresh { for j in k0..<k1 { (gv.pointer + vOffset(bh) + j * ldv).update(repeating: 0, count: dv) } }
+                                    if fresh { for j in k0..<k1 { (out + j * ld).update(repeating: 0, count: n) } }
                                     continue
                                 }
-                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dv, k: i1 - i0,
-                                           a: p + i0 * t + k0, lda: t, b: go + i0 * ldv, ldb: ldv, beta: gv.fresh ? 0 : 1,
-                                           c: gv.pointer + vOffset(bh) + k0 * ldv, ldc: ldv, precision: .f32)
+                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: n, k: i1 - i0, a: a + i0 * t + k0, lda: t,
+                                           b: x + i0 * ld, ldb: ld, beta: fresh ? 0 : 1, c: out + k0 * ld, ldc: ld, precision: .f32)
                             }
                         }
+                        if let gv { keyGradient(p, go, n: dv, ld: ldv, gv.pointer + vOffset(bh), fresh: gv.fresh) }  // dV += Pᵀ · dO
                         guard gq != nil || gk != nil else { continue }
                         for (b0, b1) in blocks {
                             // rows outside `read`: dS = 0, and so dQ = 0
@@ -224,18 +227,7 @@ extension Tensor {
                                            c: gq.pointer + kOffset(bh) + i0 * ldk, ldc: ldk, precision: .f32)
                             }
                         }
-                        if let gk {  // dK += dSᵀ · Q
-                            for (k0, k1) in blocks {
-                                let (i0, i1) = summed(k0, read)
-                                guard i0 < i1 else {
-                                    if gk.fresh { for j in k0..<k1 { (gk.pointer + kOffset(bh) + j * ldk).update(repeating: 0, count: dk) } }
-                                    continue
-                                }
-                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: dk, k: i1 - i0,
-                                           a: dp + i0 * t + k0, lda: t, b: qd + i0 * ldk, ldb: ldk, beta: gk.fresh ? 0 : 1,
-                                           c: gk.pointer + kOffset(bh) + k0 * ldk, ldc: ldk, precision: .f32)
-                            }
-                        }
+                        if let gk { keyGradient(dp, qd, n: dk, ld: ldk, gk.pointer + kOffset(bh), fresh: gk.fresh) }  // dK += dSᵀ · Q
                     }
                 }
             }
