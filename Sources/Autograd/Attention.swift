@@ -135,16 +135,26 @@ extension Tensor {
         // read, and the terms a shorter sum leaves out are exact zeros; values differ from the full
         // products only in rounding (OpenBLAS's summation order depends on a product's shape).
         let blocks = Self.causalBlocks(t)
+        // The queries whose terms dK and dV of keys from k0 on sum: k0..<T, less the unread rows
+        // after `read` (exact zeros at the end of each sum) and, where Ponder's own kernel sums
+        // k0..<T in one chunk, the unread rows before it (exact zeros at the start of one FMA chain).
+        let oneChunk = NativeKernels.trainingGEMM ? ponder_sgemm_chunk_f32() : 0
+        func summed(_ k0: Int, _ read: Range<Int>) -> (Int, Int) {
+            (t - k0 <= oneChunk ? Swift.max(k0, read.lowerBound) : k0, Swift.max(k0, read.upperBound))
+        }
+        // So the unread rows' probabilities and dS are read only before `read`, by a sum longer than
+        // one chunk, and only by the backward: zeroed only then.
+        let zeroLeading = t > oneChunk && Autograd.needsGrad(out, q, k, v)
         Parallel.forRanges(b * h, cost: tt * (dk + dv)) { range in
             for bh in range {
                 let p = probs + bh * tt
                 let start = keyStart?[bh / h] ?? 0, read = queries?[bh / h] ?? 0..<t
                 let qd = q.data + kOffset(bh), kd = k.data + kOffset(bh), vd = v.data + vOffset(bh), od = out.data + vOffset(bh)
                 for (b0, b1) in blocks {
-                    // rows of the block outside `read`: zero probabilities (the backward reads them) and outputs
+                    // rows of the block outside `read`: outputs 0, and probabilities 0 where a sum reads them
                     let i0 = Swift.min(Swift.max(b0, read.lowerBound), b1), i1 = Swift.max(Swift.min(b1, read.upperBound), i0)
                     for i in b0..<b1 where i < i0 || i >= i1 {
-                        (p + i * t).update(repeating: 0, count: b1)
+                        if zeroLeading && i < i0 { (p + i * t).update(repeating: 0, count: b1) }
                         (od + i * ldv).update(repeating: 0, count: dv)
                     }
                     guard i0 < i1 else { continue }
@@ -167,13 +177,6 @@ extension Tensor {
                                a: p + i0 * t, lda: t, b: vd, ldb: ldv, beta: 0, c: od + i0 * ldv, ldc: ldv, precision: .f32)
                 }
             }
-        }
-        // The queries whose terms dK and dV of keys from k0 on sum: k0..<T, less the unread rows
-        // after `read` (exact zeros at the end of each sum) and, where Ponder's own kernel sums
-        // k0..<T in one chunk, the unread rows before it (exact zeros at the start of one FMA chain).
-        let oneChunk = NativeKernels.trainingGEMM ? ponder_sgemm_chunk_f32() : 0
-        func summed(_ k0: Int, _ read: Range<Int>) -> (Int, Int) {
-            (t - k0 <= oneChunk ? Swift.max(k0, read.lowerBound) : k0, Swift.max(k0, read.upperBound))
         }
         let saved = ProbsBuffer(probs, count: b * h * t * t)
         if Autograd.needsGrad(out, q, k, v) {
@@ -208,7 +211,7 @@ extension Tensor {
                             // rows outside `read`: dS = 0, and so dQ = 0
                             let i0 = Swift.min(Swift.max(b0, read.lowerBound), b1), i1 = Swift.max(Swift.min(b1, read.upperBound), i0)
                             for i in b0..<b1 where i < i0 || i >= i1 {
-                                (dp + i * t).update(repeating: 0, count: b1)
+                                if zeroLeading && i < i0 { (dp + i * t).update(repeating: 0, count: b1) }
                                 if let gq, gq.fresh { (gq.pointer + kOffset(bh) + i * ldk).update(repeating: 0, count: dk) }
                             }
                             guard i0 < i1 else { continue }
