@@ -398,11 +398,12 @@ struct BenchGRPO: ParsableCommand {
                     total += w.layers(tp + j + 1) - w.layers(tp + j) + w.head(1)
                 }
             }
-            // The update: per-token work over `tokens` (the packed tokens when shared), attention and the
-            // LM head per row.
+            // The update: per-token work over `tokens` (the packed tokens when shared), attention over the
+            // queries it computes (each packed token's once when shared), the LM head per row.
             let heads = lengths.reduce(0, +)
             let tokens = Double(sharedPrefixes ? layout.packed : layout.realTokens)
-            let attention = w.attention * lengths.map { ModelWork.keys(tp + $0) }.reduce(0, +)
+            let queries = sharedPrefixes ? layout.queries : lengths.map { 0..<(tp + $0) }
+            let attention = w.attention * queries.map { ModelWork.keys($0.upperBound) - ModelWork.keys($0.lowerBound) }.reduce(0, +)
             let layers = 2 * w.trunk * tokens + attention
             let backward = (frozenBase ? 2 : 4) * (w.trunk * tokens + w.headWeights * Double(heads)) + 2 * attention
             total += (layers + w.head(heads)) * (reference ? 2 : 1) + backward + w.head(heads) + (recompute ? layers : 0)
