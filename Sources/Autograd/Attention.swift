@@ -114,8 +114,7 @@ extension Tensor {
     /// The fused causal attention over (b, h, t, dk, dv), with q, k, v and the output either head-major
     /// (B, H, T, D) or token-major (B, T, H, D). Fused so that the (T, T) scores are made once per
     /// head and only the probabilities are saved; heads are independent, so each thread takes whole
-    /// (b, h) pairs with single-threaded sgemms. Long on purpose: the fused forward and its backward
-    /// sit side by side (STYLE.md), sharing the saved probabilities.
+    /// (b, h) pairs with single-threaded sgemms (`HeadShape.forward`, `.backward`).
     static func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, dims: (Int, Int, Int, Int, Int), tokenMajor: Bool,
                                 scale: Float, keyStart: [Int]?, queries: [Range<Int>]? = nil) -> Tensor {
         let (b, h, t, dk, dv) = dims
@@ -130,56 +129,16 @@ extension Tensor {
         let ldk = tokenMajor ? h * dk : dk, ldv = tokenMajor ? h * dv : dv
         func kOffset(_ bh: Int) -> Int { tokenMajor ? (bh / h) * t * h * dk + (bh % h) * dk : bh * t * dk }
         func vOffset(_ bh: Int) -> Int { tokenMajor ? (bh / h) * t * h * dv + (bh % h) * dv : bh * t * dv }
-        // Causal blocks: query rows i0..<i1 only meet keys 0..<i1, so each block's products stop
-        // there (at T = 256, 5/8 of the full T×T work). Entries past a block's last key are never
-        // read, and the terms a shorter sum leaves out are exact zeros; values differ from the full
-        // products only in rounding (OpenBLAS's summation order depends on a product's shape).
-        let blocks = Self.causalBlocks(t)
-        // The queries whose terms dK and dV of keys from k0 on sum: k0..<T, less the unread rows
-        // after `read` (exact zeros at the end of each sum) and, where Ponder's own kernel sums
-        // k0..<T in one chunk, the unread rows before it (exact zeros at the start of one FMA chain).
-        let oneChunk = NativeKernels.trainingGEMM ? ponder_sgemm_chunk_f32() : 0
-        func summed(_ k0: Int, _ read: Range<Int>) -> (Int, Int) {
-            (t - k0 <= oneChunk ? Swift.max(k0, read.lowerBound) : k0, Swift.max(k0, read.upperBound))
-        }
-        // So the unread rows' probabilities and dS are read only before `read`, by a sum longer than
-        // one chunk, and only by the backward: zeroed only then.
-        let zeroLeading = t > oneChunk && Autograd.needsGrad(out, q, k, v)
+        let shape = HeadShape(t: t, dk: dk, dv: dv, scale: scale, training: Autograd.needsGrad(out, q, k, v))
         Parallel.forRanges(b * h, cost: tt * (dk + dv)) { range in
             for bh in range {
-                let p = probs + bh * tt
-                let start = keyStart?[bh / h] ?? 0, read = queries?[bh / h] ?? 0..<t
-                let qd = q.data + kOffset(bh), kd = k.data + kOffset(bh), vd = v.data + vOffset(bh), od = out.data + vOffset(bh)
-                for (b0, b1) in blocks {
-                    // rows of the block outside `read`: outputs 0, and probabilities 0 where a sum reads them
-                    let i0 = Swift.min(Swift.max(b0, read.lowerBound), b1), i1 = Swift.max(Swift.min(b1, read.upperBound), i0)
-                    for i in b0..<b1 where i < i0 || i >= i1 {
-                        if zeroLeading && i < i0 { (p + i * t).update(repeating: 0, count: b1) }
-                        (od + i * ldv).update(repeating: 0, count: dv)
-                    }
-                    guard i0 < i1 else { continue }
-                    BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: b1, k: dk, alpha: scale,
-                               a: qd + i0 * ldk, lda: ldk, b: kd, ldb: ldk, beta: 0, c: p + i0 * t, ldc: t, precision: .f32)
-                    for i in i0..<i1 {
-                        let row = p + i * t
-                        if start > i {
-                            row.update(repeating: 0, count: b1)
-                            continue
-                        }
-                        let len = i - start + 1
-                        let mx = Kernels.max(row + start, len)
-                        let inv = 1 / Kernels.expShifted(row + start, row + start, len, shift: mx)
-                        for j in 0..<start { row[j] = 0 }
-                        Kernels.scale(row + start, inv, len)
-                        for j in (i + 1)..<b1 { row[j] = 0 }
-                    }
-                    BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dv, k: b1,
-                               a: p + i0 * t, lda: t, b: vd, ldb: ldv, beta: 0, c: od + i0 * ldv, ldc: ldv, precision: .f32)
-                }
+                shape.forward(q: q.data + kOffset(bh), k: k.data + kOffset(bh), ldk: ldk, v: v.data + vOffset(bh),
+                              out: out.data + vOffset(bh), ldv: ldv, probs: probs + bh * tt, start: keyStart?[bh / h] ?? 0,
+                              read: queries?[bh / h] ?? 0..<t, zeroUnread: true)
             }
         }
         let saved = ProbsBuffer(probs, count: b * h * t * t)
-        if Autograd.needsGrad(out, q, k, v) {
+        if shape.training {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
                 let gq = q.requiresGrad ? q.storage.gradForOverwrite() : nil
@@ -189,53 +148,218 @@ extension Tensor {
                     let dp = UnsafeMutablePointer<Float>.allocate(capacity: tt)
                     defer { dp.deallocate() }
                     for bh in range {
-                        let p = saved.pointer + bh * tt, go = g + vOffset(bh), read = queries?[bh / h] ?? 0..<t
-                        let qd = q.data + kOffset(bh), kd = k.data + kOffset(bh), vd = v.data + vOffset(bh)
-                        // out += aᵀ · x for a (T, T) over queries × keys and x (T, n), row stride ld for x and
-                        // out: keys k0..<k1 meet queries k0..<T, of which `summed` gives the terms
-                        func keyGradient(_ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>, n: Int, ld: Int,
-                                         _ out: UnsafeMutablePointer<Float>, fresh: Bool) {
-                            for (k0, k1) in blocks {
-                                let (i0, i1) = summed(k0, read)
-                                guard i0 < i1 else {
-                                    if fresh { for j in k0..<k1 { (out + j * ld).update(repeating: 0, count: n) } }
-                                    continue
-                                }
-                                BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: n, k: i1 - i0, a: a + i0 * t + k0, lda: t,
-                                           b: x + i0 * ld, ldb: ld, beta: fresh ? 0 : 1, c: out + k0 * ld, ldc: ld, precision: .f32)
-                            }
-                        }
-                        if let gv { keyGradient(p, go, n: dv, ld: ldv, gv.pointer + vOffset(bh), fresh: gv.fresh) }  // dV += Pᵀ · dO
-                        guard gq != nil || gk != nil else { continue }
-                        for (b0, b1) in blocks {
-                            // rows outside `read`: dS = 0, and so dQ = 0
-                            let i0 = Swift.min(Swift.max(b0, read.lowerBound), b1), i1 = Swift.max(Swift.min(b1, read.upperBound), i0)
-                            for i in b0..<b1 where i < i0 || i >= i1 {
-                                if zeroLeading && i < i0 { (dp + i * t).update(repeating: 0, count: b1) }
-                                if let gq, gq.fresh { (gq.pointer + kOffset(bh) + i * ldk).update(repeating: 0, count: dk) }
-                            }
-                            guard i0 < i1 else { continue }
-                            // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-                            BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: b1, k: dv,
-                                       a: go + i0 * ldv, lda: ldv, b: vd, ldb: ldv, beta: 0, c: dp + i0 * t, ldc: t, precision: .f32)
-                            for i in i0..<i1 {
-                                let pr = p + i * t, dr = dp + i * t
-                                let dot = Kernels.dot(pr, dr, i + 1)
-                                Kernels.softmaxGrad(pr, dr, i + 1, dot: dot, scale: scale)
-                                for j in (i + 1)..<b1 { dr[j] = 0 }
-                            }
-                            if let gq {  // dQ += dS · K
-                                BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dk, k: b1,
-                                           a: dp + i0 * t, lda: t, b: kd, ldb: ldk, beta: gq.fresh ? 0 : 1,
-                                           c: gq.pointer + kOffset(bh) + i0 * ldk, ldc: ldk, precision: .f32)
-                            }
-                        }
-                        if let gk { keyGradient(dp, qd, n: dk, ld: ldk, gk.pointer + kOffset(bh), fresh: gk.fresh) }  // dK += dSᵀ · Q
+                        let ko = kOffset(bh), vo = vOffset(bh)
+                        shape.backward(probs: saved.pointer + bh * tt, outGrad: g + vo, q: q.data + ko, k: k.data + ko, ldk: ldk,
+                                       v: v.data + vo, ldv: ldv, gq: gq.map { ($0.pointer + ko, $0.fresh) },
+                                       gk: gk.map { ($0.pointer + ko, $0.fresh) }, gv: gv.map { ($0.pointer + vo, $0.fresh) },
+                                       scratch: dp, read: queries?[bh / h] ?? 0..<t)
                     }
                 }
             }
         }
         return out
+    }
+
+    /// Causal attention over packed tokens: the rows of a batch whose rows begin alike, each
+    /// distinct prefix held once (`SharedPrefixes` in Model). q, k (N, H·Dk) and v (N, H·Dv) hold the
+    /// N packed tokens; slot i of batch row r holds packed token `toSlots[r·T + i]`, and the slots
+    /// `queries[r]` of row r are the queries computed there (each packed token's in exactly one row,
+    /// its first). → (N, H·Dv), each token's output from that row. The same values and gradients,
+    /// bit for bit, as gathering q, k and v into the B×T slots, `causalAttention(tokenMajor:queries:)`
+    /// and gathering each token's output back: each (row, head) gathers its slots' keys and values
+    /// into a scratch that stays in cache and runs the same products on them, and gradients reach
+    /// the packed tokens in the order the gathers' backward sums them (rows in order, per head). It
+    /// saves writing the slots' copies, their unread outputs and their gradients.
+    public static func causalAttention(packed q: Tensor, _ k: Tensor, _ v: Tensor, heads h: Int, scale: Float, batch b: Int,
+                                       time t: Int, toSlots: [Int32], queries: [Range<Int>]) -> Tensor {
+        let n = q.dim(0), dk = q.dim(1) / h, dv = v.dim(1) / h
+        precondition(q.rank == 2 && k.shape == q.shape && v.rank == 2 && v.dim(0) == n && q.dim(1) == h * dk && v.dim(1) == h * dv,
+                     "packed attention needs q, k (N, H·Dk) and v (N, H·Dv), got \(q.shape) \(k.shape) \(v.shape) for \(h) heads")
+        precondition(toSlots.count == b * t && toSlots.allSatisfy { $0 >= 0 && Int($0) < n }, "toSlots needs \(b * t) tokens inside 0..<\(n)")
+        precondition(queries.count == b && queries.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= t },
+                     "queries needs \(b) ranges inside 0..<\(t)")
+        let out = Tensor(uninitialized: [n, h * dv])
+        let probs = BufferPool.take(b * h * t * t)  // (B, H, T, T), saved; rows outside `queries` unwritten
+        let tt = t * t, ldo = h * dv
+        let shape = HeadShape(t: t, dk: dk, dv: dv, scale: scale, training: Autograd.needsGrad(out, q, k, v))
+        // Row r's slots of head `head` from a packed (N, H·D) tensor into a (T, D) scratch.
+        func gather(_ x: UnsafePointer<Float>, _ d: Int, head: Int, row r: Int, slots: Range<Int>, into s: UnsafeMutablePointer<Float>) {
+            for i in slots { (s + i * d).update(from: x + Int(toSlots[r * t + i]) * h * d + head * d, count: d) }
+        }
+        Parallel.forRanges(b * h, cost: tt * (dk + dv)) { range in
+            let qs = UnsafeMutablePointer<Float>.allocate(capacity: t * (2 * dk + 2 * dv))
+            defer { qs.deallocate() }
+            let ks = qs + t * dk, vs = ks + t * dk, os = vs + t * dv
+            for bh in range {
+                let r = bh / h, head = bh % h, read = queries[r]
+                if read.isEmpty { continue }  // an earlier row holds every prefix: nothing of this row is read
+                gather(q.data, dk, head: head, row: r, slots: read, into: qs)
+                gather(k.data, dk, head: head, row: r, slots: 0..<t, into: ks)
+                gather(v.data, dv, head: head, row: r, slots: 0..<t, into: vs)
+                shape.forward(q: qs, k: ks, ldk: dk, v: vs, out: os, ldv: dv, probs: probs + bh * tt, start: 0, read: read,
+                              zeroUnread: false)
+                for i in read { (out.data + Int(toSlots[r * t + i]) * ldo + head * dv).update(from: os + i * dv, count: dv) }
+            }
+        }
+        let saved = ProbsBuffer(probs, count: b * h * t * t)
+        if shape.training {
+            Autograd.record {
+                guard let g = outGrad(out) else { return }
+                // Packed gradients sum their slots' terms from zero, rows in order (as the gathers'
+                // backward does), so each head's rows run in order on one thread; a slot whose term is
+                // an exact zero (an unread query's dQ, a row with no query) adds nothing.
+                let gq = q.requiresGrad ? q.grad : nil, gk = k.requiresGrad ? k.grad : nil, gv = v.requiresGrad ? v.grad : nil
+                Parallel.forRanges(h, cost: b * 2 * tt * (dk + dv)) { heads in
+                    let qs = UnsafeMutablePointer<Float>.allocate(capacity: tt + t * (4 * dk + 3 * dv))
+                    defer { qs.deallocate() }
+                    let ks = qs + t * dk, vs = ks + t * dk, gos = vs + t * dv, dqs = gos + t * dv, dks = dqs + t * dk
+                    let dvs = dks + t * dk, dp = dvs + t * dv
+                    for head in heads {
+                        for r in 0..<b {
+                            let read = queries[r]
+                            if read.isEmpty { continue }
+                            // the unread queries before `read` too where a sum over queries reads them (as zeros' factors)
+                            gather(q.data, dk, head: head, row: r, slots: (shape.zeroLeading ? 0 : read.lowerBound)..<read.upperBound, into: qs)
+                            gather(k.data, dk, head: head, row: r, slots: 0..<t, into: ks)
+                            gather(v.data, dv, head: head, row: r, slots: 0..<t, into: vs)
+                            // dO of the read queries; the unread ones before them are summed as zeros where
+                            // a sum over queries is longer than one chunk (`HeadShape.summed`)
+                            if shape.zeroLeading { gos.update(repeating: 0, count: read.lowerBound * dv) }
+                            for i in read { (gos + i * dv).update(from: g + Int(toSlots[r * t + i]) * ldo + head * dv, count: dv) }
+                            shape.backward(probs: saved.pointer + (r * h + head) * tt, outGrad: gos, q: qs, k: ks, ldk: dk, v: vs,
+                                           ldv: dv, gq: gq.map { _ in (dqs, true) }, gk: gk.map { _ in (dks, true) },
+                                           gv: gv.map { _ in (dvs, true) }, scratch: dp, read: read)
+                            let slots = 0..<read.upperBound  // keys past the last query take no term
+                            func scatter(_ s: UnsafePointer<Float>, _ d: Int, into x: UnsafeMutablePointer<Float>, slots: Range<Int>) {
+                                for i in slots {
+                                    let dst = x + Int(toSlots[r * t + i]) * h * d + head * d, src = s + i * d
+                                    for c in 0..<d { dst[c] += src[c] }
+                                }
+                            }
+                            if let gq { scatter(dqs, dk, into: gq, slots: read) }
+                            if let gk { scatter(dks, dk, into: gk, slots: slots) }
+                            if let gv { scatter(dvs, dv, into: gv, slots: slots) }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// One (row, head) of the fused causal attention, forward and backward, on operands laid out
+    /// row after row with strides: what the B×T and the packed entry points share.
+    struct HeadShape {
+        let t, dk, dv: Int
+        let scale: Float
+        /// Whether a backward will run (the forward then saves what it reads).
+        let training: Bool
+        /// Causal blocks: query rows i0..<i1 only meet keys 0..<i1, so each block's products stop
+        /// there (at T = 256, 5/8 of the full T×T work). Entries past a block's last key are never
+        /// read, and the terms a shorter sum leaves out are exact zeros; values differ from the full
+        /// products only in rounding (OpenBLAS's summation order depends on a product's shape).
+        let blocks: [(Int, Int)]
+        /// The K that Ponder's own float32 kernel sums in one chunk (0 under OpenBLAS).
+        let oneChunk: Int
+        /// Whether unread rows' probabilities and dS are zeroed: only when a sum reads them, which is
+        /// before `read`, by a sum longer than one chunk, and only in the backward.
+        let zeroLeading: Bool
+
+        init(t: Int, dk: Int, dv: Int, scale: Float, training: Bool) {
+            (self.t, self.dk, self.dv, self.scale, self.training) = (t, dk, dv, scale, training)
+            blocks = Tensor.causalBlocks(t)
+            oneChunk = NativeKernels.trainingGEMM ? ponder_sgemm_chunk_f32() : 0
+            zeroLeading = t > oneChunk && training
+        }
+
+        /// The queries whose terms dK and dV of keys from k0 on sum: k0..<T, less the unread rows
+        /// after `read` (exact zeros at the end of each sum) and, where Ponder's own kernel sums
+        /// k0..<T in one chunk, the unread rows before it (exact zeros at the start of one FMA chain).
+        func summed(_ k0: Int, _ read: Range<Int>) -> (Int, Int) {
+            (t - k0 <= oneChunk ? Swift.max(k0, read.lowerBound) : k0, Swift.max(k0, read.upperBound))
+        }
+
+        /// Query rows `read` of one head: probabilities into p (T, T), outputs to out (stride ldv);
+        /// q and k have stride ldk, v ldv. Keys before `start` are masked (left padding); a query
+        /// before it gives 0. Rows outside `read` give 0 when `zeroUnread` (else are left as they are).
+        func forward(q qd: UnsafePointer<Float>, k kd: UnsafePointer<Float>, ldk: Int, v vd: UnsafePointer<Float>,
+                     out od: UnsafeMutablePointer<Float>, ldv: Int, probs p: UnsafeMutablePointer<Float>, start: Int,
+                     read: Range<Int>, zeroUnread: Bool) {
+            for (b0, b1) in blocks {
+                let i0 = Swift.min(Swift.max(b0, read.lowerBound), b1), i1 = Swift.max(Swift.min(b1, read.upperBound), i0)
+                for i in b0..<b1 where i < i0 || i >= i1 {
+                    if zeroLeading && i < i0 { (p + i * t).update(repeating: 0, count: b1) }
+                    if zeroUnread { (od + i * ldv).update(repeating: 0, count: dv) }
+                }
+                guard i0 < i1 else { continue }
+                BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: b1, k: dk, alpha: scale,
+                           a: qd + i0 * ldk, lda: ldk, b: kd, ldb: ldk, beta: 0, c: p + i0 * t, ldc: t, precision: .f32)
+                for i in i0..<i1 {
+                    let row = p + i * t
+                    if start > i {
+                        row.update(repeating: 0, count: b1)
+                        continue
+                    }
+                    let len = i - start + 1
+                    let mx = Kernels.max(row + start, len)
+                    let inv = 1 / Kernels.expShifted(row + start, row + start, len, shift: mx)
+                    for j in 0..<start { row[j] = 0 }
+                    Kernels.scale(row + start, inv, len)
+                    for j in (i + 1)..<b1 { row[j] = 0 }
+                }
+                BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dv, k: b1,
+                           a: p + i0 * t, lda: t, b: vd, ldb: ldv, beta: 0, c: od + i0 * ldv, ldc: ldv, precision: .f32)
+            }
+        }
+
+        /// The backward of `forward` for one head: from the saved probabilities p and the output's
+        /// gradient dO (stride ldv), dQ, dK (stride ldk) and dV (stride ldv), each written when
+        /// `fresh` and added to otherwise; `scratch` holds T×T floats (dP, then dS).
+        func backward(probs p: UnsafePointer<Float>, outGrad go: UnsafePointer<Float>, q qd: UnsafePointer<Float>,
+                      k kd: UnsafePointer<Float>, ldk: Int, v vd: UnsafePointer<Float>, ldv: Int,
+                      gq: (UnsafeMutablePointer<Float>, Bool)?, gk: (UnsafeMutablePointer<Float>, Bool)?,
+                      gv: (UnsafeMutablePointer<Float>, Bool)?, scratch dp: UnsafeMutablePointer<Float>, read: Range<Int>) {
+            // out += aᵀ · x for a (T, T) over queries × keys and x (T, n), row stride ld for x and
+            // out: keys k0..<k1 meet queries k0..<T, of which `summed` gives the terms
+            func keyGradient(_ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>, n: Int, ld: Int,
+                             _ out: UnsafeMutablePointer<Float>, fresh: Bool) {
+                for (k0, k1) in blocks {
+                    let (i0, i1) = summed(k0, read)
+                    guard i0 < i1 else {
+                        if fresh { for j in k0..<k1 { (out + j * ld).update(repeating: 0, count: n) } }
+                        continue
+                    }
+                    BLAS.sgemm(transA: true, transB: false, m: k1 - k0, n: n, k: i1 - i0, a: a + i0 * t + k0, lda: t,
+                               b: x + i0 * ld, ldb: ld, beta: fresh ? 0 : 1, c: out + k0 * ld, ldc: ld, precision: .f32)
+                }
+            }
+            if let (gv, fresh) = gv { keyGradient(p, go, n: dv, ld: ldv, gv, fresh: fresh) }  // dV += Pᵀ · dO
+            guard gq != nil || gk != nil else { return }
+            for (b0, b1) in blocks {
+                // rows outside `read`: dS = 0, and so dQ = 0
+                let i0 = Swift.min(Swift.max(b0, read.lowerBound), b1), i1 = Swift.max(Swift.min(b1, read.upperBound), i0)
+                for i in b0..<b1 where i < i0 || i >= i1 {
+                    if zeroLeading && i < i0 { (dp + i * t).update(repeating: 0, count: b1) }
+                    if let (gq, fresh) = gq, fresh { (gq + i * ldk).update(repeating: 0, count: dk) }
+                }
+                guard i0 < i1 else { continue }
+                // dP = dO · Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
+                BLAS.sgemm(transA: false, transB: true, m: i1 - i0, n: b1, k: dv,
+                           a: go + i0 * ldv, lda: ldv, b: vd, ldb: ldv, beta: 0, c: dp + i0 * t, ldc: t, precision: .f32)
+                for i in i0..<i1 {
+                    let pr = p + i * t, dr = dp + i * t
+                    let dot = Kernels.dot(pr, dr, i + 1)
+                    Kernels.softmaxGrad(pr, dr, i + 1, dot: dot, scale: scale)
+                    for j in (i + 1)..<b1 { dr[j] = 0 }
+                }
+                if let (gq, fresh) = gq {  // dQ += dS · K
+                    BLAS.sgemm(transA: false, transB: false, m: i1 - i0, n: dk, k: b1,
+                               a: dp + i0 * t, lda: t, b: kd, ldb: ldk, beta: fresh ? 0 : 1,
+                               c: gq + i0 * ldk, ldc: ldk, precision: .f32)
+                }
+            }
+            if let (gk, fresh) = gk { keyGradient(dp, qd, n: dk, ld: ldk, gk, fresh: fresh) }  // dK += dSᵀ · Q
+        }
     }
 }
 

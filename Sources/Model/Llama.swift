@@ -72,14 +72,21 @@ public final class LlamaBlock: DecoderLayer {
             let y = pass.linear(hn, w, adapter: adapters[module])
             return bias.map { y + $0 } ?? y
         }
-        if let shared = pass.shared {  // packed tokens in, packed tokens out: attention runs over the B×T slots
+        if let shared = pass.shared {  // packed tokens in, packed tokens out
             let n = shared.packed
-            let slots = { (x: Tensor, heads: Int) in x.reshaped([n, heads * d]).gatherRows(shared.toSlots).reshaped([b, t, heads, d]) }
-            let q = slots(Tensor.rope(project(wq, bq, "q_proj").reshaped([1, n, h, d]), positions: pass.positions, table: rope), h)
-            let k = slots(Tensor.rope(project(wk, bk, "k_proj").reshaped([1, n, kv, d]), positions: pass.positions, table: rope), kv)
-            let v = slots(project(wv, bv, "v_proj"), kv)
-            return pass.linear(attend(q, k, v, b: b, t: t, keyStart: nil, queries: shared.queries).gatherRows(shared.fromSlots), wo,
-                               adapter: adapters["o_proj"])
+            let q = Tensor.rope(project(wq, bq, "q_proj").reshaped([1, n, h, d]), positions: pass.positions, table: rope).reshaped([n, h * d])
+            let k = Tensor.rope(project(wk, bk, "k_proj").reshaped([1, n, kv, d]), positions: pass.positions, table: rope).reshaped([n, kv * d])
+            let v = project(wv, bv, "v_proj")
+            let a: Tensor
+            if kv == h {  // each row's slots gathered per head, inside the attention
+                a = Tensor.causalAttention(packed: q, k, v, heads: h, scale: 1 / Float(d).squareRoot(), batch: b, time: t,
+                                           toSlots: shared.toSlots, queries: shared.queries)
+            } else {  // grouped-query attention over the B×T slots, each token's output from its first row
+                let slots = { (x: Tensor, heads: Int) in x.gatherRows(shared.toSlots).reshaped([b, t, heads, d]) }
+                a = attend(slots(q, h), slots(k, kv), slots(v, kv), b: b, t: t, keyStart: nil, queries: shared.queries)
+                    .gatherRows(shared.fromSlots)
+            }
+            return pass.linear(a, wo, adapter: adapters["o_proj"])
         }
         let q = Tensor.rope(project(wq, bq, "q_proj").reshaped([b, t, h, d]), positions: pass.positions, table: rope)
         let k = Tensor.rope(project(wk, bk, "k_proj").reshaped([b, t, kv, d]), positions: pass.positions, table: rope)

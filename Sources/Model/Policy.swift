@@ -51,8 +51,9 @@ public struct ForwardPass {
 /// (a trie over the rows' tokens, as a radix attention cache shares prefixes when serving, but for a
 /// recorded pass): slot i of row r holds the packed token of the prefix ids[r][0...i], made when the
 /// first row with that prefix reached it. Per-token work (norms, projections, MLP) runs over the
-/// packed tokens; attention gathers queries, keys and values into the B×T layout, runs causally per
-/// row, and each packed token takes its output from one slot, its first row's. Rows' values equal
+/// packed tokens; attention reads each row's slots (gathered per head, `Tensor.causalAttention(packed:)`;
+/// into the B×T layout for grouped-query attention), runs causally per row, and each packed token
+/// takes its output from one slot, its first row's. Rows' values equal
 /// those of the unshared batch: a row's attention reads the same keys and values (a prefix's token
 /// depends on that prefix alone), and the per-token ops act on each token alone. Made once per batch
 /// by its owner (a GRPO micro-batch's, for the policy's and the reference's passes alike).

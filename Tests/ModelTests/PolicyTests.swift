@@ -272,6 +272,53 @@ final class PolicyTests: XCTestCase {
     /// After `repeatRows`, a group's rows read their prompt's slots from the group's first row still in
     /// the cache: the logits equal, bit for bit, those of a cache that ran every row's prompt itself, also
     /// after compaction has dropped a group's first row and moved rows into its place.
+    /// Attention over packed tokens (each row's slots gathered per head) gives the bits of gathering
+    /// q, k and v into the B×T slots, attending there and taking each token's output from its first
+    /// row: outputs and all three gradients, with rows that share prefixes, a row whose prefixes an
+    /// earlier row holds (nothing read), pads, and rows longer than one chunk of the GEMM's K (T 300).
+    func testPackedAttentionGivesTheBitsOfAttentionOverTheSlots() {
+        for t in [40, 300] {
+            let (h, d) = (2, 8), base = tokens(t, seed: 60)
+            let rows: [[Int32]] = [base, Array(base.prefix(20)) + tokens(t - 27, seed: 61), base,
+                                   Array(base.prefix(10)) + tokens(t / 2 - 10, seed: 62), tokens(t - 1, seed: 63)]
+            let b = rows.count, lengths = rows.map(\.count)
+            var ids = [Int32](repeating: 0, count: b * t)
+            for (r, row) in rows.enumerated() { for (i, id) in row.enumerated() { ids[r * t + i] = id } }
+            let layout = SharedPrefixes(ids: ids, batch: b, time: t, lengths: lengths)
+            let n = layout.packed
+            XCTAssertTrue(layout.queries[2].isEmpty, "row 2 repeats row 0")
+            XCTAssertEqual(layout.queries[1].lowerBound, 20)
+            // each packed token's first real slot, in row-major order: where the slot path reads its output
+            var fromSlots = [Int32](repeating: -1, count: n)
+            for r in 0..<b { for i in 0..<lengths[r] where fromSlots[Int(layout.toSlots[r * t + i])] < 0 { fromSlots[Int(layout.toSlots[r * t + i])] = Int32(r * t + i) } }
+            XCTAssertFalse(fromSlots.contains(-1))
+            var rng = RNG(seed: 64)
+            let values = (0..<4).map { _ in Tensor.randn([n, h * d], rng: &rng).array }
+            func run(packed: Bool) -> [[Float]] {
+                let q = Tensor(shape: [n, h * d], values[0], requiresGrad: true), k = Tensor(shape: [n, h * d], values[1], requiresGrad: true)
+                let v = Tensor(shape: [n, h * d], values[2], requiresGrad: true)
+                let out: Tensor
+                if packed {
+                    out = Tensor.causalAttention(packed: q, k, v, heads: h, scale: 0.35, batch: b, time: t, toSlots: layout.toSlots,
+                                                 queries: layout.queries)
+                } else {
+                    let slots = { (x: Tensor) in x.gatherRows(layout.toSlots).reshaped([b, t, h, d]) }
+                    out = Tensor.causalAttention(tokenMajor: slots(q), slots(k), slots(v), scale: 0.35, queries: layout.queries)
+                        .reshaped([b * t, h * d]).gatherRows(fromSlots)
+                }
+                (out * Tensor(shape: [n, h * d], values[3])).sum().backward()
+                return [out.array, q.gradArray, k.gradArray, v.gradArray]
+            }
+            let packed = run(packed: true), slots = run(packed: false)
+            func same(_ x: Float, _ y: Float) -> Bool { NativeKernels.trainingGEMM ? x.bitPattern == y.bitPattern : abs(x - y) <= 1e-6 }
+            for (i, name) in ["output", "dq", "dk", "dv"].enumerated() {
+                let differing = zip(packed[i], slots[i]).filter { !same($0, $1) }.count
+                XCTAssertEqual(differing, 0, "\(name) differs in \(differing) of \(n * h * d) (T \(t))")
+                XCTAssertGreaterThan(packed[i].filter { $0 != 0 }.count, n * h * d / 2, "\(name) is mostly nonzero (T \(t))")
+            }
+        }
+    }
+
     func testGroupRowsReadTheirSharedPromptOnceAndGetTheSameBits() throws {
         try XCTSkipUnless(NativeKernels.enabled, "without the native kernels a row's values may depend on the batch")
         let policy = makePolicy(), v = Self.tiny.vocabSize
