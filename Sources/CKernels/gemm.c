@@ -159,7 +159,9 @@ __attribute__((target("avx512f"))) void ponder_attend_rows(long n, const float *
     }
     switch (d) {
     case 32: PONDER_ROWS(32) break;
+    case 48: PONDER_ROWS(48) break;
     case 64: PONDER_ROWS(64) break;
+    case 96: PONDER_ROWS(96) break;
     case 128: PONDER_ROWS(128) break;
     default: PONDER_ROWS(d) break;
     }
