@@ -139,7 +139,9 @@ public enum SFT {
             }
         }
         // the LM head on the completion positions alone, in chunks of rows (no [rows × vocabulary] logits)
-        let logp = Tensor.headLogprobs(policy.hidden(ids: ids, batch: b, time: t), head: policy.lmHead, targets: targets).logp
+        // each distinct prefix through the layers once: no pad slot, and a prompt's opening shared between rows
+        let layout = SharedPrefixes(ids: ids, batch: b, time: t, lengths: batch.map(\.ids.count))
+        let logp = Tensor.headLogprobs(policy.hidden(prefixes: layout), head: policy.lmHead, targets: targets).logp
         let loss = logp.sum() * (-1 / Float(max(1, normalizer ?? tokens)))
         return (policy.auxiliaryLoss.map { loss + $0 } ?? loss, tokens)  // MoE balance loss, when configured
     }

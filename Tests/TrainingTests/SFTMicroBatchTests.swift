@@ -49,6 +49,40 @@ final class SFTMicroBatchTests: XCTestCase {
         }
     }
 
+    /// SFT's loss runs each distinct prefix of its rows once (no pad slot, a prompt's opening shared
+    /// between rows): its loss and gradient are those of the padded B×T forward, to float32 rounding.
+    func testSFTLossOverSharedPrefixesEqualsThePaddedForward() throws {
+        let tokenizer = CharTokenizer()
+        let add = try XCTUnwrap(TaskRegistry.family(named: "add"))
+        let examples = try (0..<6).map { i in
+            try SFT.example(add.problem(seed: 4, stream: "t", level: i < 3 ? 1 : 3, index: i, id: "p\(i)"), tokenizer: tokenizer)
+        }
+        var rng = RNG(seed: 3, stream: "init")
+        let policy = Policy(config: PolicyConfig(vocabSize: tokenizer.vocabSize, dModel: 32, layers: 2, heads: 2, ffDim: 64, maxContext: 128), rng: &rng)
+        let pad = Int32(tokenizer.pad), b = examples.count, t = examples.map(\.ids.count).max()!
+        var ids = [Int32](repeating: pad, count: b * t), targets = [Int32](repeating: -1, count: b * t)
+        for (r, ex) in examples.enumerated() {
+            for (i, id) in ex.ids.enumerated() { ids[r * t + i] = id }
+            for i in (ex.promptLength - 1)..<(ex.ids.count - 1) { targets[r * t + i] = ex.ids[i + 1] }
+        }
+        let layout = SharedPrefixes(ids: ids, batch: b, time: t, lengths: examples.map(\.ids.count))
+        XCTAssertLessThan(layout.realTokens, b * t, "rows of different lengths: pads")
+        XCTAssertLessThan(layout.packed, layout.realTokens, "prompts that open alike: shared tokens")
+
+        let (loss, count) = SFT.loss(policy: policy, batch: examples, pad: pad)
+        loss.backward()
+        let got = policy.parameters.map(\.gradArray)
+        for p in policy.parameters { p.zeroGrad() }
+        let padded = Tensor.headLogprobs(policy.hidden(ids: ids, batch: b, time: t), head: policy.lmHead, targets: targets).logp.sum()
+            * (-1 / Float(count))
+        padded.backward()
+        XCTAssertEqual(loss.item, padded.item, accuracy: 1e-6 * abs(padded.item))
+        for (g, e) in zip(got, policy.parameters.map(\.gradArray)) {
+            let scale = e.map { abs($0) }.max()! + 1e-12
+            for (x, y) in zip(g, e) { XCTAssertEqual(x, y, accuracy: 1e-5 * scale) }
+        }
+    }
+
     /// Two micro-batches of a mixed-length batch accumulate the gradient and loss of the whole
     /// padded batch (right padding never reaches a real position under causal attention).
     func testMicroBatchedGradientEqualsTheWholeBatchGradient() throws {
