@@ -1,4 +1,5 @@
 import Autograd
+import Foundation
 import XCTest
 
 /// Ponder's AVX-512 decoding kernels against OpenBLAS and the portable Swift loops they replace.
@@ -97,6 +98,31 @@ final class NativeKernelsTests: XCTestCase {
             let after = Array(UnsafeBufferPointer(start: Tensor.matmul(x, packed: packed).data, count: 24))
             XCTAssertEqual(before, after, native ? "packed" : "OpenBLAS fallback")
             XCTAssertNotEqual(before, [Float](repeating: 0, count: 24))
+        }
+    }
+
+    /// Decoding attention's scores, 16 keys at a time or one, have the bits of one key's: its 16 lanes'
+    /// products over d (a multiply, then multiply-adds in order), summed across lanes in
+    /// _mm512_reduce_add_ps's pairs (i and i+8, i and i+4, i and i+2, 0 and 1), times the scale; the
+    /// scratch then holds exp(score − max). Key counts that leave whole blocks of 16, a tail, or only a tail.
+    func testDecodingScoresSumLanesInTheReductionsPairs() throws {
+        try XCTSkipUnless(NativeKernels.supported, "the kernel under test needs avx512f")
+        var rng = RNG(seed: 13)
+        for (d, start, end) in [(48, 3, 39), (64, 0, 31), (32, 5, 13), (128, 2, 50), (80, 1, 40)] {
+            let keys = Tensor.randn([end + 1, d], rng: &rng), values = Tensor.randn([end + 1, d], rng: &rng), q = Tensor.randn([d], rng: &rng)
+            let scale = 1 / Float(d).squareRoot()
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: end + 1), out = UnsafeMutablePointer<Float>.allocate(capacity: d)
+            defer { p.deallocate(); out.deallocate() }
+            Kernels.attendRow(q: q.data, keys: keys.data, values: values.data, start: start, end: end, d: d, scale: scale, p: p, out: out)
+            let scores: [Float] = (start...end).map { j in
+                var lane = (0..<16).map { q.data[$0] * keys.data[j * d + $0] }
+                for c in stride(from: 16, to: d, by: 16) { for l in 0..<16 { lane[l] = lane[l].addingProduct(q.data[c + l], keys.data[j * d + c + l]) } }
+                for half in [8, 4, 2, 1] { for l in 0..<half { lane[l] += lane[l + half] } }
+                return lane[0] * scale
+            }
+            let mx = scores.max()!
+            let differing = zip(start...end, scores).filter { p[$0].bitPattern != Foundation.exp($1 - mx).bitPattern }.count
+            XCTAssertEqual(differing, 0, "d=\(d) keys \(start)...\(end): \(differing) of \(end - start + 1) scores differ")
         }
     }
 
