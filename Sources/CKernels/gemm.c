@@ -92,22 +92,6 @@ void ponder_gemm_packed(const float *a, long m, long k, long lda, const float *p
     }
 }
 
-// The sums of 16 vectors' lanes, lane j holding a[j]'s: the pairs _mm512_reduce_add_ps adds for one vector
-// (lanes i and i+8, then i and i+4, i and i+2, 0 and 1), so each sum has its bits, with the shuffles of
-// four levels shared by the 16 instead of four per vector.
-__attribute__((target("avx512f"), always_inline)) static inline __m512 reduce16(const __m512 *a) {
-    __m512 x[8], y[4], z[2];
-    for (int m = 0; m < 8; m++)  // lanes 8k..8k+7: vector 2m+k's i + (i+8)
-        x[m] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0x44), _mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0xEE));
-    for (int m = 0; m < 4; m++)  // 128-bit lane l: vector 4m+l's i + (i+4)
-        y[m] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], 0x88), _mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], 0xDD));
-    for (int m = 0; m < 2; m++)  // lane l: vectors 8m+l and 8m+4+l, two values each, i + (i+2)
-        z[m] = _mm512_add_ps(_mm512_shuffle_ps(y[2 * m], y[2 * m + 1], 0x44), _mm512_shuffle_ps(y[2 * m], y[2 * m + 1], 0xEE));
-    // lane l: vectors l, 4+l, 8+l, 12+l, each 0 + 1; then back in order
-    __m512 w = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x88), _mm512_shuffle_ps(z[0], z[1], 0xDD));
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), w);
-}
-
 // ponder_attend_rows for a constant N (and, from its dispatch, a constant d where common): each row's sums
 // run over its slots in order, exactly as for that row alone, and the N rows' independent chains interleave
 // (one row alone waits on each multiply-add's latency at every key).
@@ -117,39 +101,17 @@ __attribute__((target("avx512f"), always_inline)) static inline void attend_rows
     const long d, float scale, float *p, long pStride, float *const *out) {
     const long ahead = 8 * d;  // floats: 8 rows ahead
     float mx[4] = {-__builtin_inff(), -__builtin_inff(), -__builtin_inff(), -__builtin_inff()};
-    // A key's score: its lanes' products summed over d, then across lanes (`reduce16` for 16 keys at once).
-#define PONDER_SCORE(h, j, acc)                                                                        \
-    const float *kj = ((j) < split ? prefixKeys[h] : keys[h]) + (j) * d;                              \
-    for (long c = 0; c < d; c += 16) _mm_prefetch((const char *)(kj + ahead + c), _MM_HINT_T0);       \
-    __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q[h]), _mm512_loadu_ps(kj));                            \
-    for (long c = 16; c < d; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[h] + c), _mm512_loadu_ps(kj + c), acc);
-    long j = start;
-    if (end + 1 - start >= 16) {
-        __m512 vmx[4];
-        for (int h = 0; h < N; h++) vmx[h] = _mm512_set1_ps(-__builtin_inff());
-        for (; j + 15 <= end; j += 16) {
-            for (int h = 0; h < N; h++) {
-                __m512 part[16];
-                for (int u = 0; u < 16; u++) {
-                    PONDER_SCORE(h, j + u, acc)
-                    part[u] = acc;
-                }
-                __m512 s = _mm512_mul_ps(reduce16(part), _mm512_set1_ps(scale));
-                _mm512_storeu_ps(p + h * pStride + j, s);
-                vmx[h] = _mm512_max_ps(vmx[h], s);
-            }
-        }
-        for (int h = 0; h < N; h++) mx[h] = _mm512_reduce_max_ps(vmx[h]);
-    }
-    for (; j <= end; j++) {
+    for (long j = start; j <= end; j++) {
         for (int h = 0; h < N; h++) {
-            PONDER_SCORE(h, j, acc)
+            const float *kj = (j < split ? prefixKeys[h] : keys[h]) + j * d;
+            for (long c = 0; c < d; c += 16) _mm_prefetch((const char *)(kj + ahead + c), _MM_HINT_T0);
+            __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q[h]), _mm512_loadu_ps(kj));
+            for (long c = 16; c < d; c += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[h] + c), _mm512_loadu_ps(kj + c), acc);
             float s = _mm512_reduce_add_ps(acc) * scale;
             p[h * pStride + j] = s;
             if (s > mx[h]) mx[h] = s;
         }
     }
-#undef PONDER_SCORE
     float inv[4];
     for (int h = 0; h < N; h++) {
         float sum = 0, *ph = p + h * pStride;
