@@ -148,7 +148,8 @@ __attribute__((target("avx512f"))) void ponder_attend_rows(long n, const float *
                                                            const float *const *prefixValues, long split, long start,
                                                            long end, long d, float scale, float *p, long pStride,
                                                            float *const *out) {
-    // Common head sizes as constants, so that the loops over a row's vectors unroll without branches.
+    // Every head size the kernel takes up to 128 (a multiple of 16) as a constant, so that the loops over a
+    // row's vectors unroll without branches.
 #define PONDER_ROW(N, D) attend_rows(N, q, keys, values, prefixKeys, prefixValues, split, start, end, D, scale, p, pStride, out)
 #define PONDER_ROWS(D)                          \
     switch (n) {                                \
@@ -158,10 +159,13 @@ __attribute__((target("avx512f"))) void ponder_attend_rows(long n, const float *
     default: PONDER_ROW(4, D); break;           \
     }
     switch (d) {
+    case 16: PONDER_ROWS(16) break;
     case 32: PONDER_ROWS(32) break;
     case 48: PONDER_ROWS(48) break;
     case 64: PONDER_ROWS(64) break;
+    case 80: PONDER_ROWS(80) break;
     case 96: PONDER_ROWS(96) break;
+    case 112: PONDER_ROWS(112) break;
     case 128: PONDER_ROWS(128) break;
     default: PONDER_ROWS(d) break;
     }
