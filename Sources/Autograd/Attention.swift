@@ -122,23 +122,24 @@ extension Tensor {
         if let queries { precondition(queries.count == b && queries.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= t },
                                       "queries needs \(b) ranges inside 0..<\(t)") }
         let out = Tensor(uninitialized: v.shape)
-        let probs = BufferPool.take(b * h * t * t)  // (B, H, T, T), saved
         let tt = t * t
+        let shape = HeadShape(t: t, dk: dk, dv: dv, scale: scale, training: Autograd.needsGrad(out, q, k, v))
+        let saved = shape.savedProbabilities(b * h)
         // Where head (b, h)'s first row starts, and the stride between its rows, for keys (and
         // queries) and for values (and outputs).
         let ldk = tokenMajor ? h * dk : dk, ldv = tokenMajor ? h * dv : dv
         func kOffset(_ bh: Int) -> Int { tokenMajor ? (bh / h) * t * h * dk + (bh % h) * dk : bh * t * dk }
         func vOffset(_ bh: Int) -> Int { tokenMajor ? (bh / h) * t * h * dv + (bh % h) * dv : bh * t * dv }
-        let shape = HeadShape(t: t, dk: dk, dv: dv, scale: scale, training: Autograd.needsGrad(out, q, k, v))
         Parallel.forRanges(b * h, cost: tt * (dk + dv)) { range in
+            let scratch = saved == nil ? UnsafeMutablePointer<Float>.allocate(capacity: tt) : nil
+            defer { scratch?.deallocate() }
             for bh in range {
                 shape.forward(q: q.data + kOffset(bh), k: k.data + kOffset(bh), ldk: ldk, v: v.data + vOffset(bh),
-                              out: out.data + vOffset(bh), ldv: ldv, probs: probs + bh * tt, start: keyStart?[bh / h] ?? 0,
-                              read: queries?[bh / h] ?? 0..<t, zeroUnread: true)
+                              out: out.data + vOffset(bh), ldv: ldv, probs: saved.map { $0.pointer + bh * tt } ?? scratch!,
+                              start: keyStart?[bh / h] ?? 0, read: queries?[bh / h] ?? 0..<t, zeroUnread: true)
             }
         }
-        let saved = ProbsBuffer(probs, count: b * h * t * t)
-        if shape.training {
+        if let saved {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
                 let gq = q.requiresGrad ? q.storage.gradForOverwrite() : nil
@@ -179,30 +180,33 @@ extension Tensor {
         precondition(queries.count == b && queries.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= t },
                      "queries needs \(b) ranges inside 0..<\(t)")
         let out = Tensor(uninitialized: [n, h * dv])
-        let probs = BufferPool.take(b * h * t * t)  // (B, H, T, T), saved; rows outside `queries` unwritten
         let tt = t * t, ldo = h * dv
         let shape = HeadShape(t: t, dk: dk, dv: dv, scale: scale, training: Autograd.needsGrad(out, q, k, v))
+        let saved = shape.savedProbabilities(b * h)  // rows outside `queries` unwritten
         // Row r's slots of head `head` from a packed (N, H·D) tensor into a (T, D) scratch.
         func gather(_ x: UnsafePointer<Float>, _ d: Int, head: Int, row r: Int, slots: Range<Int>, into s: UnsafeMutablePointer<Float>) {
             for i in slots { (s + i * d).update(from: x + Int(toSlots[r * t + i]) * h * d + head * d, count: d) }
         }
+        // ... and back, added to a packed gradient (x + 1·s: the sum's bits).
+        func scatter(_ s: UnsafePointer<Float>, _ d: Int, head: Int, row r: Int, slots: Range<Int>, into x: UnsafeMutablePointer<Float>) {
+            for i in slots { Kernels.axpy(1, s + i * d, x + Int(toSlots[r * t + i]) * h * d + head * d, d) }
+        }
         Parallel.forRanges(b * h, cost: tt * (dk + dv)) { range in
-            let qs = UnsafeMutablePointer<Float>.allocate(capacity: t * (2 * dk + 2 * dv))
+            let qs = UnsafeMutablePointer<Float>.allocate(capacity: t * (2 * dk + 2 * dv) + (saved == nil ? tt : 0))
             defer { qs.deallocate() }
-            let ks = qs + t * dk, vs = ks + t * dk, os = vs + t * dv
+            let ks = qs + t * dk, vs = ks + t * dk, os = vs + t * dv, scratch = os + t * dv
             for bh in range {
                 let r = bh / h, head = bh % h, read = queries[r]
                 if read.isEmpty { continue }  // an earlier row holds every prefix: nothing of this row is read
                 gather(q.data, dk, head: head, row: r, slots: read, into: qs)
                 gather(k.data, dk, head: head, row: r, slots: 0..<t, into: ks)
                 gather(v.data, dv, head: head, row: r, slots: 0..<t, into: vs)
-                shape.forward(q: qs, k: ks, ldk: dk, v: vs, out: os, ldv: dv, probs: probs + bh * tt, start: 0, read: read,
-                              zeroUnread: false)
+                shape.forward(q: qs, k: ks, ldk: dk, v: vs, out: os, ldv: dv, probs: saved.map { $0.pointer + bh * tt } ?? scratch,
+                              start: 0, read: read, zeroUnread: false)
                 for i in read { (out.data + Int(toSlots[r * t + i]) * ldo + head * dv).update(from: os + i * dv, count: dv) }
             }
         }
-        let saved = ProbsBuffer(probs, count: b * h * t * t)
-        if shape.training {
+        if let saved {
             Autograd.record {
                 guard let g = outGrad(out) else { return }
                 // Packed gradients sum their slots' terms from zero, rows in order (as the gathers'
@@ -230,15 +234,9 @@ extension Tensor {
                                            ldv: dv, gq: gq.map { _ in (dqs, true) }, gk: gk.map { _ in (dks, true) },
                                            gv: gv.map { _ in (dvs, true) }, scratch: dp, read: read)
                             let slots = 0..<read.upperBound  // keys past the last query take no term
-                            func scatter(_ s: UnsafePointer<Float>, _ d: Int, into x: UnsafeMutablePointer<Float>, slots: Range<Int>) {
-                                for i in slots {
-                                    let dst = x + Int(toSlots[r * t + i]) * h * d + head * d, src = s + i * d
-                                    for c in 0..<d { dst[c] += src[c] }
-                                }
-                            }
-                            if let gq { scatter(dqs, dk, into: gq, slots: read) }
-                            if let gk { scatter(dks, dk, into: gk, slots: slots) }
-                            if let gv { scatter(dvs, dv, into: gv, slots: slots) }
+                            if let gq { scatter(dqs, dk, head: head, row: r, slots: read, into: gq) }
+                            if let gk { scatter(dks, dk, head: head, row: r, slots: slots, into: gk) }
+                            if let gv { scatter(dvs, dv, head: head, row: r, slots: slots, into: gv) }
                         }
                     }
                 }
@@ -259,6 +257,12 @@ extension Tensor {
         /// read, and the terms a shorter sum leaves out are exact zeros; values differ from the full
         /// products only in rounding (OpenBLAS's summation order depends on a product's shape).
         let blocks: [(Int, Int)]
+        /// The probabilities of `heads` (row, head) pairs, (T, T) each, kept for the backward when
+        /// training; nil otherwise, when each thread's forward takes a (T, T) scratch instead.
+        func savedProbabilities(_ heads: Int) -> ProbsBuffer? {
+            training ? ProbsBuffer(BufferPool.take(heads * t * t), count: heads * t * t) : nil
+        }
+
         /// The K that Ponder's own float32 kernel sums in one chunk (0 under OpenBLAS).
         let oneChunk: Int
         /// Whether unread rows' probabilities and dS are zeroed: only when a sum reads them, which is
