@@ -19,6 +19,9 @@ public enum Checkpoint {
     /// Metadata key of the task families a training run evaluated on (comma-separated): what
     /// `ponder eval` evaluates the checkpoint on when no family is named.
     public static let evalFamiliesKey = "ponder_eval_families"
+    /// Metadata key of the matmul precision a training run sampled with (`f32` or `bf16`): what
+    /// `ponder eval` and `ponder sample` run the checkpoint in when no --precision is given.
+    public static let precisionKey = "ponder_matmul_precision"
 
     /// Writes the policy and tokenizer into `dir` (created if needed), each file atomically.
     /// `metadata` is added to the safetensors header. A Qwen2-shaped policy (q/k/v biases) is written

@@ -26,6 +26,7 @@ extension Trainer {
         try AtomicFile.writeFolder(folder) { tmp in
             try Checkpoint.save(policy: policy, tokenizer: baseTokenizer, to: tmp, metadata: [
                 "step": "\(state.step)", Checkpoint.evalFamiliesKey: Self.evalFamilies(config).joined(separator: ","),
+                Checkpoint.precisionKey: BLAS.precision.rawValue,
             ])
             var opt = SafeTensorsFile(metadata: ["step": "\(optimizer.step)"])
             for (k, v) in optimizer.stateArrays() { opt.tensors[k] = StoredTensor(shape: [v.count], data: v) }

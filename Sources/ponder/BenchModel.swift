@@ -65,6 +65,26 @@ func setMatmulPrecision(_ value: String) throws {
     BLAS.precision = p
 }
 
+/// Sets `BLAS.precision` for a command that runs a checkpoint: the --precision flag, else the precision
+/// its training run sampled with (its metadata), where this CPU has it, else f32. Says on stderr when
+/// the checkpoint's choice decided it.
+func setCheckpointPrecision(_ flag: String?, metadata: [String: String], path: String, announce: Bool = true) throws {
+    if let flag { return try setMatmulPrecision(flag) }
+    guard let recorded = metadata[Checkpoint.precisionKey].flatMap(MatmulPrecision.init(rawValue:)), recorded != .f32 else {
+        BLAS.precision = .f32
+        return
+    }
+    if let why = MatmulPrecision.bf16Unavailable {
+        BLAS.precision = .f32
+        guard announce else { return }
+        FileHandle.standardError.write(Data("\(path): its run sampled in \(recorded.rawValue), which this CPU lacks (\(why)); running f32\n".utf8))
+    } else {
+        BLAS.precision = recorded
+        guard announce else { return }
+        FileHandle.standardError.write(Data("\(path): \(recorded.rawValue) products, as its run sampled (--precision f32 to choose)\n".utf8))
+    }
+}
+
 /// MLA and MoE flags. The MLA defaults cache 64 + 32 floats per token per layer, against 2·256 for
 /// MHA at the default width: 5.3× smaller.
 struct DeepseekShape: ParsableArguments {

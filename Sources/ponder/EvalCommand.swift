@@ -33,7 +33,8 @@ struct EvalCommand: ParsableCommand {
     var maxNew: Int?
     @Option(help: "Problems sampled together in one batch.") var batch = 32
     @Option(help: "Seed of the eval sampling stream.") var seed: UInt64 = 0
-    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16, as a run with precision: bf16 samples).") var precision = "f32"
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16). Default: the precision the first checkpoint's run sampled with, where this CPU has it, else f32.")
+    var precision: String?
     @Flag(help: "Print the report as JSON (an array of reports for several checkpoints).") var json = false
 
     var options: EvalOptions {
@@ -51,7 +52,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        try setMatmulPrecision(precision)
+        if let precision { try setMatmulPrecision(precision) }  // a wrong flag fails before any loading
         let comm = try Communicator.world()
         for path in checkpoints {
             var isDirectory: ObjCBool = false
@@ -63,6 +64,7 @@ struct EvalCommand: ParsableCommand {
         // families its run evaluated on (recorded in its metadata), else every family.
         var first: (policy: Policy, tokenizer: any Tokenizer, metadata: [String: String])? = try Checkpoint.load(
             from: URL(fileURLWithPath: checkpoints[0]))
+        try setCheckpointPrecision(precision, metadata: first!.metadata, path: checkpoints[0], announce: comm.isWriter)
         var families = families
         if families.isEmpty, dataset == nil, let recorded = first?.metadata[Checkpoint.evalFamiliesKey] {
             families = recorded.split(separator: ",").map(String.init)

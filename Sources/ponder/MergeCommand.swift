@@ -25,7 +25,7 @@ struct MergeCommand: ParsableCommand {
         }
         policy.mergeLoRA()
         try AtomicFile.writeFolder(target) { tmp in  // a killed merge leaves no half folder under its name
-            try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: tmp, metadata: metadata.filter { $0.key == "step" || $0.key == Checkpoint.evalFamiliesKey })
+            try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: tmp, metadata: metadata.filter { ["step", Checkpoint.evalFamiliesKey, Checkpoint.precisionKey].contains($0.key) })
         }
         print("merged rank-\(lora.rank) adapters (\(lora.targetModules.joined(separator: ", "))) into \(out)")
     }

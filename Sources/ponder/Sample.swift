@@ -19,7 +19,8 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("max-new"), help: "Most new tokens per completion.") var maxNew = 128
     @Option(name: .short, help: "Number of completions.") var n = 1
     @Option(help: "Seed of the sampling stream.") var seed: UInt64 = 0
-    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16).") var precision = "f32"
+    @Option(help: "Matmul precision: f32, or bf16 (mixed precision on AMX or avx512_bf16). Default: the precision the checkpoint's run sampled with, where this CPU has it, else f32.")
+    var precision: String?
     @Flag(help: "Print one JSON object per completion, with token ids and logprobs.") var json = false
 
     func validate() throws {
@@ -35,8 +36,9 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
-        try setMatmulPrecision(precision)
-        let (policy, base, _) = try Checkpoint.load(from: URL(fileURLWithPath: checkpoint))
+        if let precision { try setMatmulPrecision(precision) }  // a wrong flag fails before any loading
+        let (policy, base, metadata) = try Checkpoint.load(from: URL(fileURLWithPath: checkpoint))
+        try setCheckpointPrecision(precision, metadata: metadata, path: checkpoint)
         let tokenizer = try PromptFormat(rawValue: promptFormat)!.apply(to: base)
         let ids = try tokenizer.encodePrompt(prompt).map(Int32.init)
         guard ids.count < policy.config.maxContext else {

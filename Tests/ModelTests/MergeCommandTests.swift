@@ -9,26 +9,12 @@ import XCTest
 /// evaluated families and no other metadata; it refuses a folder that exists and a checkpoint without
 /// adapters, saying which, and writes nothing then.
 final class MergeCommandTests: XCTestCase {
-    private func binary() throws -> URL {
-        guard let binary = Repository.ponderBinary else { throw XCTSkip(Repository.noBinary) }
-        return binary
-    }
-
     private func ponder(_ args: [String]) throws -> (status: Int32, stderr: String) {
-        let p = Process()
-        p.executableURL = try binary()
-        p.arguments = args
-        let err = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        let run = try Repository.ponder(args)
+        return (run.status, run.stderr)
     }
 
     func testMergeWritesTheMergedWeightsAndKeepsStepAndFamilies() throws {
-        _ = try binary()
         let tokenizer = CharTokenizer()
         var cfg = PolicyConfig(vocabSize: tokenizer.vocabSize, dModel: 16, layers: 2, heads: 2, ffDim: 24, maxContext: 40)
         cfg.initStd = 0.3
@@ -38,7 +24,7 @@ final class MergeCommandTests: XCTestCase {
         try policy.addLoRA(LoRAConfig(rank: 4, alpha: 8)) { _, shape in Tensor.randn(shape, std: 0.3, rng: &loraRNG, requiresGrad: true) }
         let source = try temporaryDirectory()
         try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: source,
-                            metadata: ["step": "12", Checkpoint.evalFamiliesKey: "add,mul", "sft_best_step": "9"])
+                            metadata: ["step": "12", Checkpoint.evalFamiliesKey: "add,mul", Checkpoint.precisionKey: "bf16", "sft_best_step": "9"])
         let out = try temporaryDirectory().appendingPathComponent("merged")
 
         let run = try ponder(["merge", source.path, out.path])
@@ -48,6 +34,7 @@ final class MergeCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter_config.json").path))
         XCTAssertEqual(metadata["step"], "12")
         XCTAssertEqual(metadata[Checkpoint.evalFamiliesKey], "add,mul")
+        XCTAssertEqual(metadata[Checkpoint.precisionKey], "bf16", "the precision the adapters were trained in")
         XCTAssertNil(metadata["sft_best_step"], "training state is not carried into a merged model")
         let base = policy.namedTensors.map { $0.1.array }
         policy.mergeLoRA()

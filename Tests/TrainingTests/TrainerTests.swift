@@ -70,10 +70,11 @@ final class TrainerTests: XCTestCase {
             XCTAssertNotEqual(a.array, b.array, "\(name) never moved")
         }
         // The final checkpoint loads and holds the trained weights, and records the families its run evaluated
-        // on (what `ponder eval` evaluates it on by default).
+        // on and the precision it sampled in (what `ponder eval` evaluates it on, and in, by default).
         let (final, _, metadata) = try Checkpoint.load(from: Checkpoints.latest(in: run)!.url)
         XCTAssertEqual(final.namedParameters.last!.1.array, trainer.policy.namedParameters.last!.1.array)
         XCTAssertEqual(metadata[Checkpoint.evalFamiliesKey], "add")
+        XCTAssertEqual(metadata[Checkpoint.precisionKey], BLAS.precision.rawValue)
         XCTAssertEqual(try Checkpoint.load(from: Checkpoints.directory(run).appendingPathComponent("sft-final")).metadata[
             Checkpoint.evalFamiliesKey], "add")
     }
