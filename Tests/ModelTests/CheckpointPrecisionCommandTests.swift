@@ -9,11 +9,7 @@ import XCTest
 /// --precision overrides it, and a checkpoint of an f32 run stays f32 without a word.
 final class CheckpointPrecisionCommandTests: XCTestCase {
     func testSampleAndEvalRunACheckpointInItsRunsPrecision() throws {
-        let tokenizer = CharTokenizer()
-        var cfg = PolicyConfig(vocabSize: tokenizer.vocabSize, dModel: 32, layers: 2, heads: 2, ffDim: 48, maxContext: 40)
-        cfg.initStd = 0.3
-        var rng = RNG(seed: 1, stream: "init")
-        let policy = Policy(config: cfg, rng: &rng)
+        let (policy, tokenizer) = tinyCharPolicy()
         let bf16 = try temporaryDirectory(), f32 = try temporaryDirectory()
         try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: bf16, metadata: [Checkpoint.precisionKey: "bf16"])
         try Checkpoint.save(policy: policy, tokenizer: tokenizer, to: f32, metadata: [Checkpoint.precisionKey: "f32"])

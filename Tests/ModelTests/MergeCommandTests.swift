@@ -15,11 +15,7 @@ final class MergeCommandTests: XCTestCase {
     }
 
     func testMergeWritesTheMergedWeightsAndKeepsStepAndFamilies() throws {
-        let tokenizer = CharTokenizer()
-        var cfg = PolicyConfig(vocabSize: tokenizer.vocabSize, dModel: 16, layers: 2, heads: 2, ffDim: 24, maxContext: 40)
-        cfg.initStd = 0.3
-        var rng = RNG(seed: 1, stream: "init")
-        let policy = Policy(config: cfg, rng: &rng)
+        let (policy, tokenizer) = tinyCharPolicy()
         var loraRNG = RNG(seed: 7)  // trained-looking adapters (B ≠ 0), so that merging changes the weights
         try policy.addLoRA(LoRAConfig(rank: 4, alpha: 8)) { _, shape in Tensor.randn(shape, std: 0.3, rng: &loraRNG, requiresGrad: true) }
         let source = try temporaryDirectory()

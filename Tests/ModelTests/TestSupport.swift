@@ -19,6 +19,16 @@ extension XCTestCase {
     }
 }
 
+/// A seeded character-level policy for the command-line tests (d=16, 2 layers, 40 positions), with
+/// init_std 0.3 so that what it samples depends visibly on every weight.
+func tinyCharPolicy() -> (policy: Policy, tokenizer: CharTokenizer) {
+    let tokenizer = CharTokenizer()
+    var cfg = PolicyConfig(vocabSize: tokenizer.vocabSize, dModel: 16, layers: 2, heads: 2, ffDim: 24, maxContext: 40)
+    cfg.initStd = 0.3
+    var rng = RNG(seed: 1, stream: "init")
+    return (Policy(config: cfg, rng: &rng), tokenizer)
+}
+
 /// `n` seeded token ids in 3..<23 (no specials).
 func testTokens(_ n: Int, seed: UInt64) -> [Int32] {
     var rng = RNG(seed: seed)
