@@ -318,6 +318,8 @@ final class TrainerTests: XCTestCase {
     }
 
     /// When no group's rewards differ, dynamic sampling keeps none, and the step still runs and logs.
+    /// With extra rounds (DAPO's sampling until the batch is full, capped as verl's max_num_gen_batches)
+    /// a step samples 1 + max_resample_rounds times, each round for the prompts still missing.
     func testAStepWithoutSignalStillRuns() throws {
         var cfg = try Self.tinyConfig()
         cfg.sft.steps = 0
@@ -334,9 +336,20 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(row.values["frac_reward_zero_std"], 1, "an untrained policy is never right")
             XCTAssertEqual(row.values["dynamic_sampling/kept_groups"], 0)
             XCTAssertEqual(row.values["dynamic_sampling/dropped_groups"], 3, "2 prompts and half as many again")
+            XCTAssertEqual(row.values["dynamic_sampling/rounds"], 1)
             XCTAssertNil(row.values["loss"], "no update without signal")
         }
         XCTAssertEqual(trainer.policy.namedParameters.map { $0.1.array }, before, "nothing moved")
+
+        cfg.grpo.steps = 1
+        cfg.grpo.maxResampleRounds = 2
+        let again = temporaryRun()
+        try Trainer(config: cfg, runDirectory: again, resume: false).run()
+        let row = try XCTUnwrap(try RunReader(runDirectory: again).metrics().rows.first { $0.stage == "grpo" })
+        XCTAssertEqual(row.values["dynamic_sampling/rounds"], 3)
+        XCTAssertEqual(row.values["dynamic_sampling/kept_groups"], 0)
+        XCTAssertEqual(row.values["dynamic_sampling/dropped_groups"], 9, "three rounds of 2 prompts and half as many again")
+        XCTAssertNil(row.values["loss"])
     }
 
     func testAMissingDatasetsFolderIsAClearError() throws {
