@@ -65,11 +65,10 @@ func setMatmulPrecision(_ value: String) throws {
     BLAS.precision = p
 }
 
-/// Sets `BLAS.precision` for a command that runs a checkpoint: the --precision flag, else the precision
-/// its training run sampled with (its metadata), where this CPU has it, else f32. Says on stderr when
-/// the checkpoint's choice decided it.
-func setCheckpointPrecision(_ flag: String?, metadata: [String: String], path: String, announce: Bool = true) throws {
-    if let flag { return try setMatmulPrecision(flag) }
+/// Sets `BLAS.precision` for a command that runs a checkpoint and was given no --precision: the
+/// precision its training run sampled with (its metadata), where this CPU has it, else f32. Says on
+/// stderr when the checkpoint's choice decided it.
+func setCheckpointPrecision(metadata: [String: String], path: String, announce: Bool = true) {
     guard let recorded = metadata[Checkpoint.precisionKey].flatMap(MatmulPrecision.init(rawValue:)), recorded != .f32 else {
         BLAS.precision = .f32
         return

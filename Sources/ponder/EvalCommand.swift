@@ -64,7 +64,7 @@ struct EvalCommand: ParsableCommand {
         // families its run evaluated on (recorded in its metadata), else every family.
         var first: (policy: Policy, tokenizer: any Tokenizer, metadata: [String: String])? = try Checkpoint.load(
             from: URL(fileURLWithPath: checkpoints[0]))
-        try setCheckpointPrecision(precision, metadata: first!.metadata, path: checkpoints[0], announce: comm.isWriter)
+        if precision == nil { setCheckpointPrecision(metadata: first!.metadata, path: checkpoints[0], announce: comm.isWriter) }
         var families = families
         if families.isEmpty, dataset == nil, let recorded = first?.metadata[Checkpoint.evalFamiliesKey] {
             families = recorded.split(separator: ",").map(String.init)

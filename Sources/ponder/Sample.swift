@@ -38,7 +38,7 @@ struct Sample: ParsableCommand {
     func run() throws {
         if let precision { try setMatmulPrecision(precision) }  // a wrong flag fails before any loading
         let (policy, base, metadata) = try Checkpoint.load(from: URL(fileURLWithPath: checkpoint))
-        try setCheckpointPrecision(precision, metadata: metadata, path: checkpoint)
+        if precision == nil { setCheckpointPrecision(metadata: metadata, path: checkpoint) }
         let tokenizer = try PromptFormat(rawValue: promptFormat)!.apply(to: base)
         let ids = try tokenizer.encodePrompt(prompt).map(Int32.init)
         guard ids.count < policy.config.maxContext else {

@@ -9,11 +9,6 @@ import XCTest
 /// evaluated families and no other metadata; it refuses a folder that exists and a checkpoint without
 /// adapters, saying which, and writes nothing then.
 final class MergeCommandTests: XCTestCase {
-    private func ponder(_ args: [String]) throws -> (status: Int32, stderr: String) {
-        let run = try Repository.ponder(args)
-        return (run.status, run.stderr)
-    }
-
     func testMergeWritesTheMergedWeightsAndKeepsStepAndFamilies() throws {
         let (policy, tokenizer) = tinyCharPolicy()
         var loraRNG = RNG(seed: 7)  // trained-looking adapters (B ≠ 0), so that merging changes the weights
@@ -23,7 +18,7 @@ final class MergeCommandTests: XCTestCase {
                             metadata: ["step": "12", Checkpoint.evalFamiliesKey: "add,mul", Checkpoint.precisionKey: "bf16", "sft_best_step": "9"])
         let out = try temporaryDirectory().appendingPathComponent("merged")
 
-        let run = try ponder(["merge", source.path, out.path])
+        let run = try Repository.ponder(["merge", source.path, out.path])
         XCTAssertEqual(run.status, 0, run.stderr)
         let (merged, _, metadata) = try Checkpoint.load(from: out)
         XCTAssertNil(merged.lora)
@@ -42,11 +37,11 @@ final class MergeCommandTests: XCTestCase {
         }
         XCTAssertEqual(changed, 2 * 7, "every adapted projection of both layers changed")
 
-        let again = try ponder(["merge", source.path, out.path])
+        let again = try Repository.ponder(["merge", source.path, out.path])
         XCTAssertNotEqual(again.status, 0)
         XCTAssertTrue(again.stderr.contains("exists already"), again.stderr)
         let plain = out.deletingLastPathComponent().appendingPathComponent("plain")
-        let none = try ponder(["merge", out.path, plain.path])
+        let none = try Repository.ponder(["merge", out.path, plain.path])
         XCTAssertNotEqual(none.status, 0)
         XCTAssertTrue(none.stderr.contains("has no LoRA adapters"), none.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: plain.path))

@@ -22,16 +22,24 @@ public enum Repository {
     /// calling test when the binary has not been built).
     public static func ponder(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         guard let binary = ponderBinary else { throw XCTSkip(noBinary) }
+        // Both streams go to files, not pipes: a pipe that fills while its reader waits on the other stalls the binary.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ponder-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let outURL = folder.appendingPathComponent("stdout"), errURL = folder.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let outFile = try FileHandle(forWritingTo: outURL), errFile = try FileHandle(forWritingTo: errURL)
+        defer { try? outFile.close(); try? errFile.close() }
         let p = Process()
         p.executableURL = binary
         p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
+        p.standardOutput = outFile
+        p.standardError = errFile
         try p.run()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
+        let stdout = String(decoding: try Data(contentsOf: outURL), as: UTF8.self)
+        let stderr = String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
         return (p.terminationStatus, stdout, stderr)
     }
 }
