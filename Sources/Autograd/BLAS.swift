@@ -91,6 +91,13 @@ public enum BLAS {
     /// Whether this CPU runs AVX-512 bfloat16 dot products (asked once). The bf16 path without AMX.
     public static let avx512bf16Available: Bool = ponder_avx512bf16_available() != 0
 
+    /// Whether bf16 products run faster than float32 ones here, so that `precision: auto` picks them: with
+    /// AMX, or with avx512_bf16 on AMD's cores (Zen 4 and 5 issue VDPBF16PS, two products per lane, as fast as
+    /// a float32 multiply-add). Intel's cores without AMX (Cooper Lake, or a Xeon whose AMX a virtual machine
+    /// hides) issue it at about half that rate: on a Xeon of family 6 model 207 `ponder bench matmul` read
+    /// 165 GFLOP/s in bf16 against 270-310 in float32, and a d192 GRPO step took 1.38× as long.
+    public static let bf16Faster: Bool = amxAvailable || (avx512bf16Available && ponder_cpu_is_amd() != 0)
+
     /// Ponder's own kernels, whatever the size (so a row's values never depend on how many rows share
     /// the call): bf16 on AMX tiles or with avx512_bf16, float32 with sgemm.c; `parts` threads.
     static func ownGEMM(bf16: Bool, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,

@@ -32,6 +32,12 @@ int ponder_avx512bf16_available(void) {
     return state;
 }
 
+int ponder_cpu_is_amd(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    return b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  // "Auth" "enti" "cAMD"
+}
+
 typedef struct {
     int bf16, transA, transB, splitRows;
     long m, n, k, lda, ldb, ldc, parts, panels, kcMax;
@@ -452,6 +458,8 @@ void ponder_sgemm_bf16_packed(const float *a, long m, long k, long lda, const ui
 #else
 
 int ponder_avx512bf16_available(void) { return 0; }
+
+int ponder_cpu_is_amd(void) { return 0; }
 
 void ponder_sgemm_parallel(int bf16, int transA, int transB, long m, long n, long k, float alpha, const float *a,
                            long lda, const float *b, long ldb, float beta, float *c, long ldc, long parts,

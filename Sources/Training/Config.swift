@@ -409,8 +409,8 @@ extension TrainConfig {
     }
 }
 
-/// `precision`: a matmul precision, or `auto`, the fastest this CPU runs (bf16 where it has AMX or
-/// avx512_bf16, else f32).
+/// `precision`: a matmul precision, or `auto`, the faster of the two on this CPU (bf16 where it has AMX, or
+/// avx512_bf16 on an AMD core; else f32: `BLAS.bf16Faster`).
 public enum PrecisionSetting: String, ConfigChoice {
     case f32, bf16, auto
 
@@ -419,7 +419,7 @@ public enum PrecisionSetting: String, ConfigChoice {
         switch self {
         case .f32: .f32
         case .bf16: .bf16
-        case .auto: MatmulPrecision.bf16Unavailable == nil ? .bf16 : .f32
+        case .auto: BLAS.bf16Faster ? .bf16 : .f32
         }
     }
 }

@@ -76,7 +76,7 @@ struct BenchMatmul: ParsableCommand {
         let info = BLAS.info
         if !output.json {
             let why = info.requested == nil ? info.reason : "chosen by Ponder from " + info.reason
-            print("OpenBLAS kernel: \(info.kernel) (\(why)), \(info.threads) threads; training GEMM: \(NativeKernels.gemmName); bf16: \(MatmulPrecision.bf16Unit ?? "none")")
+            print("OpenBLAS kernel: \(info.kernel) (\(why)), \(info.threads) threads; training GEMM: \(NativeKernels.gemmName); bf16: \(MatmulPrecision.bf16Unit ?? "none")\(MatmulPrecision.bf16Unit != nil && !BLAS.bf16Faster ? " (slower than float32 on this CPU: precision auto runs f32)" : "")")
             print("library: \(info.library)")
         }
         let native = NativeKernels.trainingGEMM

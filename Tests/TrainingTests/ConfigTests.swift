@@ -24,12 +24,18 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try ConfigLoader.parse(ConfigLoader.yaml(c)), c)
     }
 
-    /// `precision: auto` is bf16 exactly where this CPU runs bf16 products, else f32; f32 and bf16
-    /// mean themselves.
-    func testPrecisionAutoIsBF16WhereTheCPURunsIt() throws {
+    /// `precision: auto` is bf16 exactly where this CPU runs bf16 products faster than float32 ones (AMX, or
+    /// avx512_bf16 on an AMD core, the vendor as Linux reports it), else f32; f32 and bf16 mean themselves.
+    func testPrecisionAutoIsBF16WhereTheCPURunsItFaster() throws {
         let auto = try ConfigLoader.parse("precision: auto\n").precision
         XCTAssertEqual(auto, .auto)
-        XCTAssertEqual(auto.resolved, MatmulPrecision.bf16Unavailable == nil ? .bf16 : .f32)
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let vendor = cpuinfo.split(separator: "\n").first { $0.hasPrefix("vendor_id") }?
+            .split(separator: ":").last?.trimmingCharacters(in: .whitespaces)
+        let faster = BLAS.amxAvailable || (BLAS.avx512bf16Available && vendor == "AuthenticAMD")
+        XCTAssertEqual(BLAS.bf16Faster, faster, "vendor \(vendor ?? "unknown")")
+        XCTAssertEqual(auto.resolved, faster ? .bf16 : .f32)
+        if faster { XCTAssertNil(MatmulPrecision.bf16Unavailable) }
         XCTAssertEqual(try ConfigLoader.parse("precision: bf16\n").precision.resolved, .bf16)
         XCTAssertEqual(try ConfigLoader.parse("").precision.resolved, .f32)
     }

@@ -79,6 +79,9 @@ void *ponder_scratch_grow(void *p, size_t *cap, size_t bytes);
 /// 1 when this CPU runs AVX-512 bfloat16 dot products (avx512f, avx512bw and avx512_bf16: VDPBF16PS), else 0.
 int ponder_avx512bf16_available(void);
 
+/// 1 when CPUID names the vendor AuthenticAMD (x86-64 only), else 0.
+int ponder_cpu_is_amd(void);
+
 /// C = alpha·op(A)·op(B) + beta·C, row-major like cblas_sgemm, on AVX-512 (Ponder's training GEMM,
 /// sgemm.c): float32 FMAs (bf16 = 0, needs avx512f), or op(A) and op(B) rounded to bfloat16 (nearest
 /// even, denormals to zero, as VCVTNE2PS2BF16 and the AMX path round) with float32 sums by VDPBF16PS
