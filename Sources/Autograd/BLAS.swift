@@ -92,10 +92,10 @@ public enum BLAS {
     public static let avx512bf16Available: Bool = ponder_avx512bf16_available() != 0
 
     /// Whether bf16 products run faster than float32 ones here, so that `precision: auto` picks them: with
-    /// AMX, or with avx512_bf16 on AMD's cores (Zen 4 and 5 issue VDPBF16PS, two products per lane, as fast as
-    /// a float32 multiply-add). Intel's cores without AMX (Cooper Lake, or a Xeon whose AMX a virtual machine
-    /// hides) issue it at about half that rate: on a Xeon of family 6 model 207 `ponder bench matmul` read
-    /// 165 GFLOP/s in bf16 against 270-310 in float32, and a d192 GRPO step took 1.38× as long.
+    /// AMX, or with avx512_bf16 on AMD's cores (on a Zen 4 the avx512_bf16 GEMM runs 1.8× the float32 one).
+    /// On Intel's cores without AMX (Cooper Lake, or a Xeon whose AMX a virtual machine hides) it is the
+    /// slower: on a Xeon of family 6 model 207 `ponder bench matmul` read 153-164 GFLOP/s in bf16 against
+    /// 260-313 in float32, and a d192 GRPO step took 1.38× as long.
     public static let bf16Faster: Bool = amxAvailable || (avx512bf16Available && ponder_cpu_is_amd() != 0)
 
     /// Ponder's own kernels, whatever the size (so a row's values never depend on how many rows share
