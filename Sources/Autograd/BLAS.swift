@@ -44,14 +44,28 @@ public func chooseOpenBLASCoreType(cpuFlags: Set<String>) -> (coreType: String?,
     return (nil, "no AVX2/AVX-512: OpenBLAS's own detection")
 }
 
+/// The first value of `field` ("flags", "vendor_id", "model name") in /proc/cpuinfo, or nil where it is
+/// unreadable or has no such field.
+public func cpuinfoField(_ field: String) -> String? {
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") {
+        guard let colon = line.firstIndex(of: ":"),
+              line[..<colon].trimmingCharacters(in: .whitespaces) == field else { continue }
+        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    return nil
+}
+
 /// The CPU feature flags of this machine (empty where /proc/cpuinfo is unreadable).
 public func cpuFeatureFlags() -> Set<String> {
-    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
-    for line in text.split(separator: "\n") where line.hasPrefix("flags") {
-        guard let colon = line.firstIndex(of: ":") else { continue }
-        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
-    }
-    return []
+    Set((cpuinfoField("flags") ?? "").split(separator: " ").map(String.init))
+}
+
+/// `precision: auto`'s rule: bf16 products outrun float32 ones with AMX tiles, or with avx512_bf16 on an AMD
+/// core; on an Intel core without AMX the avx512_bf16 GEMM runs at about half the float32 one (the rates per
+/// CPU: docs/results.md, "Speed against the peers").
+public func bf16IsFaster(amx: Bool, avx512bf16: Bool, amd: Bool) -> Bool {
+    amx || (avx512bf16 && amd)
 }
 
 /// The arithmetic of matrix products. `f32` (the default) is float32 (`NativeKernels.trainingGEMM`
@@ -91,12 +105,10 @@ public enum BLAS {
     /// Whether this CPU runs AVX-512 bfloat16 dot products (asked once). The bf16 path without AMX.
     public static let avx512bf16Available: Bool = ponder_avx512bf16_available() != 0
 
-    /// Whether bf16 products run faster than float32 ones here, so that `precision: auto` picks them: with
-    /// AMX, or with avx512_bf16 on AMD's cores (on a Zen 4 the avx512_bf16 GEMM runs 1.8× the float32 one).
-    /// On Intel's cores without AMX (Cooper Lake, or a Xeon whose AMX a virtual machine hides) it is the
-    /// slower: on a Xeon of family 6 model 207 `ponder bench matmul` read 153-164 GFLOP/s in bf16 against
-    /// 260-313 in float32, and a d192 GRPO step took 1.38× as long.
-    public static let bf16Faster: Bool = amxAvailable || (avx512bf16Available && ponder_cpu_is_amd() != 0)
+    /// Whether bf16 products run faster than float32 ones here (`bf16IsFaster`), so that `precision: auto`
+    /// picks them (asked once; the vendor from CPUID).
+    public static let bf16Faster: Bool = bf16IsFaster(amx: amxAvailable, avx512bf16: avx512bf16Available,
+                                                       amd: ponder_cpu_is_amd() != 0)
 
     /// Ponder's own kernels, whatever the size (so a row's values never depend on how many rows share
     /// the call): bf16 on AMX tiles or with avx512_bf16, float32 with sgemm.c; `parts` threads.

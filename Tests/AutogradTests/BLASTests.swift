@@ -10,6 +10,27 @@ final class BLASTests: XCTestCase {
         XCTAssertNil(chooseOpenBLASCoreType(cpuFlags: []).coreType)
     }
 
+    /// `precision: auto` picks bf16 with AMX on any vendor, and with avx512_bf16 alone only on AMD (on an Intel
+    /// core without AMX it measured half float32's rate); never without either unit.
+    func testBF16IsFasterOnlyWithAMXOrOnAMD() {
+        XCTAssertTrue(bf16IsFaster(amx: true, avx512bf16: true, amd: false))   // Sapphire Rapids and later
+        XCTAssertTrue(bf16IsFaster(amx: false, avx512bf16: true, amd: true))   // Zen 4, Zen 5
+        XCTAssertFalse(bf16IsFaster(amx: false, avx512bf16: true, amd: false)) // Cooper Lake, a Xeon with AMX hidden
+        XCTAssertFalse(bf16IsFaster(amx: false, avx512bf16: false, amd: true)) // Zen 3 and older
+        XCTAssertFalse(bf16IsFaster(amx: false, avx512bf16: false, amd: false))
+    }
+
+    /// /proc/cpuinfo's fields are read whole and trimmed: the flags hold a feature every x86-64 CPU has.
+    func testCPUInfoFields() throws {
+        try XCTSkipIf(cpuinfoField("flags") == nil, "no /proc/cpuinfo flags here")
+        #if arch(x86_64)
+        XCTAssertTrue(cpuFeatureFlags().contains("sse2"))
+        XCTAssertNotNil(cpuinfoField("vendor_id"))
+        #endif
+        XCTAssertEqual(cpuinfoField("flags")?.hasPrefix(" "), false)
+        XCTAssertNil(cpuinfoField("no such field"))
+    }
+
     func testLoadedKernelIsTheOneChosen() {
         let info = BLAS.info
         if let requested = info.requested {

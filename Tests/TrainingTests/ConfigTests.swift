@@ -29,11 +29,9 @@ final class ConfigTests: XCTestCase {
     func testPrecisionAutoIsBF16WhereTheCPURunsItFaster() throws {
         let auto = try ConfigLoader.parse("precision: auto\n").precision
         XCTAssertEqual(auto, .auto)
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let vendor = cpuinfo.split(separator: "\n").first { $0.hasPrefix("vendor_id") }?
-            .split(separator: ":").last?.trimmingCharacters(in: .whitespaces)
-        let faster = BLAS.amxAvailable || (BLAS.avx512bf16Available && vendor == "AuthenticAMD")
-        XCTAssertEqual(BLAS.bf16Faster, faster, "vendor \(vendor ?? "unknown")")
+        let vendor = cpuinfoField("vendor_id")
+        let faster = bf16IsFaster(amx: BLAS.amxAvailable, avx512bf16: BLAS.avx512bf16Available, amd: vendor == "AuthenticAMD")
+        XCTAssertEqual(BLAS.bf16Faster, faster, "CPUID's vendor against /proc/cpuinfo's \(vendor ?? "unknown")")
         XCTAssertEqual(auto.resolved, faster ? .bf16 : .f32)
         if faster { XCTAssertNil(MatmulPrecision.bf16Unavailable) }
         XCTAssertEqual(try ConfigLoader.parse("precision: bf16\n").precision.resolved, .bf16)
