@@ -56,6 +56,14 @@ public func cpuinfoField(_ field: String) -> String? {
     return nil
 }
 
+/// This machine's CPU as a figure should name it: /proc/cpuinfo's model name with its family and model
+/// ("AMD EPYC (family 25 model 17)"), since one model name covers several cores.
+public func cpuDescription() -> String {
+    let name = cpuinfoField("model name") ?? "unknown CPU"
+    guard let family = cpuinfoField("cpu family"), let model = cpuinfoField("model") else { return name }
+    return "\(name) (family \(family) model \(model))"
+}
+
 /// The CPU feature flags of this machine (empty where /proc/cpuinfo is unreadable).
 public func cpuFeatureFlags() -> Set<String> {
     Set((cpuinfoField("flags") ?? "").split(separator: " ").map(String.init))

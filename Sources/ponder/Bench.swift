@@ -18,10 +18,14 @@ struct BenchOutput: ParsableArguments {
 
     func emit(_ fields: KeyValuePairs<String, Any>, text: String) { emit(fields.map { ($0.key, $0.value) }, text: text) }
 
+    /// The CPU, in every JSON row and on a line before the first text one, so no figure leaves without it.
+    private static let cpu = cpuDescription().replacingOccurrences(of: "\"", with: "'")
+    nonisolated(unsafe) private static var namedCPU = false
+
     /// `emit` for fields assembled at run time, in their order.
     func emit(_ fields: [(String, Any)], text: String) {
         if json {
-            var parts: [String] = []
+            var parts = ["\"cpu\":\"\(Self.cpu)\""]
             for (k, v) in fields {
                 switch v {
                 case let s as String: parts.append("\"\(k)\":\"\(s)\"")
@@ -31,6 +35,7 @@ struct BenchOutput: ParsableArguments {
             }
             print("{" + parts.joined(separator: ",") + "}")
         } else {
+            if !Self.namedCPU { print("cpu: \(Self.cpu)"); Self.namedCPU = true }
             print(text)
         }
         fflush(stdout)

@@ -52,6 +52,7 @@ struct Train: ParsableCommand {
         }
         let trainer = try Trainer(config: cfg, runDirectory: dir, resume: resume, console: console, communicator: comm)
         console?.message("policy: \(trainer.policy.config.parameterCount) parameters, d=\(cfg.model.dModel) L=\(cfg.model.layers)")
+        console?.message("cpu: \(cpuDescription())")
         console?.message("kernels: training GEMM \(NativeKernels.gemmName), OpenBLAS \(BLAS.info.kernel) (\(BLAS.info.reason)); decoding \(NativeKernels.name); matmul precision \(BLAS.precision.rawValue)\(BLAS.precision == .bf16 ? " (\(MatmulPrecision.bf16Unit ?? ""))" : "")")
         let end = try trainer.run()
         comm.finalize()  // only after success: a rank that throws exits without it, and mpirun ends the job

@@ -31,6 +31,18 @@ final class BLASTests: XCTestCase {
         XCTAssertNil(cpuinfoField("no such field"))
     }
 
+    /// The CPU named beside figures: the model name, and on x86 its family and model numbers, read from fields
+    /// matched whole ("model" is not "model name").
+    func testCPUDescriptionNamesModelFamilyAndNumber() throws {
+        guard let name = cpuinfoField("model name") else { throw XCTSkip("no model name in /proc/cpuinfo here") }
+        XCTAssertTrue(cpuDescription().hasPrefix(name))
+        #if arch(x86_64)
+        let model = try XCTUnwrap(cpuinfoField("model"))
+        XCTAssertNotNil(Int(model), "\"model\" read as \(model)")
+        XCTAssertEqual(cpuDescription(), "\(name) (family \(cpuinfoField("cpu family")!) model \(model))")
+        #endif
+    }
+
     func testLoadedKernelIsTheOneChosen() {
         let info = BLAS.info
         if let requested = info.requested {
