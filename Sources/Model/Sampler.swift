@@ -100,7 +100,7 @@ public enum Sampler {
         stopTokens: Set<Int32>, padToken: Int32, rngs: inout [RNG]
     ) -> [Completion] {
         precondition(rngs.count == prompts.count, "one generator per prompt")
-        let slices = sliceCount(policy: policy, prompts: prompts.count)
+        let slices = sliceCount(policy: policy, prompts: prompts.count, group: group)
         if slices <= 1 {
             return sample(policy: policy, prompts: prompts, group: group, options: options, stopTokens: stopTokens,
                           padToken: padToken, rngs: &rngs, rngOfRow: { $0 / group })
@@ -146,14 +146,22 @@ public enum Sampler {
     /// weights from memory, and there the threads split each product's columns instead.
     static let sliceWeightBytes = 16 << 20
 
-    /// Slices of a batch of `prompts` decoded at once: two per thread, so that a slice whose
-    /// completions stop early leaves its thread another to take; one where the rows' values could
-    /// depend on the batch (without the native kernels), where the weights are too large, or for a
-    /// mixture of experts, whose layers keep each forward's routing and load in their own state.
-    public static func sliceCount(policy: Policy, prompts: Int) -> Int {
+    /// Rows (prompts × group) a slice keeps at least when a thread takes more than two slices.
+    static let minSliceRows = 48
+
+    /// Slices of a batch of `prompts` × `group` rows decoded at once: two to four per thread (fewer when
+    /// there are fewer prompts). More slices balance the threads when completions stop at very different
+    /// lengths (r1-tiny's families: 20 to 224 tokens), since a thread that finishes takes the next slice;
+    /// fewer keep each slice's products wide, so a thread takes more than two only while every slice keeps
+    /// `minSliceRows` rows (docs/results.md). One where the rows' values could depend on the batch
+    /// (without the native kernels), where the weights are too large, or for a mixture of experts, whose
+    /// layers keep each forward's routing and load in their own state.
+    public static func sliceCount(policy: Policy, prompts: Int, group: Int) -> Int {
         guard NativeKernels.enabled, Parallel.threads > 1, policy.config.moe == nil,
               policy.config.parameterCount * 4 <= sliceWeightBytes else { return 1 }
-        return Swift.min(2 * Parallel.threads, prompts)
+        let threads = Parallel.threads
+        let perThread = Swift.min(4, Swift.max(2, prompts * group / (minSliceRows * threads)))
+        return Swift.min(perThread * threads, prompts)
     }
 
     /// One batch: the prompts' pass, then decoding every row together, its cache packing weights into

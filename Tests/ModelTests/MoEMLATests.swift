@@ -226,8 +226,8 @@ final class MoEMLATests: XCTestCase {
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
         Parallel.threads = 2
-        XCTAssertEqual(Sampler.sliceCount(policy: makePolicy(Self.config(moe: true)), prompts: 8), 1)
-        XCTAssertEqual(Sampler.sliceCount(policy: makePolicy(Self.config(moe: false)), prompts: 8), NativeKernels.enabled ? 4 : 1)
+        XCTAssertEqual(Sampler.sliceCount(policy: makePolicy(Self.config(moe: true)), prompts: 8, group: 2), 1)
+        XCTAssertEqual(Sampler.sliceCount(policy: makePolicy(Self.config(moe: false)), prompts: 8, group: 2), NativeKernels.enabled ? 4 : 1)
     }
 
     /// The absorbed path (attention in latent space) equals the naive one (re-expanded cache).

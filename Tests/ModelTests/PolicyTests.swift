@@ -222,7 +222,7 @@ final class PolicyTests: XCTestCase {
             return (out, rngs.indices.map { rngs[$0].next() })
         }
         Parallel.threads = 2
-        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: prompts.count), NativeKernels.enabled ? 4 : 1)
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: prompts.count, group: 3), NativeKernels.enabled ? 4 : 1)
         let one = sample(threads: 1), sliced = sample(threads: 2)
         XCTAssertEqual(sliced.completions.map(\.prompt), (0..<21).map { $0 / 3 })
         XCTAssertEqual(sliced.completions.map(\.tokens), one.completions.map(\.tokens))
@@ -232,6 +232,25 @@ final class PolicyTests: XCTestCase {
         // Rows of different lengths, some stopped early: otherwise the slices would show nothing.
         XCTAssertTrue(one.completions.contains { $0.truncated } && one.completions.contains { !$0.truncated })
         XCTAssertGreaterThan(Set(one.completions.map(\.tokens)).count, 12)
+    }
+
+    /// Two slices a thread, up to four while each keeps 48 rows (r1-tiny's 48 prompts × 8), never more
+    /// slices than prompts.
+    func testSliceCountGrowsWithTheBatchUpToFourPerThread() throws {
+        try XCTSkipUnless(NativeKernels.enabled, "without the native kernels a batch is never sliced")
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        let policy = makePolicy()
+        Parallel.threads = 2
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: 48, group: 8), 8)
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: 36, group: 8), 6)
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: 32, group: 8), 4)
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: 3, group: 8), 3)
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: 400, group: 4), 8)
+        Parallel.threads = 4
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: 48, group: 8), 8)
+        Parallel.threads = 1
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: 48, group: 8), 1)
     }
 
     /// Completions that have drawn the same tokens decode on one cache row until they differ: the
