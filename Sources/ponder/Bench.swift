@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autograd
+import Basics
 import Foundation
 
 struct Bench: ParsableCommand {
@@ -7,6 +8,19 @@ struct Bench: ParsableCommand {
         abstract: "Measure Ponder on the same work as the peer scripts in ../shared/bench.",
         subcommands: [BenchMatmul.self, BenchTrain.self, BenchGenerate.self, BenchGRPO.self]
     )
+}
+
+/// The CPU a benchmark ran on, in every JSON row and on a line before the first text one, so that no
+/// figure leaves without it.
+enum BenchCPU {
+    static let name = cpuDescription()
+    /// `"cpu":"…"`, to open a JSON row.
+    static let jsonField = JSONText.string("cpu") + ":" + JSONText.string(name)
+    nonisolated(unsafe) private static var named = false
+
+    static func nameOnce() {
+        if !named { print("cpu: \(name)"); named = true }
+    }
 }
 
 /// Flags every benchmark takes.
@@ -18,24 +32,20 @@ struct BenchOutput: ParsableArguments {
 
     func emit(_ fields: KeyValuePairs<String, Any>, text: String) { emit(fields.map { ($0.key, $0.value) }, text: text) }
 
-    /// The CPU, in every JSON row and on a line before the first text one, so no figure leaves without it.
-    private static let cpu = cpuDescription().replacingOccurrences(of: "\"", with: "'")
-    nonisolated(unsafe) private static var namedCPU = false
-
-    /// `emit` for fields assembled at run time, in their order.
+    /// `emit` for fields assembled at run time, in their order, after the CPU's (`BenchCPU`).
     func emit(_ fields: [(String, Any)], text: String) {
         if json {
-            var parts = ["\"cpu\":\"\(Self.cpu)\""]
+            var parts = [BenchCPU.jsonField]
             for (k, v) in fields {
                 switch v {
-                case let s as String: parts.append("\"\(k)\":\"\(s)\"")
-                case let d as Double: parts.append("\"\(k)\":\(String(format: "%.4g", d))")
-                default: parts.append("\"\(k)\":\(v)")
+                case let s as String: parts.append(JSONText.string(k) + ":" + JSONText.string(s))
+                case let d as Double: parts.append(JSONText.string(k) + ":" + String(format: "%.4g", d))
+                default: parts.append(JSONText.string(k) + ":\(v)")
                 }
             }
             print("{" + parts.joined(separator: ",") + "}")
         } else {
-            if !Self.namedCPU { print("cpu: \(Self.cpu)"); Self.namedCPU = true }
+            BenchCPU.nameOnce()
             print(text)
         }
         fflush(stdout)
@@ -80,6 +90,7 @@ struct BenchMatmul: ParsableCommand {
     func run() throws {
         let info = BLAS.info
         if !output.json {
+            BenchCPU.nameOnce()
             let why = info.requested == nil ? info.reason : "chosen by Ponder from " + info.reason
             print("OpenBLAS kernel: \(info.kernel) (\(why)), \(info.threads) threads; training GEMM: \(NativeKernels.gemmName); bf16: \(MatmulPrecision.bf16Unit ?? "none")\(MatmulPrecision.bf16Unit != nil && !BLAS.bf16Faster ? " (slower than float32 on this CPU: precision auto runs f32)" : "")")
             print("library: \(info.library)")
@@ -118,7 +129,7 @@ struct BenchMatmul: ParsableCommand {
         }
         // Decoding: x · wᵀ for the 64 rows of one step, against a weight packed once (Ponder's
         // kernel) and through OpenBLAS (which packs it on every call).
-        if !output.json { print("decoding kernels: \(NativeKernels.name)") }
+        if !output.json { BenchCPU.nameOnce(); print("decoding kernels: \(NativeKernels.name)") }
         for (m, n, k) in Self.decodeShapes {
             var rng = RNG(seed: 1)
             let x = Tensor.randn([m, k], rng: &rng), w = Tensor.randn([n, k], rng: &rng)

@@ -254,7 +254,7 @@ struct BenchGRPO: ParsableCommand {
     @Option(help: "Prompts per step.") var prompts = 8
     @Option(name: .customLong("G"), help: "Completions per prompt.") var g = 8
     @Option(help: "New tokens per completion: exactly this many (as the peer's min_new_tokens), or with --task at most this many.") var new = 128
-    @Option(help: "Real problems of this task family (levels 1-2) whose completions stop when they stop, instead of addition forced to --new tokens; use with --from a model trained on it.") var task: String?
+    @Option(help: "Real problems of this task family, or of several separated by commas and taken in turn (levels 1-2), whose completions stop when they stop, instead of addition forced to --new tokens; use with --from a model trained on them.") var task: String?
     @Option(help: "KL coefficient (a reference pass runs when > 0).") var beta: Float = 0.04
     @Option(help: "Timed steps after one warm-up step.") var steps = 4
     @Option(help: "Hugging Face or Ponder model folder to load instead of a fresh d/layers/heads/ff model.") var from: String?
@@ -264,6 +264,9 @@ struct BenchGRPO: ParsableCommand {
     @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer's activations at backward (model.gradient_checkpointing).") var gradientCheckpointing = false
     @Flag(help: "Print one JSON object.") var json = false
 
+    /// The families `--task` names (none without it).
+    var taskNames: [String] { task.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [] }
+
     func validate() throws {
         try checkFlag(loraRank, 0...4096, "--lora-rank")
         let L = TrainConfig.Limits.self
@@ -272,8 +275,9 @@ struct BenchGRPO: ParsableCommand {
             try checkFlag(v, r, f)
         }
         guard beta.isFinite && beta >= 0 else { throw ValidationError("--beta must be a number ≥ 0") }
-        if let task, TaskRegistry.family(named: task) == nil {
-            throw ValidationError("--task is '\(task)'; use one of \(TaskRegistry.all.map(\.name).joined(separator: ", "))")
+        if task != nil && taskNames.isEmpty { throw ValidationError("--task is empty; name a task family, or several separated by commas") }
+        for name in taskNames where TaskRegistry.family(named: name) == nil {
+            throw ValidationError("--task names '\(name)'; use one or more of \(TaskRegistry.all.map(\.name).joined(separator: ", ")), separated by commas")
         }
     }
 
@@ -325,15 +329,16 @@ struct BenchGRPO: ParsableCommand {
         let optimizer = AdamW(policy.parameters, lr: cfg.grpo.learningRate)
         var step = GRPOStep(config: cfg, tokenizer: tokenizer, rewards: try RewardSet(config: cfg.grpo.rewards))
         // Without --task, problems like the peer's ("what is x+y?" over 2-3 digit numbers, addition
-        // levels 1-2) forced to --new tokens; with it, the family's levels 1-2 as they come.
+        // levels 1-2) forced to --new tokens; with it, the families' levels 1-2 as they come.
         step.minNewTokens = task == nil ? new : 0
-        let family = TaskRegistry.family(named: task ?? "add")!
+        let families = (task == nil ? ["add"] : taskNames).map { TaskRegistry.family(named: $0)! }
         var index = 0
         var times: [Double] = [], sampling: [Double] = [], distinct: [Double] = [], generated = 0, work = 0.0
         for i in 0...steps {
             let problems = (0..<prompts).map { _ -> Problem in
                 index += 1
-                return family.problem(seed: 0, stream: "bench", level: 1 + index % 2, index: index, id: "bench-\(index)")
+                let family = families[index % families.count]  // in turn, each family's levels alternating
+                return family.problem(seed: 0, stream: "bench", level: 1 + index / families.count % 2, index: index, id: "bench-\(index)")
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
             var batch = try step.generate(policy: policy, problems: problems, communicator: comm) {
@@ -371,12 +376,13 @@ struct BenchGRPO: ParsableCommand {
         // The update's layers' tokens over its rows' real tokens (1 where rows do not share prefixes).
         let distinctFraction = distinct.isEmpty ? 1 : distinct.reduce(0, +) / Double(distinct.count)
         if json {
-            print(String(format: "{\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"gradient_checkpointing\":%@,\"gflop\":%.4g,\"gflops\":%.4g,\"update_distinct_prefix_fraction\":%.4g,\"peak_rss_mib\":%.0f}",
-                         (task ?? "") as NSString, meanLength, policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
+            print(String(format: "{%@,\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"gradient_checkpointing\":%@,\"gflop\":%.4g,\"gflops\":%.4g,\"update_distinct_prefix_fraction\":%.4g,\"peak_rss_mib\":%.0f}",
+                         BenchCPU.jsonField as NSString, (task ?? "") as NSString, meanLength, policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
                          completions * meanLength / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
                          NativeKernels.name as NSString, BLAS.precision.rawValue as NSString, loraRank, (gradientCheckpointing ? "true" : "false") as NSString,
                          gflop, gflop / median, distinctFraction, peakResidentMiB()))
         } else {
+            BenchCPU.nameOnce()
             let work = task.map { String(format: "%@ problems, mean %.1f of at most %d tokens", $0 as NSString, meanLength, new) } ?? "\(new) tokens"
             print(String(format: "GRPO step d=%d L=%d%@, %d prompts × G=%d × %@, beta %.2f, %d rank(s) × %d thread(s), matmul %@: median %.3f s over %d steps (sampling %.3f s, update %.3f s; %.1f completions/s; %.0f GFLOP per step, %.0f GFLOP/s; gradient sum %.4f s; the update's layers ran %.0f%% of its rows' tokens); peak memory %.0f MiB",
                          policy.config.dModel, policy.config.layers, ((loraRank > 0 ? ", LoRA rank \(loraRank)" : "") + (gradientCheckpointing ? ", gradient checkpointing" : "")) as NSString, prompts, g,
