@@ -229,6 +229,13 @@ final class PolicyTests: XCTestCase {
         XCTAssertEqual(sliced.completions.map { $0.logprobs.map(\.bitPattern) }, one.completions.map { $0.logprobs.map(\.bitPattern) })
         XCTAssertEqual(sliced.completions.map(\.truncated), one.completions.map(\.truncated))
         XCTAssertEqual(sliced.after, one.after, "each prompt's generator must end where one batch leaves it")
+        // Four threads take seven one-prompt slices: another split, the same bits.
+        Parallel.threads = 4
+        XCTAssertEqual(Sampler.sliceCount(policy: policy, prompts: prompts.count, group: 3), NativeKernels.enabled ? 7 : 1)
+        let many = sample(threads: 4)
+        XCTAssertEqual(many.completions.map(\.tokens), one.completions.map(\.tokens))
+        XCTAssertEqual(many.completions.map { $0.logprobs.map(\.bitPattern) }, one.completions.map { $0.logprobs.map(\.bitPattern) })
+        XCTAssertEqual(many.after, one.after)
         // Rows of different lengths, some stopped early: otherwise the slices would show nothing.
         XCTAssertTrue(one.completions.contains { $0.truncated } && one.completions.contains { !$0.truncated })
         XCTAssertGreaterThan(Set(one.completions.map(\.tokens)).count, 12)
