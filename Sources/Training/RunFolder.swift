@@ -1,6 +1,7 @@
 // Opening a run folder for training: one writer at a time (RunLock), left-overs of killed runs
 // removed, and a --resume that cannot silently change what it resumes: a finished run stays as it
-// is, and a config whose architecture differs from the saved one is refused, naming the keys.
+// is unless asked for more GRPO steps, and a config whose architecture differs from the saved one is
+// refused, naming the keys.
 
 import Foundation
 import Runs
@@ -24,10 +25,14 @@ public enum RunFolder {
         if !resume && FileManager.default.fileExists(atPath: MetricsLog.metricsURL(directory).path) {
             throw ConfigError(file: nil, key: "--run-dir", message: "\(directory.path) already holds a run: pass --resume to continue it, or --run-dir for a new folder")
         }
-        if resume, (try? RunStatus.read(from: directory))?.state == .finished {
+        let saved = resume ? try? ConfigLoader.load(savedConfigURL(directory)) : nil
+        // A finished run goes on only when asked for more GRPO steps than it took (`--set grpo.steps=N`),
+        // as a trainer resumed with a larger max_steps does; the schedule is then the new length's.
+        if resume, (try? RunStatus.read(from: directory))?.state == .finished,
+           config.grpo.steps <= saved?.grpo.steps ?? Int.max {
             return Opened(lock: lock, cleaned: [], finished: true)
         }
-        if resume, let saved = try? ConfigLoader.load(savedConfigURL(directory)) {
+        if let saved {
             let changed = architectureChanges(from: saved, to: config)
             if !changed.isEmpty {
                 throw ConfigError(file: nil, key: changed.map(\.key).joined(separator: ", "), message:

@@ -12,7 +12,7 @@ struct Train: ParsableCommand {
     @Argument(help: "The config file, e.g. configs/quickstart.yaml.") var config: String
     @Option(name: .customLong("run-dir"), help: "Run folder (default: runs/<config name>).") var runDir: String?
     @Option(name: .customLong("set"), help: "Override a key, e.g. --set grpo.beta=0.02 (repeatable).") var overrides: [String] = []
-    @Flag(help: "Continue from the run folder's newest complete checkpoint.") var resume = false
+    @Flag(help: "Continue from the run folder's newest complete checkpoint (a finished run trains on when --set grpo.steps asks for more).") var resume = false
 
     /// Loads the config and readies its run folder (runs/<config name> unless given): locks it,
     /// removes what killed runs left there, refuses to start over an existing run without --resume
@@ -27,7 +27,7 @@ struct Train: ParsableCommand {
         let dir = URL(fileURLWithPath: runDir ?? "runs/\(name)")
         let opened = try RunFolder.open(dir, config: cfg, resume: resume, isWriter: comm.isWriter)
         if opened.finished {
-            if comm.isWriter { print("\(dir.path) has finished: nothing to resume (its report: ponder report \(dir.path))") }
+            if comm.isWriter { print("\(dir.path) has finished: nothing to resume (its report: ponder report \(dir.path); to train it on, add --set grpo.steps=N with more GRPO steps than it took)") }
             return nil
         }
         if !opened.cleaned.isEmpty {

@@ -109,6 +109,38 @@ final class TrainerTests: XCTestCase {
                        try String(contentsOf: MetricsLog.completionsURL(whole), encoding: .utf8))
     }
 
+    /// `--resume` on a finished run does nothing with the same config, and with more GRPO steps trains
+    /// on from the final checkpoint, to the bits of a run configured that long from the start (with a
+    /// constant step size, nothing else depends on the length).
+    func testFinishedRunTrainsOnWhenAskedForMoreGRPOSteps() throws {
+        var cfg = try Self.tinyConfig()
+        cfg.grpo.schedule = .constant
+        var longer = cfg
+        longer.grpo.steps = 6
+        let whole = temporaryRun()
+        try Trainer(config: longer, runDirectory: whole, resume: false).run()
+
+        let run = temporaryRun()
+        try Trainer(config: cfg, runDirectory: run, resume: false).run()
+        try ConfigLoader.yaml(cfg).write(to: RunFolder.savedConfigURL(run), atomically: true, encoding: .utf8)
+        XCTAssertTrue(try RunFolder.open(run, config: cfg, resume: true, isWriter: true).finished)
+        var shorter = cfg
+        shorter.grpo.steps = 3
+        XCTAssertTrue(try RunFolder.open(run, config: shorter, resume: true, isWriter: true).finished)
+        XCTAssertFalse(try RunFolder.open(run, config: longer, resume: true, isWriter: true).finished)
+        try ConfigLoader.yaml(longer).write(to: RunFolder.savedConfigURL(run), atomically: true, encoding: .utf8)
+        try Trainer(config: longer, runDirectory: run, resume: true).run()
+
+        XCTAssertEqual(try RunStatus.read(from: run).step, 36)
+        XCTAssertEqual(try deterministicMetrics(run), try deterministicMetrics(whole))
+        let a = try Checkpoint.load(from: Checkpoints.latest(in: whole)!.url).policy
+        let b = try Checkpoint.load(from: Checkpoints.latest(in: run)!.url).policy
+        for ((name, x), (_, y)) in zip(a.namedParameters, b.namedParameters) {
+            XCTAssertEqual(x.array.map(\.bitPattern), y.array.map(\.bitPattern), name)
+        }
+        XCTAssertTrue(try RunFolder.open(run, config: longer, resume: true, isWriter: true).finished)
+    }
+
     /// `precision: bf16` (AMX or avx512_bf16) trains too: the SFT loss falls, a resumed run reproduces an
     /// uninterrupted one bit for bit, and its metrics are not the float32 run's.
     func testBF16RunLearnsAndResumesExactly() throws {
