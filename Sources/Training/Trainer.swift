@@ -154,6 +154,15 @@ public final class Trainer {
             throw ConfigError(file: nil, key: "model.max_context", message: "is \(policy.config.maxContext) tokens, but an SFT trace is \(longest.ids.count) tokens long: raise model.max_context or choose shorter sft.levels (`ponder tasks show FAMILY --level N`)")
         }
         try Self.checkPromptRoom(config, maxContext: policy.config.maxContext, tokenizer: tokenizer, evalProblems: evalProblems)
+        // A run trained on past its first grpo.steps (RunFolder.open) and killed: resuming it with the
+        // shorter config would end it where it stands, so it is refused.
+        let sftTaken = state.sftEnd ?? config.sft.steps, asked = sftTaken + config.grpo.steps  // totalSteps, before self is whole
+        if latest != nil && state.step > asked {
+            let inGRPO = state.sftEnd != nil
+            throw ConfigError(file: nil, key: inGRPO ? "grpo.steps" : "sft.steps", message:
+                "asks for \(asked) steps in all, but this run has taken \(state.step): resume with the steps it was given (its config.yaml)"
+                + (inGRPO ? ", e.g. --set grpo.steps=\(state.step - sftTaken) or more" : ""))
+        }
         let resumedStep: Int? = latest == nil ? nil : state.step
         resumedAt = resumedStep
         log = communicator.isWriter ? try MetricsLog(runDirectory: runDirectory, resumeAfterStep: resumedStep) : nil

@@ -139,6 +139,12 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(x.array.map(\.bitPattern), y.array.map(\.bitPattern), name)
         }
         XCTAssertTrue(try RunFolder.open(run, config: longer, resume: true, isWriter: true).finished)
+        // Killed while training on, then resumed without the larger count: refused, not ended early.
+        try RunStatus.write(RunStatus(state: .running, step: 36, totalSteps: 36, stage: "grpo"), to: run)
+        XCTAssertThrowsError(try Trainer(config: cfg, runDirectory: run, resume: true)) { e in
+            XCTAssertEqual((e as? ConfigError)?.key, "grpo.steps")
+            XCTAssertTrue("\(e)".contains("--set grpo.steps=6"), "\(e)")
+        }
     }
 
     /// `precision: bf16` (AMX or avx512_bf16) trains too: the SFT loss falls, a resumed run reproduces an
