@@ -78,9 +78,13 @@ public final class Trainer {
     public var stopAfterStep: Int?
     var stopRequested: Bool { stopAfterStep.map { state.step >= $0 } ?? false }
 
-    /// SFT steps: where it ended (its plateau), or the cap while it runs.
-    var sftSteps: Int { state.sftEnd ?? config.sft.steps }
-    var totalSteps: Int { sftSteps + config.grpo.steps }
+    /// SFT steps: where it ended (its plateau), or the cap while it runs; and the run's steps in all.
+    static func stepCounts(_ state: TrainerState, _ config: TrainConfig) -> (sft: Int, total: Int) {
+        let sft = state.sftEnd ?? config.sft.steps
+        return (sft, sft + config.grpo.steps)
+    }
+    var sftSteps: Int { Self.stepCounts(state, config).sft }
+    var totalSteps: Int { Self.stepCounts(state, config).total }
     var checkpointsDirectory: URL { Checkpoints.directory(runDirectory) }
 
     /// Sets up a run in `runDirectory`: fresh, or resumed from its newest complete checkpoint. Under
@@ -156,7 +160,7 @@ public final class Trainer {
         try Self.checkPromptRoom(config, maxContext: policy.config.maxContext, tokenizer: tokenizer, evalProblems: evalProblems)
         // A run trained on past its first grpo.steps (RunFolder.open) and killed: resuming it with the
         // shorter config would end it where it stands, so it is refused.
-        let sftTaken = state.sftEnd ?? config.sft.steps, asked = sftTaken + config.grpo.steps  // totalSteps, before self is whole
+        let (sftTaken, asked) = Self.stepCounts(state, config)  // sftSteps and totalSteps, before self is whole
         if latest != nil && state.step > asked {
             let inGRPO = state.sftEnd != nil
             throw ConfigError(file: nil, key: inGRPO ? "grpo.steps" : "sft.steps", message:

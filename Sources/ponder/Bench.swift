@@ -129,7 +129,7 @@ struct BenchMatmul: ParsableCommand {
         }
         // Decoding: x · wᵀ for the 64 rows of one step, against a weight packed once (Ponder's
         // kernel) and through OpenBLAS (which packs it on every call).
-        if !output.json { BenchCPU.nameOnce(); print("decoding kernels: \(NativeKernels.name)") }
+        if !output.json { print("decoding kernels: \(NativeKernels.name)") }
         for (m, n, k) in Self.decodeShapes {
             var rng = RNG(seed: 1)
             let x = Tensor.randn([m, k], rng: &rng), w = Tensor.randn([n, k], rng: &rng)
