@@ -269,6 +269,21 @@ long ponder_sgemm_set_pack_limit(long bytes) {
     return old;
 }
 
+// Slice `slice` of `slices` of the cache lines of op(A)'s block rows i0..<i0+rows × columns k0..<k0+kc,
+// fetched into L2 ahead of its use: a block of a large activation comes from memory, and the kernels
+// of the block before it hide that wait (packing it on demand stalled on its loads).
+static void prefetchA(const SJob *j, long i0, long rows, long k0, long kc, long slice, long slices) {
+    // Lines run along A's rows: op(A)'s rows when A is not transposed, else its columns.
+    long lineRows = j->transA ? kc : rows, rowFloats = j->transA ? rows : kc, perRow = (rowFloats + 15) / 16 + 1;
+    long total = lineRows * perRow, lo = total * slice / slices, hi = total * (slice + 1) / slices;
+    for (long x = lo; x < hi; x++) {
+        long r = x / perRow, f = (x % perRow) * 16;
+        if (f >= rowFloats) f = rowFloats - 1;  // the extra line: a row not aligned to 64 bytes spans one more
+        const float *row = j->transA ? j->a + (k0 + r) * j->lda + i0 : j->a + (i0 + r) * j->lda + k0;
+        __builtin_prefetch(row + f, 0, 2);
+    }
+}
+
 // One part: its rows of C (or its panels). It packs every chunk of a block of the panels it reads
 // (a copy of that block per part when it splits rows, small beside its share of the product), so
 // the parts never wait for each other; then for each 64-row block it runs the chunks of K in order,
@@ -330,7 +345,12 @@ static void runPart(void *arg, long part) {
                     af = j->a + i0 * j->lda + k0;
                     rs = j->lda;
                 }
+                // The block after this one, in this loop's order, fetched a slice per panel.
+                long nrb = c + 1 < chunks ? rb : rb + 1, nc = c + 1 < chunks ? c + 1 : 0;
+                long ni0 = nrb * SMC, nk0 = nc * j->kcMax;
+                long nrows = j->m - ni0 < SMC ? j->m - ni0 : SMC, nkc = j->k - nk0 < j->kcMax ? j->k - nk0 : j->kcMax;
                 for (long p = bLo; p < bHi; p++) {
+                    if (nrb < rHi) prefetchA(j, ni0, nrows, nk0, nkc, p - bLo, bHi - bLo);
                     long cols = j->n - p * 32 < 32 ? j->n - p * 32 : 32;
                     float *cp = j->c + i0 * j->ldc + p * 32;
                     const void *bp = panelAt(j, scratchB, c, p, bLo, bHi, kc);

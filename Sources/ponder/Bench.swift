@@ -127,6 +127,25 @@ struct BenchMatmul: ParsableCommand {
             }
             output.emit(row, text: text)
         }
+        // The same products as a step runs them: activations written long before they are read.
+        func step(_ precision: MatmulPrecision) -> Double { Self.stepProducts(precision: precision, repeats: output.repeats) }
+        NativeKernels.trainingGEMM = false
+        let stepBLAS = step(.f32)
+        NativeKernels.trainingGEMM = NativeKernels.enabled
+        let stepOwn = NativeKernels.enabled ? step(.f32) : nil
+        NativeKernels.trainingGEMM = native
+        let stepBF16 = MatmulPrecision.bf16Unavailable == nil ? step(.bf16) : nil
+        var text = String(format: "step MLP d256 ff768, %d tokens, from memory  OpenBLAS %6.1f GFLOP/s", Self.stepTokens, stepBLAS)
+        var row: [(String, Any)] = [("bench", "matmul_step"), ("tokens", Self.stepTokens), ("gflops", stepBLAS), ("kernel", info.kernel)]
+        if let stepOwn {
+            text += String(format: "   avx512 %6.1f", stepOwn)
+            row.append(("avx512_gflops", stepOwn))
+        }
+        if let stepBF16, let unit = MatmulPrecision.bf16Unit {
+            text += String(format: "   bf16 (%@) %6.1f", unit as NSString, stepBF16)
+            row += [("bf16_gflops", stepBF16), ("bf16_unit", unit)]
+        }
+        output.emit(row, text: text)
         // Decoding: x · wᵀ for the 64 rows of one step, against a weight packed once (Ponder's
         // kernel) and through OpenBLAS (which packs it on every call).
         if !output.json { print("decoding kernels: \(NativeKernels.name)") }
@@ -152,6 +171,47 @@ struct BenchMatmul: ParsableCommand {
         output.emit(["bench": "memory", "read_gb_s": bandwidth, "decode_weights_gb_s": decode, "decode_fraction": decode / bandwidth],
                     text: String(format: "memory: read %.1f GB/s; packed decoding (16 rows, 16 × 4864 x 896 weights) reads weights at %.1f GB/s, %.0f%% of it",
                                  bandwidth, decode, 100 * decode / bandwidth))
+    }
+
+    static let stepTokens = 8192
+
+    /// GFLOP/s of the six products of one MLP layer's training step (d 256, ff 768, `stepTokens`
+    /// tokens): the forward x·Wᵀ of both projections, and the backward's dY·W and dYᵀ·X of both, each
+    /// timed alone after reading a 64 MiB buffer, so that its activations come from memory as in a step
+    /// (where they were written a layer or a pass before); the median of `repeats` sums of the six.
+    static func stepProducts(precision: MatmulPrecision, repeats: Int) -> Double {
+        let t = stepTokens, d = 256, f = 768
+        var rng = RNG(seed: 3)
+        let x = Tensor.randn([t, d], rng: &rng), h = Tensor.randn([t, f], rng: &rng)
+        let dy = Tensor.randn([t, d], rng: &rng), dh = Tensor.randn([t, f], rng: &rng)
+        let w1 = Tensor.randn([f, d], rng: &rng), w2 = Tensor.randn([d, f], rng: &rng)
+        let out = Tensor(uninitialized: [t, f]), gw = Tensor(uninitialized: [f, d])
+        let flush = Tensor.randn([1 << 24], rng: &rng)
+        // (transA, transB, m, n, k, a, lda, b, ldb, c)
+        let products: [(Bool, Bool, Int, Int, Int, Tensor, Int, Tensor, Int, Tensor)] = [
+            (false, true, t, f, d, x, d, w1, d, out),     // up: x·W1ᵀ
+            (false, true, t, d, f, h, f, w2, f, out),     // down: h·W2ᵀ
+            (false, false, t, f, d, dy, d, w2, f, out),   // down's dX: dY·W2
+            (true, false, d, f, t, dy, d, h, f, gw),      // down's dW: dYᵀ·h
+            (false, false, t, d, f, dh, f, w1, d, out),   // up's dX: dH·W1
+            (true, false, f, d, t, dh, f, x, d, gw),      // up's dW: dHᵀ·x
+        ]
+        var flushed: Float = 0
+        var sums: [Double] = []
+        for rep in 0...max(1, repeats) {
+            var total = 0.0
+            for (ta, tb, m, n, k, a, lda, b, ldb, c) in products {
+                for i in stride(from: 0, to: 1 << 24, by: 16) { flushed += flush.data[i] }  // a float per cache line
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                BLAS.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, lda: lda, b: b.data, ldb: ldb, beta: 0,
+                          c: c.data, ldc: n, precision: precision)
+                total += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            }
+            if rep > 0 { sums.append(total) }  // the first pass warms the pool and the packing buffers
+        }
+        precondition(!flushed.isNaN)
+        let flops = products.reduce(0.0) { $0 + 2 * Double($1.2) * Double($1.3) * Double($1.4) }
+        return flops / sums.sorted()[sums.count / 2] / 1e9
     }
 
     /// Read bandwidth from memory in GB/s: every thread summing its share of a 1 GiB buffer, far past
