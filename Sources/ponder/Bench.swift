@@ -95,57 +95,24 @@ struct BenchMatmul: ParsableCommand {
             print("OpenBLAS kernel: \(info.kernel) (\(why)), \(info.threads) threads; training GEMM: \(NativeKernels.gemmName); bf16: \(MatmulPrecision.bf16Unit ?? "none")\(MatmulPrecision.bf16Unit != nil && !BLAS.bf16Faster ? " (slower than float32 on this CPU: precision auto runs f32)" : "")")
             print("library: \(info.library)")
         }
-        let native = NativeKernels.trainingGEMM
-        defer { NativeKernels.trainingGEMM = native }
         for (m, n, k, ta, tb) in Self.shapes {
             var rng = RNG(seed: 1)
             let a = Tensor.randn([m, k], rng: &rng), b = Tensor.randn([k, n], rng: &rng)
             let c = Tensor(uninitialized: [m, n])
-            func measure(_ precision: MatmulPrecision) -> Double {
+            let op = (ta ? "T" : "N") + (tb ? "T" : "N")
+            emitRates(String(format: "gemm %@ %5d x %4d x %4d", op as NSString, m, n, k),
+                      [("bench", "matmul"), ("m", m), ("n", n), ("k", k), ("op", op)]) { precision in
                 Self.gflops(m, n, k, repeats: output.repeats) {
                     BLAS.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, lda: ta ? m : k,
                               b: b.data, ldb: tb ? k : n, beta: 0, c: c.data, ldc: n, precision: precision)
                 }
             }
-            NativeKernels.trainingGEMM = false
-            let openblas = measure(.f32)
-            NativeKernels.trainingGEMM = NativeKernels.enabled
-            let own = NativeKernels.enabled ? measure(.f32) : nil
-            NativeKernels.trainingGEMM = native
-            let bf16 = MatmulPrecision.bf16Unavailable == nil ? measure(.bf16) : nil
-            let op = (ta ? "T" : "N") + (tb ? "T" : "N")
-            var text = String(format: "gemm %@ %5d x %4d x %4d  OpenBLAS %6.1f GFLOP/s", op as NSString, m, n, k, openblas)
-            var row: [(String, Any)] = [("bench", "matmul"), ("m", m), ("n", n), ("k", k), ("op", op), ("gflops", openblas),
-                                        ("kernel", info.kernel)]
-            if let own {
-                text += String(format: "   avx512 %6.1f", own)
-                row.append(("avx512_gflops", own))
-            }
-            if let bf16, let unit = MatmulPrecision.bf16Unit {
-                text += String(format: "   bf16 (%@) %6.1f", unit as NSString, bf16)
-                row += [("bf16_gflops", bf16), ("bf16_unit", unit)]
-            }
-            output.emit(row, text: text)
         }
         // The same products as a step runs them: activations written long before they are read.
-        func step(_ precision: MatmulPrecision) -> Double { Self.stepProducts(precision: precision, repeats: output.repeats) }
-        NativeKernels.trainingGEMM = false
-        let stepBLAS = step(.f32)
-        NativeKernels.trainingGEMM = NativeKernels.enabled
-        let stepOwn = NativeKernels.enabled ? step(.f32) : nil
-        NativeKernels.trainingGEMM = native
-        let stepBF16 = MatmulPrecision.bf16Unavailable == nil ? step(.bf16) : nil
-        var text = String(format: "step MLP d256 ff768, %d tokens, from memory  OpenBLAS %6.1f GFLOP/s", Self.stepTokens, stepBLAS)
-        var row: [(String, Any)] = [("bench", "matmul_step"), ("tokens", Self.stepTokens), ("gflops", stepBLAS), ("kernel", info.kernel)]
-        if let stepOwn {
-            text += String(format: "   avx512 %6.1f", stepOwn)
-            row.append(("avx512_gflops", stepOwn))
+        emitRates(String(format: "step MLP d256 ff768, %d tokens, from memory", Self.stepTokens),
+                  [("bench", "matmul_step"), ("tokens", Self.stepTokens)]) {
+            Self.stepProducts(precision: $0, repeats: output.repeats)
         }
-        if let stepBF16, let unit = MatmulPrecision.bf16Unit {
-            text += String(format: "   bf16 (%@) %6.1f", unit as NSString, stepBF16)
-            row += [("bf16_gflops", stepBF16), ("bf16_unit", unit)]
-        }
-        output.emit(row, text: text)
         // Decoding: x · wᵀ for the 64 rows of one step, against a weight packed once (Ponder's
         // kernel) and through OpenBLAS (which packs it on every call).
         if !output.json { print("decoding kernels: \(NativeKernels.name)") }
@@ -171,6 +138,30 @@ struct BenchMatmul: ParsableCommand {
         output.emit(["bench": "memory", "read_gb_s": bandwidth, "decode_weights_gb_s": decode, "decode_fraction": decode / bandwidth],
                     text: String(format: "memory: read %.1f GB/s; packed decoding (16 rows, 16 × 4864 x 896 weights) reads weights at %.1f GB/s, %.0f%% of it",
                                  bandwidth, decode, 100 * decode / bandwidth))
+    }
+
+    /// One row of GFLOP/s that `measure` reads: through OpenBLAS (with its kernel in use), Ponder's
+    /// own float32 GEMM where the CPU runs it, and bf16 where it has a unit for it.
+    func emitRates(_ label: String, _ fields: [(String, Any)], measure: (MatmulPrecision) -> Double) {
+        let native = NativeKernels.trainingGEMM
+        defer { NativeKernels.trainingGEMM = native }
+        NativeKernels.trainingGEMM = false
+        let openblas = measure(.f32)
+        NativeKernels.trainingGEMM = NativeKernels.enabled
+        let own = NativeKernels.enabled ? measure(.f32) : nil
+        NativeKernels.trainingGEMM = native
+        let bf16 = MatmulPrecision.bf16Unavailable == nil ? measure(.bf16) : nil
+        var text = label + String(format: "  OpenBLAS %6.1f GFLOP/s", openblas)
+        var row = fields + [("gflops", openblas), ("kernel", BLAS.info.kernel)]
+        if let own {
+            text += String(format: "   avx512 %6.1f", own)
+            row.append(("avx512_gflops", own))
+        }
+        if let bf16, let unit = MatmulPrecision.bf16Unit {
+            text += String(format: "   bf16 (%@) %6.1f", unit as NSString, bf16)
+            row += [("bf16_gflops", bf16), ("bf16_unit", unit)]
+        }
+        output.emit(row, text: text)
     }
 
     static let stepTokens = 8192
