@@ -269,18 +269,25 @@ long ponder_sgemm_set_pack_limit(long bytes) {
     return old;
 }
 
+// K of chunk c of the product (the last one may be short).
+static long chunkK(const SJob *j, long c) { return j->k - c * j->kcMax < j->kcMax ? j->k - c * j->kcMax : j->kcMax; }
+
 // Slice `slice` of `slices` of the cache lines of op(A)'s block rows i0..<i0+rows × columns k0..<k0+kc,
 // fetched into L2 ahead of its use: a block of a large activation comes from memory, and the kernels
 // of the block before it hide that wait (packing it on demand stalled on its loads).
 static void prefetchA(const SJob *j, long i0, long rows, long k0, long kc, long slice, long slices) {
-    // Lines run along A's rows: op(A)'s rows when A is not transposed, else its columns.
+    // Lines run along A's rows: op(A)'s rows when A is not transposed, else its columns. Each row takes
+    // one line more than its floats fill, for a row not aligned to 64 bytes (that line: its last float).
     long lineRows = j->transA ? kc : rows, rowFloats = j->transA ? rows : kc, perRow = (rowFloats + 15) / 16 + 1;
     long total = lineRows * perRow, lo = total * slice / slices, hi = total * (slice + 1) / slices;
+    long r = lo / perRow, l = lo % perRow;
+    const float *row = j->transA ? j->a + (k0 + r) * j->lda + i0 : j->a + (i0 + r) * j->lda + k0;
     for (long x = lo; x < hi; x++) {
-        long r = x / perRow, f = (x % perRow) * 16;
-        if (f >= rowFloats) f = rowFloats - 1;  // the extra line: a row not aligned to 64 bytes spans one more
-        const float *row = j->transA ? j->a + (k0 + r) * j->lda + i0 : j->a + (i0 + r) * j->lda + k0;
-        __builtin_prefetch(row + f, 0, 2);
+        __builtin_prefetch(row + (l * 16 < rowFloats ? l * 16 : rowFloats - 1), 0, 2);
+        if (++l == perRow) {
+            l = 0;
+            row += j->lda;
+        }
     }
 }
 
@@ -312,14 +319,14 @@ static void runPart(void *arg, long part) {
             size_t perChunk = (size_t)(bHi - bLo) * panelChunk;
             scratchB = ponder_scratch_grow(scratchB, &capB, perChunk * chunks);
             for (long c = 0; c < chunks; c++) {
-                long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax;
+                long k0 = c * j->kcMax, kc = chunkK(j, c);
                 packB(j, k0, kc, bLo, bHi, (char *)scratchB + c * perChunk);
             }
         }
         for (long rb = rLo; rb < rHi; rb++) {
             long i0 = rb * SMC, i1 = i0 + SMC < j->m ? i0 + SMC : j->m, rows = i1 - i0;
             for (long c = 0; c < chunks; c++) {
-                long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax, pairs = (kc + 1) / 2;
+                long k0 = c * j->kcMax, kc = chunkK(j, c), pairs = (kc + 1) / 2;
                 int first = c == 0;
                 const float *af = NULL;
                 const uint32_t *ab = NULL;
@@ -347,10 +354,9 @@ static void runPart(void *arg, long part) {
                 }
                 // The block after this one, in this loop's order, fetched a slice per panel.
                 long nrb = c + 1 < chunks ? rb : rb + 1, nc = c + 1 < chunks ? c + 1 : 0;
-                long ni0 = nrb * SMC, nk0 = nc * j->kcMax;
-                long nrows = j->m - ni0 < SMC ? j->m - ni0 : SMC, nkc = j->k - nk0 < j->kcMax ? j->k - nk0 : j->kcMax;
+                long ni0 = nrb * SMC, nrows = j->m - ni0 < SMC ? j->m - ni0 : SMC;
                 for (long p = bLo; p < bHi; p++) {
-                    if (nrb < rHi) prefetchA(j, ni0, nrows, nk0, nkc, p - bLo, bHi - bLo);
+                    if (nrb < rHi) prefetchA(j, ni0, nrows, nc * j->kcMax, chunkK(j, nc), p - bLo, bHi - bLo);
                     long cols = j->n - p * 32 < 32 ? j->n - p * 32 : 32;
                     float *cp = j->c + i0 * j->ldc + p * 32;
                     const void *bp = panelAt(j, scratchB, c, p, bLo, bHi, kc);
@@ -389,7 +395,7 @@ static void packPart(void *arg, long part) {
     SJob *j = arg;
     long lo = j->panels * part / j->parts, hi = j->panels * (part + 1) / j->parts, pairsMax = (j->kcMax + 1) / 2;
     for (long c = 0; c * j->kcMax < j->k; c++) {
-        long k0 = c * j->kcMax, kc = j->k - k0 < j->kcMax ? j->k - k0 : j->kcMax;
+        long k0 = c * j->kcMax, kc = chunkK(j, c);
         void *dst = j->bf16 ? (void *)((uint16_t *)j->shared + (c * j->panels * pairsMax + lo * ((kc + 1) / 2)) * 64)
                             : (void *)((float *)j->shared + (c * j->panels * j->kcMax + lo * kc) * 32);
         packB(j, k0, kc, lo, hi, dst);
