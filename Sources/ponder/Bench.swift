@@ -32,18 +32,24 @@ struct BenchOutput: ParsableArguments {
 
     func emit(_ fields: KeyValuePairs<String, Any>, text: String) { emit(fields.map { ($0.key, $0.value) }, text: text) }
 
-    /// `emit` for fields assembled at run time, in their order, after the CPU's (`BenchCPU`).
+    /// One JSON object: the CPU's field (`BenchCPU`), then `fields` in their order; doubles to four
+    /// significant digits.
+    static func jsonRow(_ fields: [(String, Any)]) -> String {
+        var parts = [BenchCPU.jsonField]
+        for (k, v) in fields {
+            switch v {
+            case let s as String: parts.append(JSONText.string(k) + ":" + JSONText.string(s))
+            case let d as Double: parts.append(JSONText.string(k) + ":" + String(format: "%.4g", d))
+            default: parts.append(JSONText.string(k) + ":\(v)")
+            }
+        }
+        return "{" + parts.joined(separator: ",") + "}"
+    }
+
+    /// `emit` for fields assembled at run time, in their order, after the CPU's.
     func emit(_ fields: [(String, Any)], text: String) {
         if json {
-            var parts = [BenchCPU.jsonField]
-            for (k, v) in fields {
-                switch v {
-                case let s as String: parts.append(JSONText.string(k) + ":" + JSONText.string(s))
-                case let d as Double: parts.append(JSONText.string(k) + ":" + String(format: "%.4g", d))
-                default: parts.append(JSONText.string(k) + ":\(v)")
-                }
-            }
-            print("{" + parts.joined(separator: ",") + "}")
+            print(Self.jsonRow(fields))
         } else {
             BenchCPU.nameOnce()
             print(text)

@@ -376,11 +376,16 @@ struct BenchGRPO: ParsableCommand {
         // The update's layers' tokens over its rows' real tokens (1 where rows do not share prefixes).
         let distinctFraction = distinct.isEmpty ? 1 : distinct.reduce(0, +) / Double(distinct.count)
         if json {
-            print(String(format: "{%@,\"bench\":\"grpo\",\"task\":\"%@\",\"mean_completion_tokens\":%.4g,\"params\":%d,\"d\":%d,\"layers\":%d,\"prompts\":%d,\"G\":%d,\"new_tokens\":%d,\"step_s\":%.4g,\"sample_s\":%.4g,\"update_s\":%.4g,\"completions_per_s\":%.4g,\"completion_tokens_per_s\":%.4g,\"threads\":%d,\"ranks\":%d,\"gradient_sum_s\":%.4g,\"kernel\":\"%@\",\"decode_kernels\":\"%@\",\"precision\":\"%@\",\"lora_rank\":%d,\"gradient_checkpointing\":%@,\"gflop\":%.4g,\"gflops\":%.4g,\"update_distinct_prefix_fraction\":%.4g,\"peak_rss_mib\":%.0f}",
-                         BenchCPU.jsonField as NSString, (task ?? "") as NSString, meanLength, policy.config.parameterCount, policy.config.dModel, policy.config.layers, prompts, g, new, median, sample, update, completions / median,
-                         completions * meanLength / median, Parallel.threads, comm.size, reduce, BLAS.info.kernel as NSString,
-                         NativeKernels.name as NSString, BLAS.precision.rawValue as NSString, loraRank, (gradientCheckpointing ? "true" : "false") as NSString,
-                         gflop, gflop / median, distinctFraction, peakResidentMiB()))
+            print(BenchOutput.jsonRow([
+                ("bench", "grpo"), ("task", task ?? ""), ("mean_completion_tokens", meanLength), ("params", policy.config.parameterCount),
+                ("d", policy.config.dModel), ("layers", policy.config.layers), ("prompts", prompts), ("G", g), ("new_tokens", new),
+                ("step_s", median), ("sample_s", sample), ("update_s", update), ("completions_per_s", completions / median),
+                ("completion_tokens_per_s", completions * meanLength / median), ("threads", Parallel.threads), ("ranks", comm.size),
+                ("gradient_sum_s", reduce), ("kernel", BLAS.info.kernel), ("decode_kernels", NativeKernels.name),
+                ("precision", BLAS.precision.rawValue), ("lora_rank", loraRank), ("gradient_checkpointing", gradientCheckpointing),
+                ("gflop", gflop), ("gflops", gflop / median), ("update_distinct_prefix_fraction", distinctFraction),
+                ("peak_rss_mib", peakResidentMiB()),
+            ]))
         } else {
             BenchCPU.nameOnce()
             let work = task.map { String(format: "%@ problems, mean %.1f of at most %d tokens", $0 as NSString, meanLength, new) } ?? "\(new) tokens"
